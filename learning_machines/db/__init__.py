@@ -1,0 +1,96 @@
+"""Backends: where learnings live.
+
+``SqliteDb`` is the embedded default (a file, or ``":memory:"``); ``PostgresDb`` is the production
+backend (PostgreSQL full-text search and pgvector; ``pip install "learning-machines[postgres]"``).
+Both implement the same contract, :class:`Db`: operations as typed data run in one transaction.
+"""
+
+from ._base import Db
+from ._fusion import zscore_fuse
+from ._ops import (
+    AppendMessage,
+    ClaimWork,
+    CountLearnings,
+    CountWork,
+    DeleteLearnings,
+    EnqueueWork,
+    FailWork,
+    FinishWork,
+    GetLearnings,
+    GetProposal,
+    ListEmbedders,
+    ListHistory,
+    ListLearnings,
+    ListMessages,
+    ListProposals,
+    ListWork,
+    MarkRecalled,
+    Op,
+    PurgeUser,
+    PutLearning,
+    PutProposal,
+    SearchLearnings,
+    SetEmbeddings,
+)
+from ._postgres import PostgresDb
+from ._records import (
+    GLOBAL_NAMESPACE,
+    PRIVATE_NAMESPACE,
+    Change,
+    HistoryEntry,
+    Learning,
+    LearningFilter,
+    Message,
+    PendingWork,
+    Proposal,
+    ScoredLearning,
+    content_hash,
+    new_id,
+    normalize_text,
+    utcnow,
+)
+from ._sqlite import SqliteDb
+
+__all__ = [
+    "GLOBAL_NAMESPACE",
+    "PRIVATE_NAMESPACE",
+    "AppendMessage",
+    "Change",
+    "ClaimWork",
+    "CountLearnings",
+    "CountWork",
+    "Db",
+    "DeleteLearnings",
+    "EnqueueWork",
+    "FailWork",
+    "FinishWork",
+    "GetLearnings",
+    "GetProposal",
+    "HistoryEntry",
+    "Learning",
+    "LearningFilter",
+    "ListEmbedders",
+    "ListHistory",
+    "ListLearnings",
+    "ListMessages",
+    "ListProposals",
+    "ListWork",
+    "MarkRecalled",
+    "Message",
+    "Op",
+    "PendingWork",
+    "PostgresDb",
+    "Proposal",
+    "PurgeUser",
+    "PutLearning",
+    "PutProposal",
+    "ScoredLearning",
+    "SearchLearnings",
+    "SetEmbeddings",
+    "SqliteDb",
+    "content_hash",
+    "new_id",
+    "normalize_text",
+    "utcnow",
+    "zscore_fuse",
+]

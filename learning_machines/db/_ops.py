@@ -1,0 +1,358 @@
+"""Operations on a backend, as typed data.
+
+Every read and write a store or the machine makes is one of these frozen dataclasses. A backend
+implements a single method, :meth:`~learning_machines.db.Db._execute`, that runs a list of them in
+one transaction. ``Op[T]`` says that running the op returns a ``T``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from ._records import (
+    Change,
+    HistoryEntry,
+    Learning,
+    LearningFilter,
+    Message,
+    PendingWork,
+    Proposal,
+    ProposalStatus,
+    ScoredLearning,
+    WorkStatus,
+)
+
+__all__ = [
+    "AppendMessage",
+    "ClaimWork",
+    "CountLearnings",
+    "CountWork",
+    "DeleteLearnings",
+    "EnqueueWork",
+    "FailWork",
+    "FinishWork",
+    "GetLearnings",
+    "GetProposal",
+    "ListEmbedders",
+    "ListHistory",
+    "ListLearnings",
+    "ListMessages",
+    "ListProposals",
+    "ListWork",
+    "MarkRecalled",
+    "Op",
+    "PurgeUser",
+    "PutLearning",
+    "PutProposal",
+    "SearchLearnings",
+    "SetEmbeddings",
+]
+
+T = TypeVar("T")
+
+
+class Op(Generic[T]):
+    """Base of every operation; ``T`` is what running it returns."""
+
+    __slots__ = ()
+
+
+# --- learnings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PutLearning(Op[Learning]):
+    """Insert a learning, or replace the row with the same id; records ``change`` in its history.
+
+    The history entry keeps the previous row, so nothing is ever lost by a put.
+    """
+
+    learning: Learning
+    """The full new row."""
+    change: Change
+    """Why, and who, for the history."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetLearnings(Op[list[Learning]]):
+    """Rows with these ids, in the order given (missing ids are skipped), whatever their status.
+
+    Reads through a filter: a row the filter's namespace rule hides is skipped like a missing one.
+    """
+
+    ids: tuple[str, ...]
+    """Ids to get."""
+    filter: LearningFilter
+    """Isolation still applies (use ``LearningFilter(namespaces=..., reader_user_id=...)``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListLearnings(Op[list[Learning]]):
+    """Rows matching a filter, newest first (by ``order_by``), deterministic ties by id."""
+
+    filter: LearningFilter
+    """Which rows."""
+    limit: int | None = 100
+    """At most this many; ``None`` for all."""
+    offset: int = 0
+    """Skip this many first."""
+    order_by: Literal["created_at", "updated_at", "valid_from"] = "updated_at"
+    """Column to order by, descending."""
+    ascending: bool = False
+    """Oldest first instead."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountLearnings(Op[int]):
+    """Number of rows matching a filter."""
+
+    filter: LearningFilter
+    """Which rows."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchLearnings(Op[list[ScoredLearning]]):
+    """Hybrid search: keyword (BM25 / tsvector) and vector candidates fused into one ranking.
+
+    The filter is applied inside both candidate queries, so a user with few rows among millions
+    still gets their top ``limit``. Fusion is z-score normalised and weighted
+    (``keyword_weight`` for keyword, ``1 - keyword_weight`` for vector), as measured on LoCoMo.
+    """
+
+    filter: LearningFilter
+    """Which rows may be found."""
+    query: str
+    """Text of the query (keyword side)."""
+    vector: tuple[float, ...] | None = None
+    """Query embedding (vector side); ``None`` searches by keyword only."""
+    embedder: str | None = None
+    """Name of the embedder of ``vector``; rows embedded by another one raise an error."""
+    limit: int = 10
+    """Results to return."""
+    method: Literal["hybrid", "keyword", "vector"] = "hybrid"
+    """Which signals to use."""
+    keyword_weight: float = 0.3
+    """Weight of the keyword side in hybrid fusion."""
+    candidates: int = 50
+    """Candidates taken from each side before fusion."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteLearnings(Op[int]):
+    """Delete rows by id (hard delete; their history keeps the old row). Returns rows deleted."""
+
+    ids: tuple[str, ...]
+    """Ids to delete."""
+    change: Change
+    """Why, and who, for the history."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MarkRecalled(Op[None]):
+    """Count a recall of these learnings (a decay signal). Does not touch ``updated_at``."""
+
+    ids: tuple[str, ...]
+    """Ids recalled."""
+    at: datetime
+    """When."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListEmbedders(Op[dict[str, int]]):
+    """Embedder names in use among rows matching the filter, with their row counts."""
+
+    filter: LearningFilter = field(default_factory=lambda: LearningFilter(namespaces=None))
+    """Which rows (defaults to shared namespaces only; pass ``namespaces=()``-free filters)."""
+    all_rows: bool = False
+    """Count every row of every namespace, ignoring the filter (maintenance only)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetEmbeddings(Op[int]):
+    """Replace the embeddings of rows (re-embedding). Returns rows updated."""
+
+    vectors: tuple[tuple[str, tuple[float, ...]], ...]
+    """``(learning_id, vector)`` pairs."""
+    embedder: str
+    """Name of the embedder that made them."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListHistory(Op[list[HistoryEntry]]):
+    """The recorded changes of one learning, oldest first."""
+
+    learning_id: str
+    """The learning."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgeUser(Op[dict[str, int]]):
+    """Forget a user: delete every private row of theirs in every table.
+
+    Deletes their private learnings, the history of those, their messages, pending work and
+    proposals. Shared-namespace learnings they authored are kept but lose the link to them
+    (``user_id`` and provenance cleared) unless ``delete_shared`` is set. Returns counts per table.
+    """
+
+    user_id: str
+    """The user to forget."""
+    delete_shared: bool = False
+    """Also delete shared-namespace learnings they authored."""
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppendMessage(Op[Message]):
+    """Store a finished turn of a session."""
+
+    message: Message
+    """The turn."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListMessages(Op[list[Message]]):
+    """The last ``limit`` turns of a session, oldest first. Only the session owner's turns."""
+
+    session_id: str
+    """The session."""
+    user_id: str | None
+    """The reading user; turns of another user's session with the same id are never returned."""
+    limit: int | None = 50
+    """At most this many (the most recent)."""
+
+
+# --- pending work -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnqueueWork(Op[PendingWork]):
+    """Add pending work; with a ``dedupe_key`` already present, returns the existing item."""
+
+    work: PendingWork
+    """The item."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimWork(Op[list[PendingWork]]):
+    """Atomically claim claimable items (pending and due, or running with an expired lease).
+
+    Two workers never claim the same item at once. Claiming increments ``attempts``.
+    """
+
+    worker_id: str
+    """Who claims."""
+    kinds: tuple[str, ...] | None = None
+    """Only these kinds."""
+    limit: int = 1
+    """At most this many."""
+    lease_seconds: float = 300.0
+    """After this long without finishing, the item is claimable again."""
+    now: datetime | None = None
+    """Current time (tests may set it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinishWork(Op[None]):
+    """Mark a claimed item done."""
+
+    id: str
+    """The item."""
+    worker_id: str
+    """Who finished it (must hold the claim)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailWork(Op[PendingWork]):
+    """Record a failure: back to pending at ``retry_at``, or parked as failed when out of tries."""
+
+    id: str
+    """The item."""
+    worker_id: str
+    """Who failed it (must hold the claim)."""
+    error: str
+    """What went wrong, for people."""
+    raw_output: str | None = None
+    """What the model said, if its output was the problem."""
+    retry_at: datetime | None = None
+    """When to try again; ``None`` parks it as failed now."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListWork(Op[list[PendingWork]]):
+    """Pending work items, oldest first."""
+
+    statuses: tuple[WorkStatus, ...] | None = None
+    """Only these statuses."""
+    kinds: tuple[str, ...] | None = None
+    """Only these kinds."""
+    limit: int | None = 100
+    """At most this many."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountWork(Op[int]):
+    """Number of items with these statuses."""
+
+    statuses: tuple[WorkStatus, ...] = ("pending", "running")
+    """Which statuses."""
+    kinds: tuple[str, ...] | None = None
+    """Only these kinds."""
+
+
+# --- proposals --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class PutProposal(Op[Proposal]):
+    """Insert or update a proposal.
+
+    With ``expected_status`` set, the update happens only if the stored status still equals it;
+    otherwise :class:`~learning_machines.exceptions.ValidationError` is raised (two reviewers
+    deciding at once: one wins, the other is told).
+    """
+
+    proposal: Proposal
+    """The full row."""
+    expected_status: ProposalStatus | None = None
+    """Status the stored row must have for the update to apply."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetProposal(Op[Proposal | None]):
+    """One proposal by id."""
+
+    id: str
+    """The proposal."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListProposals(Op[list[Proposal]]):
+    """Proposals, newest first."""
+
+    statuses: tuple[ProposalStatus, ...] | None = ("pending",)
+    """Only these statuses (``None`` for all)."""
+    user_id: str | None = None
+    """Only these proposed in this user's turns."""
+    session_id: str | None = None
+    """Only these proposed in this session."""
+    store: str | None = None
+    """Only these for this store slot."""
+    mode: str | None = None
+    """Only ``propose`` or only ``hitl``."""
+    limit: int | None = 100
+    """At most this many."""
+
+
+OPS_RETURNING_NONE: tuple[type[Op[None]], ...] = (MarkRecalled, FinishWork)
+
+
+def check_ops(ops: Sequence[Op[object]]) -> None:
+    """Raise ``TypeError`` if anything in ``ops`` is not an operation."""
+    for op in ops:
+        if not isinstance(op, Op):
+            raise TypeError(f"{op!r} is not a learning_machines.db operation")
