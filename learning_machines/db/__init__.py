@@ -5,6 +5,8 @@ backend (PostgreSQL full-text search and pgvector; ``pip install "learning-machi
 Both implement the same contract, :class:`Db`: operations as typed data run in one transaction.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._base import Db
 from ._fusion import zscore_fuse
 from ._ops import (
@@ -32,7 +34,6 @@ from ._ops import (
     SearchLearnings,
     SetEmbeddings,
 )
-from ._postgres import PostgresDb
 from ._records import (
     GLOBAL_NAMESPACE,
     PRIVATE_NAMESPACE,
@@ -50,6 +51,19 @@ from ._records import (
     utcnow,
 )
 from ._sqlite import SqliteDb
+
+if TYPE_CHECKING:
+    from ._postgres import PostgresDb
+
+
+def __getattr__(name: str) -> Any:
+    # PostgresDb needs the optional ``postgres`` extra (psycopg); import it only when asked for,
+    # so ``import learning_machines.db`` works with the base install.
+    if name == "PostgresDb":
+        from ._postgres import PostgresDb
+
+        return PostgresDb
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "GLOBAL_NAMESPACE",
