@@ -33,6 +33,7 @@ from ._ops import (
     PutProposal,
     SearchLearnings,
     SetEmbeddings,
+    UpdateWork,
 )
 from ._records import (
     GLOBAL_NAMESPACE,
@@ -102,6 +103,7 @@ __all__ = [
     "SearchLearnings",
     "SetEmbeddings",
     "SqliteDb",
+    "UpdateWork",
     "content_hash",
     "new_id",
     "normalize_text",

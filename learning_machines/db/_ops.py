@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from ._records import (
     Change,
@@ -49,6 +49,7 @@ __all__ = [
     "PutProposal",
     "SearchLearnings",
     "SetEmbeddings",
+    "UpdateWork",
 ]
 
 T = TypeVar("T")
@@ -264,6 +265,22 @@ class FinishWork(Op[None]):
     """The item."""
     worker_id: str
     """Who finished it (must hold the claim)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateWork(Op[PendingWork]):
+    """Replace the payload of a claimed item (progress, so a retry resumes instead of redoing).
+
+    Raises :class:`~learning_machines.exceptions.NotFoundError` if ``worker_id`` no longer holds
+    the claim.
+    """
+
+    id: str
+    """The item."""
+    worker_id: str
+    """Who holds the claim."""
+    payload: dict[str, Any]
+    """The new payload."""
 
 
 @dataclass(frozen=True, kw_only=True)
