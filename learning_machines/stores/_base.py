@@ -1,0 +1,132 @@
+"""What the built-in stores share: config fields, binding to the machine, sync wrappers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._modes import LearningMode
+from .._sync import run_sync
+from ..db import PRIVATE_NAMESPACE, LearningFilter
+from ..exceptions import ConfigurationError
+from ._gate import WriteGate
+
+if TYPE_CHECKING:
+    from .._messages import ChatMessage
+    from ..db import Db
+    from ..embedders import Embedder
+    from ._protocol import StoreResources
+
+__all__ = ["BaseStore", "StoreConfig"]
+
+
+@dataclass(kw_only=True)
+class StoreConfig:
+    """Settings every built-in store has. Store configs subclass this."""
+
+    mode: LearningMode = LearningMode.BACKGROUND
+    """How the store learns (see :class:`~learning_machines.LearningMode`)."""
+    namespace: str = PRIVATE_NAMESPACE
+    """Where it writes: ``"user"`` (private to the turn's user), ``"global"``, or a shared name."""
+    read_namespaces: tuple[str, ...] = ()
+    """Extra namespaces it reads besides ``namespace`` (e.g. ``("global",)``)."""
+    max_tokens: int = 500
+    """Token budget of this store's block in the system prompt."""
+
+
+class BaseStore:
+    """Base of the built-in stores: binding, scoping, sync wrappers over the async core.
+
+    Subclasses set ``learning_type`` and ``supported_modes`` and implement ``arecall``,
+    ``build_context``, ``aprocess`` (or ``extraction``/``aapply_extraction``), ``apply_write`` and
+    ``get_tools``.
+    """
+
+    learning_type: ClassVar[str] = "base"
+    supported_modes: ClassVar[frozenset[LearningMode]] = frozenset(LearningMode)
+    #: Context keys a turn must carry for this store to work.
+    required_context: ClassVar[tuple[str, ...]] = ("user_id",)
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self._resources: StoreResources | None = None
+        if config.mode not in self.supported_modes:
+            raise ConfigurationError(
+                f"{type(self).__name__} cannot learn in mode {config.mode.name}; it supports "
+                f"{', '.join(sorted(m.name for m in self.supported_modes))}."
+            )
+
+    # --- binding -----------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> LearningMode:
+        """The store's learning mode."""
+        return self.config.mode
+
+    def bind(self, resources: StoreResources) -> None:
+        """Attach the machine's db, embedder and write gate (called once by the machine)."""
+        self._resources = resources
+
+    @property
+    def resources(self) -> StoreResources:
+        """The machine's resources; raises if the store is used outside a machine."""
+        if self._resources is None:
+            raise ConfigurationError(
+                f"{type(self).__name__} is not attached to a LearningMachine: pass it to "
+                "LearningMachine(...) (or Agent(learning=...)) together with a db."
+            )
+        return self._resources
+
+    @property
+    def db(self) -> Db:
+        """The machine's backend."""
+        return self.resources.db
+
+    @property
+    def embedder(self) -> Embedder:
+        """The machine's embedder."""
+        return self.resources.embedder
+
+    @property
+    def gate(self) -> WriteGate:
+        """The write gate enforcing this store's mode."""
+        return self.resources.gate
+
+    # --- scoping -----------------------------------------------------------------------------
+
+    def require_context(self, context: Mapping[str, Any]) -> None:
+        """Raise :class:`ConfigurationError` if a required context key is missing."""
+        missing = [key for key in self.required_context if not context.get(key)]
+        if missing:
+            raise ConfigurationError(
+                f"{type(self).__name__} needs {', '.join(missing)} for every turn: pass "
+                f"{', '.join(f'{k}=...' for k in missing)} to run()/recall()/process()."
+            )
+
+    def read_filter(self, **context: Any) -> LearningFilter:
+        """Filter for what this store may read in this turn (own + extra namespaces)."""
+        namespaces = (self.config.namespace, *self.config.read_namespaces)
+        return LearningFilter(
+            namespaces=tuple(dict.fromkeys(namespaces)),
+            reader_user_id=context.get("user_id"),
+            learning_types=(self.learning_type,),
+        )
+
+    # --- sync wrappers over the async core ----------------------------------------------------
+
+    async def arecall(self, **context: Any) -> Any:
+        """What is relevant for this turn (override)."""
+        raise NotImplementedError
+
+    async def aprocess(self, messages: Sequence[ChatMessage], **context: Any) -> None:
+        """Learn from a finished turn (override, or rely on the machine's shared extraction)."""
+        raise NotImplementedError
+
+    def recall(self, **context: Any) -> Any:
+        """Sync :meth:`arecall`."""
+        return run_sync(self.arecall(**context))
+
+    def process(self, messages: Sequence[ChatMessage], **context: Any) -> None:
+        """Sync :meth:`aprocess`."""
+        run_sync(self.aprocess(messages, **context))
