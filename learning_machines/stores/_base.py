@@ -113,6 +113,19 @@ class BaseStore:
             learning_types=(self.learning_type,),
         )
 
+    async def query_vector(self, context: Mapping[str, Any]) -> tuple[float, ...] | None:
+        """Embedding of the turn's ``message``: the machine's precomputed ``query_vector`` when
+        present (one embedding per turn for all stores), otherwise computed here."""
+        vector = context.get("query_vector")
+        if vector is not None:
+            return tuple(vector)
+        message = context.get("message")
+        if not message:
+            return None
+        from ..embedders import aembed
+
+        return tuple(float(x) for x in (await aembed(self.embedder, [str(message)]))[0])
+
     # --- sync wrappers over the async core ----------------------------------------------------
 
     async def arecall(self, **context: Any) -> Any:
