@@ -1,0 +1,479 @@
+"""The learning operations of the SQLite backend, run on a connection inside a transaction.
+
+Each function takes the open connection (a transaction is already begun), the operation, and
+the backend's :class:`~learning_machines.db._vector_index.VectorCache`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import EmbedderMismatchError, ValidationError
+from ._fusion import zscore_fuse
+from ._ops import (
+    CountLearnings,
+    DeleteLearnings,
+    GetLearnings,
+    ListEmbedders,
+    ListHistory,
+    ListLearnings,
+    MarkRecalled,
+    PurgeUser,
+    PutLearning,
+    SearchLearnings,
+    SetEmbeddings,
+)
+from ._records import (
+    PRIVATE_NAMESPACE,
+    Change,
+    HistoryEntry,
+    Learning,
+    LearningFilter,
+    LearningStatus,
+    ScoredLearning,
+    new_id,
+    utcnow,
+)
+from ._sqlite_rows import (
+    LEARNING_COLUMNS,
+    enc_time,
+    encode_vector,
+    fts_query,
+    learning_params,
+    learning_snapshot,
+    row_to_history,
+    row_to_learning,
+    to_json,
+)
+from ._vector_index import VectorCache
+from ._where import filter_where
+
+__all__ = [
+    "count_learnings",
+    "delete_learnings",
+    "get_learnings",
+    "list_embedders",
+    "list_history",
+    "list_learnings",
+    "mark_recalled",
+    "purge_user",
+    "put_learning",
+    "search_learnings",
+    "set_embeddings",
+]
+
+_CHUNK = 500
+_ALL_STATUSES: tuple[LearningStatus, ...] = ("active", "archived", "superseded")
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _where(f: LearningFilter) -> tuple[str, list[Any]]:
+    return filter_where(
+        f,
+        param="?",
+        alias="l",
+        time=enc_time,
+        json_text=lambda column, key: f"json_extract({column}, '$.{key}')",
+    )
+
+
+def next_seq(conn: sqlite3.Connection) -> int:
+    """Take the next value of the write sequence (see ``_vector_index``)."""
+    rows = conn.execute(
+        "UPDATE lm_counters SET value = value + 1 WHERE name = 'seq' RETURNING value"
+    ).fetchall()
+    return int(rows[0][0])
+
+
+def _record(
+    conn: sqlite3.Connection,
+    learning_id: str,
+    change: Change,
+    old: Learning | None,
+    new: Learning | None,
+) -> None:
+    owner = new.user_id if new is not None else old.user_id if old is not None else None
+    conn.execute(
+        "INSERT INTO learning_history (id, learning_id, action, old, new, actor, reason, turn_id,"
+        " user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            new_id(),
+            learning_id,
+            change.action,
+            None if old is None else to_json(learning_snapshot(old), "history"),
+            None if new is None else to_json(learning_snapshot(new), "history"),
+            to_json(change.actor, "Change.actor"),
+            change.reason,
+            change.turn_id,
+            owner,
+            enc_time(utcnow()),
+        ),
+    )
+
+
+def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> Learning | None:
+    row = conn.execute("SELECT * FROM learnings WHERE id = ?", (learning_id,)).fetchone()
+    return None if row is None else row_to_learning(row)
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+_UPSERT = (
+    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, seq) "
+    f"VALUES ({_marks(len(LEARNING_COLUMNS) + 1)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*LEARNING_COLUMNS[1:], "seq"))
+)
+
+
+def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: VectorCache) -> Learning:
+    """Insert or replace a learning and record the change with the previous row."""
+    x = op.learning
+    if x.namespace == PRIVATE_NAMESPACE and x.user_id is None:
+        raise ValidationError(
+            "A learning in the private namespace 'user' needs its owner: set user_id=..."
+        )
+    if x.embedding is not None and x.embedder is None:
+        raise ValidationError("A learning with an embedding must name its embedder (embedder=...).")
+    params = learning_params(x)
+    old = _get_by_id(conn, x.id)
+    conn.execute(_UPSERT, [*params, next_seq(conn)])
+    _record(conn, x.id, op.change, old, x)
+    return x
+
+
+def delete_learnings(conn: sqlite3.Connection, op: DeleteLearnings, cache: VectorCache) -> int:
+    """Hard-delete learnings; their history keeps the old rows."""
+    deleted = 0
+    for learning_id in dict.fromkeys(op.ids):
+        old = _get_by_id(conn, learning_id)
+        if old is None:
+            continue
+        conn.execute("DELETE FROM learnings WHERE id = ?", (learning_id,))
+        _record(conn, learning_id, op.change, old, None)
+        deleted += 1
+    return deleted
+
+
+def mark_recalled(conn: sqlite3.Connection, op: MarkRecalled, cache: VectorCache) -> None:
+    """Count a recall; ``updated_at`` and the write sequence stay as they are."""
+    ids = list(dict.fromkeys(op.ids))
+    for chunk in _chunks(ids):
+        conn.execute(
+            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = ? "
+            f"WHERE id IN ({_marks(len(chunk))})",
+            [enc_time(op.at), *chunk],
+        )
+
+
+def set_embeddings(conn: sqlite3.Connection, op: SetEmbeddings, cache: VectorCache) -> int:
+    """Replace embeddings (re-embedding); returns the number of rows updated."""
+    updated = 0
+    for learning_id, vector in op.vectors:
+        cur = conn.execute(
+            "UPDATE learnings SET embedding = ?, embedder = ?, seq = ? WHERE id = ?",
+            (encode_vector(vector), op.embedder, next_seq(conn), learning_id),
+        )
+        updated += cur.rowcount
+    return updated
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def get_learnings(conn: sqlite3.Connection, op: GetLearnings, cache: VectorCache) -> list[Learning]:
+    """Rows by id in the order given, whatever their status, through the filter's isolation."""
+    ids = list(dict.fromkeys(op.ids))
+    f = dataclasses.replace(op.filter, ids=None, statuses=_ALL_STATUSES)
+    w, params = _where(f)
+    found: dict[str, Learning] = {}
+    for chunk in _chunks(ids):
+        rows = conn.execute(
+            f"SELECT * FROM learnings l WHERE l.id IN ({_marks(len(chunk))}) AND {w}",
+            [*chunk, *params],
+        )
+        for row in rows:
+            found[row["id"]] = row_to_learning(row)
+    return [found[i] for i in op.ids if i in found]
+
+
+def list_learnings(
+    conn: sqlite3.Connection, op: ListLearnings, cache: VectorCache
+) -> list[Learning]:
+    """Rows matching the filter, ordered by ``order_by`` (NULLs last), ties by id."""
+    w, params = _where(op.filter)
+    direction = "ASC" if op.ascending else "DESC"
+    rows = conn.execute(
+        f"SELECT * FROM learnings l WHERE {w} "
+        f"ORDER BY l.{op.order_by} {direction} NULLS LAST, l.id ASC LIMIT ? OFFSET ?",
+        [*params, -1 if op.limit is None else op.limit, op.offset],
+    )
+    return [row_to_learning(row) for row in rows]
+
+
+def count_learnings(conn: sqlite3.Connection, op: CountLearnings, cache: VectorCache) -> int:
+    """Count the rows matching the filter."""
+    w, params = _where(op.filter)
+    (n,) = conn.execute(f"SELECT COUNT(*) FROM learnings l WHERE {w}", params).fetchone()
+    return int(n)
+
+
+def list_embedders(
+    conn: sqlite3.Connection, op: ListEmbedders, cache: VectorCache
+) -> dict[str, int]:
+    """Embedder names among the rows (with an embedding) matching the filter, with counts."""
+    w, params = ("1 = 1", []) if op.all_rows else _where(op.filter)
+    rows = conn.execute(
+        f"SELECT l.embedder, COUNT(*) FROM learnings l WHERE {w} AND l.embedding IS NOT NULL "
+        "AND l.embedder IS NOT NULL GROUP BY l.embedder ORDER BY l.embedder",
+        params,
+    )
+    return {name: int(n) for name, n in rows}
+
+
+def list_history(
+    conn: sqlite3.Connection, op: ListHistory, cache: VectorCache
+) -> list[HistoryEntry]:
+    """Return the changes of one learning, oldest first."""
+    rows = conn.execute(
+        "SELECT * FROM learning_history WHERE learning_id = ? ORDER BY pk",
+        (op.learning_id,),
+    )
+    return [row_to_history(row) for row in rows]
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+def _keyword_candidates(
+    conn: sqlite3.Connection, query: str, w: str, params: list[Any], n: int
+) -> dict[int, float]:
+    match = fts_query(query)
+    if match is None:
+        return {}
+    rows = conn.execute(
+        "SELECT l.pk, bm25(learnings_fts) AS kw FROM learnings_fts "
+        "JOIN learnings l ON l.pk = learnings_fts.rowid "
+        f"WHERE learnings_fts MATCH ? AND {w} ORDER BY kw, l.pk LIMIT ?",
+        [match, *params, n],
+    )
+    # FTS5's bm25() is "lower is better"; callers get "higher is better".
+    return {int(pk): -float(kw) for pk, kw in rows}
+
+
+def _check_embedders(
+    conn: sqlite3.Connection, op: SearchLearnings, w: str, params: list[Any]
+) -> str | None:
+    """Return the embedder to score with (``None``: no row in scope has an embedding)."""
+    names = {
+        name
+        for (name,) in conn.execute(
+            f"SELECT DISTINCT l.embedder FROM learnings l WHERE {w} AND l.embedding IS NOT NULL",
+            params,
+        )
+    }
+    if not names:
+        return None
+    wanted = op.embedder
+    if wanted is None and len(names) == 1:
+        wanted = next(iter(names))
+    others = sorted(str(n) for n in names if n != wanted)
+    if others:
+        raise EmbedderMismatchError(
+            f"Rows in this scope were embedded by {', '.join(others)}, but the query vector comes "
+            f"from {wanted!r}; similarities between different models are meaningless. Re-embed "
+            f"those rows with {wanted!r} (learning-machines reembed, i.e. SetEmbeddings), or "
+            f"search with the embedder they were made with."
+        )
+    return wanted or ""
+
+
+def refresh_cache(conn: sqlite3.Connection, cache: VectorCache) -> None:
+    """Feed ``cache`` the rows written (by any connection or process) since it last looked."""
+    (current,) = conn.execute("SELECT value FROM lm_counters WHERE name = 'seq'").fetchone()
+    if current <= cache.seen_seq:
+        return
+    cur = conn.execute(
+        "SELECT pk, seq, embedder, embedding FROM learnings "
+        "WHERE seq > ? AND embedding IS NOT NULL ORDER BY seq",
+        (cache.seen_seq,),
+    )
+    while batch := cur.fetchmany(20_000):
+        cache.apply(batch, up_to_seq=0)
+    cache.apply((), up_to_seq=int(current))
+
+
+def _vector_candidates(
+    conn: sqlite3.Connection,
+    op: SearchLearnings,
+    w: str,
+    params: list[Any],
+    n: int,
+    cache: VectorCache,
+) -> dict[int, float]:
+    assert op.vector is not None
+    embedder = _check_embedders(conn, op, w, params)
+    if embedder is None:
+        return {}
+    query = np.asarray(op.vector, dtype=np.float32)
+    refresh_cache(conn, cache)
+    rows = conn.execute(
+        f"SELECT l.pk, l.seq FROM learnings l WHERE {w} AND l.embedding IS NOT NULL", params
+    ).fetchall()
+    pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+    scores, missing = cache.score(embedder, query, pks, seqs)
+    if len(missing):
+        # Not cached at this snapshot's version (another thread refreshed past it): read them.
+        q = query / (float(np.linalg.norm(query)) or 1.0)
+        by_pk: dict[int, bytes] = {}
+        for chunk in _chunks(pks[missing].tolist()):
+            by_pk.update(
+                conn.execute(
+                    f"SELECT pk, embedding FROM learnings WHERE pk IN ({_marks(len(chunk))})",
+                    chunk,
+                ).fetchall()
+            )
+        for i in missing.tolist():
+            vector = np.frombuffer(by_pk[int(pks[i])], dtype="<f4")
+            if len(vector) != len(q):
+                raise ValidationError(
+                    f"The query vector has {len(q)} dimensions but stored vectors of embedder "
+                    f"{embedder!r} have {len(vector)}; embed the query with the same model."
+                )
+            norm = float(np.linalg.norm(vector)) or 1.0
+            scores[i] = float(vector @ q) / norm
+    top = np.argpartition(-scores, n - 1)[:n] if len(pks) > n else np.arange(len(pks))
+    return {int(pks[i]): float(scores[i]) for i in top.tolist()}
+
+
+def search_learnings(
+    conn: sqlite3.Connection, op: SearchLearnings, cache: VectorCache
+) -> list[ScoredLearning]:
+    """Hybrid search with the filter inside both candidate queries; see :class:`SearchLearnings`."""
+    if op.method == "vector" and op.vector is None:
+        raise ValidationError("method='vector' needs a query vector: pass vector=... and embedder.")
+    if op.limit <= 0:
+        return []
+    w, params = _where(op.filter)
+    n = max(op.candidates, op.limit)
+    keyword: dict[int, float] = {}
+    vector: dict[int, float] = {}
+    if op.method in ("keyword", "hybrid"):
+        keyword = _keyword_candidates(conn, op.query, w, params, n)
+    if op.method in ("vector", "hybrid") and op.vector is not None:
+        vector = _vector_candidates(conn, op, w, params, n, cache)
+    if op.method == "keyword":
+        ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
+    elif op.method == "vector":
+        ranked = sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))
+    else:
+        fused = zscore_fuse(
+            keyword={str(k): v for k, v in keyword.items()},
+            vector={str(k): v for k, v in vector.items()},
+            keyword_weight=op.keyword_weight,
+        )
+        ranked = [(int(k), score) for k, score in fused]
+    ranked = ranked[: op.limit]
+    if not ranked:
+        return []
+    pks = [pk for pk, _ in ranked]
+    rows = {
+        row["pk"]: row_to_learning(row)
+        for row in conn.execute(f"SELECT * FROM learnings WHERE pk IN ({_marks(len(pks))})", pks)
+    }
+    return [
+        ScoredLearning(
+            learning=rows[pk],
+            score=score,
+            keyword_score=keyword.get(pk),
+            vector_score=vector.get(pk),
+        )
+        for pk, score in ranked
+    ]
+
+
+# --- forget -----------------------------------------------------------------------------------
+
+
+def _scrub(value: Any, user_id: str) -> Any:
+    """``value`` without any mention of ``user_id`` (dicts naming them lose user and session)."""
+    if isinstance(value, dict):
+        names_user = user_id in value.values()
+        return {
+            k: _scrub(v, user_id)
+            for k, v in value.items()
+            if not (names_user and k in ("user_id", "session_id")) and v != user_id
+        }
+    if isinstance(value, list):
+        return [_scrub(v, user_id) for v in value if v != user_id]
+    return value
+
+
+def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> dict[str, int]:
+    """Forget a user everywhere; returns the number of rows changed per table."""
+    uid = op.user_id
+    needle = json.dumps(uid, ensure_ascii=False)
+    private = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM learnings WHERE namespace = ? AND user_id = ?", (PRIVATE_NAMESPACE, uid)
+        )
+    ]
+    # Shared rows authored by the user, or whose provenance names them.
+    linked = conn.execute(
+        "SELECT id, user_id, provenance FROM learnings WHERE namespace <> ? "
+        "AND (user_id = ? OR instr(provenance, ?) > 0)",
+        (PRIVATE_NAMESPACE, uid, needle),
+    ).fetchall()
+    authored = [
+        r["id"]
+        for r in linked
+        if r["user_id"] == uid or json.loads(r["provenance"]).get("user_id") == uid
+    ]
+    delete_ids = private + (authored if op.delete_shared else [])
+    for chunk in _chunks(delete_ids):
+        conn.execute(f"DELETE FROM learnings WHERE id IN ({_marks(len(chunk))})", chunk)
+    anonymized = 0
+    gone = set(delete_ids)
+    for r in linked:
+        if r["id"] in gone:
+            continue
+        provenance = _scrub(json.loads(r["provenance"]), uid)
+        conn.execute(
+            "UPDATE learnings SET user_id = CASE WHEN user_id = ? THEN NULL ELSE user_id END, "
+            "provenance = ? WHERE id = ?",
+            (uid, to_json(provenance, "provenance"), r["id"]),
+        )
+        anonymized += 1
+    history = 0
+    for chunk in _chunks(delete_ids):
+        history += conn.execute(
+            f"DELETE FROM learning_history WHERE learning_id IN ({_marks(len(chunk))})", chunk
+        ).rowcount
+    history += conn.execute(
+        "DELETE FROM learning_history WHERE user_id = ? OR instr(actor, ?) > 0 "
+        "OR instr(old, ?) > 0 OR instr(new, ?) > 0",
+        (uid, needle, needle, needle),
+    ).rowcount
+    counts = {
+        "learnings": len(delete_ids),
+        "learnings_anonymized": anonymized,
+        "learning_history": history,
+    }
+    for table in ("messages", "pending_work", "proposals"):
+        counts[table] = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (uid,)).rowcount
+    return counts

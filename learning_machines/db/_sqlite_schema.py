@@ -1,0 +1,223 @@
+"""Schema of the SQLite backend: an ordered list of migrations and the table that records them.
+
+Each migration is a list of SQL statements applied in one transaction; ``schema_version`` holds a
+row per applied migration. Opening an older database applies the missing ones, so a new column
+never needs a user to drop their database. Append new migrations at the end; never edit old ones.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+from ..exceptions import BackendError
+
+__all__ = ["MIGRATIONS", "migrate", "schema_version"]
+
+_M001_INITIAL = [
+    """
+    CREATE TABLE learnings (
+        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        learning_type TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        content TEXT NOT NULL,
+        search_text TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        user_id TEXT,
+        session_id TEXT,
+        agent_id TEXT,
+        team_id TEXT,
+        entity_id TEXT,
+        embedding BLOB,
+        embedder TEXT,
+        status TEXT NOT NULL,
+        valid_from TEXT,
+        valid_to TEXT,
+        superseded_by TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        recall_count INTEGER NOT NULL DEFAULT 0,
+        last_recalled_at TEXT,
+        feedback REAL NOT NULL DEFAULT 0,
+        provenance TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX learnings_scope ON learnings (namespace, user_id)",
+    "CREATE INDEX learnings_session ON learnings (session_id)",
+    "CREATE INDEX learnings_entity ON learnings (entity_id)",
+    "CREATE INDEX learnings_type ON learnings (learning_type)",
+    "CREATE INDEX learnings_hash ON learnings (content_hash)",
+    "CREATE INDEX learnings_status ON learnings (status)",
+    """
+    CREATE VIRTUAL TABLE learnings_fts USING fts5(
+        search_text, content='learnings', content_rowid='pk', tokenize='porter unicode61'
+    )
+    """,
+    """
+    CREATE TRIGGER learnings_fts_insert AFTER INSERT ON learnings BEGIN
+        INSERT INTO learnings_fts (rowid, search_text) VALUES (new.pk, new.search_text);
+    END
+    """,
+    """
+    CREATE TRIGGER learnings_fts_delete AFTER DELETE ON learnings BEGIN
+        INSERT INTO learnings_fts (learnings_fts, rowid, search_text)
+        VALUES ('delete', old.pk, old.search_text);
+    END
+    """,
+    """
+    CREATE TRIGGER learnings_fts_update AFTER UPDATE OF search_text ON learnings BEGIN
+        INSERT INTO learnings_fts (learnings_fts, rowid, search_text)
+        VALUES ('delete', old.pk, old.search_text);
+        INSERT INTO learnings_fts (rowid, search_text) VALUES (new.pk, new.search_text);
+    END
+    """,
+    """
+    CREATE TABLE learning_history (
+        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        learning_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        old TEXT,
+        new TEXT,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        turn_id TEXT,
+        user_id TEXT,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX learning_history_learning ON learning_history (learning_id)",
+    "CREATE INDEX learning_history_user ON learning_history (user_id)",
+    """
+    CREATE TABLE messages (
+        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        session_id TEXT NOT NULL,
+        user_id TEXT,
+        agent_id TEXT,
+        turn_id TEXT NOT NULL,
+        turn_index INTEGER NOT NULL,
+        user_message TEXT NOT NULL,
+        assistant_message TEXT NOT NULL,
+        messages_json TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX messages_session ON messages (session_id, user_id)",
+    "CREATE INDEX messages_user ON messages (user_id)",
+    """
+    CREATE TABLE pending_work (
+        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        dedupe_key TEXT UNIQUE,
+        user_id TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        not_before TEXT NOT NULL,
+        locked_by TEXT,
+        locked_until TEXT,
+        last_error TEXT,
+        raw_output TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX pending_work_claim ON pending_work (status, not_before)",
+    "CREATE INDEX pending_work_user ON pending_work (user_id)",
+    """
+    CREATE TABLE proposals (
+        pk INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        learning_type TEXT NOT NULL,
+        store TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        user_id TEXT,
+        session_id TEXT,
+        turn_id TEXT,
+        turn_index INTEGER,
+        payload TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        status TEXT NOT NULL,
+        decided_by TEXT,
+        decided_at TEXT,
+        decision_note TEXT,
+        learning_id TEXT,
+        created_at TEXT NOT NULL,
+        expires_at TEXT
+    )
+    """,
+    "CREATE INDEX proposals_status ON proposals (status, created_at)",
+    "CREATE INDEX proposals_user ON proposals (user_id)",
+]
+
+# A write sequence for the in-process vector cache: every write of a learning takes the next value
+# of the counter, so a cache that has seen everything up to N only reloads rows with seq > N.
+_M002_WRITE_SEQUENCE = [
+    "ALTER TABLE learnings ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+    "UPDATE learnings SET seq = pk",
+    "CREATE INDEX learnings_seq ON learnings (seq)",
+    "CREATE TABLE lm_counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT INTO lm_counters (name, value) SELECT 'seq', COALESCE(MAX(pk), 0) FROM learnings",
+]
+
+#: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("initial", _M001_INITIAL),
+    ("write_sequence", _M002_WRITE_SEQUENCE),
+]
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """Return how many migrations the database of ``conn`` has (0 for a new database)."""
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if row is None:
+        return 0
+    (version,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+    return int(version)
+
+
+def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> int:
+    """Apply the missing migrations (up to ``target``, default all) in one write transaction.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Returns the version reached.
+    Safe when several processes open the same file at once: the write lock serialises them and
+    each re-reads the version under it.
+    """
+    target = len(MIGRATIONS) if target is None else target
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_VERSION_TABLE)
+        current = schema_version(conn)
+        if current > len(MIGRATIONS):
+            raise BackendError(
+                f"This database is at schema version {current}, newer than this version of "
+                f"learning-machines knows ({len(MIGRATIONS)}). Upgrade learning-machines."
+            )
+        for version in range(current + 1, target + 1):
+            name, statements = MIGRATIONS[version - 1]
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, datetime.now(UTC).isoformat()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return max(current, target)
