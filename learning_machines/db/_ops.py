@@ -368,7 +368,7 @@ class ListProposals(Op[list[Proposal]]):
 OPS_RETURNING_NONE: tuple[type[Op[None]], ...] = (MarkRecalled, FinishWork)
 
 
-def check_ops(ops: Sequence[Op[object]]) -> None:
+def check_ops(ops: Sequence[Op[Any]]) -> None:
     """Raise ``TypeError`` if anything in ``ops`` is not an operation."""
     for op in ops:
         if not isinstance(op, Op):
