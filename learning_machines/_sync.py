@@ -1,42 +1,62 @@
-"""Thin sync wrappers over async code (the core is written once, async)."""
+"""Thin sync wrappers over async code (the core is written once, async).
+
+Sync calls run their coroutine on one long-lived event loop in a daemon thread (the "portal"),
+not on a fresh loop per call: model clients (httpx connection pools) stay bound to a single loop,
+and background learning started by one call keeps running after that call returns.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import threading
 from collections.abc import Coroutine
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["portal_loop", "run_sync", "submit"]
 
 T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def portal_loop() -> asyncio.AbstractEventLoop:
+    """The shared background event loop (started on first use)."""
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _thread is None or not _thread.is_alive():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def serve() -> None:
+                asyncio.set_event_loop(loop)
+                ready.set()
+                loop.run_forever()
+
+            thread = threading.Thread(target=serve, name="learning-machines-loop", daemon=True)
+            thread.start()
+            ready.wait()
+            _loop, _thread = loop, thread
+        return _loop
+
+
+def submit(coro: Coroutine[Any, Any, T]) -> Future[T]:
+    """Schedule ``coro`` on the portal loop without waiting for it."""
+    return asyncio.run_coroutine_threadsafe(coro, portal_loop())
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion from sync code and return its result.
 
-    Outside an event loop this is ``asyncio.run``. Inside one (a sync method called from async
-    code, or from a notebook) the coroutine runs on a fresh loop in a helper thread, so the caller's
-    loop is never re-entered.
+    Raises ``RuntimeError`` when called on the portal loop's own thread (that would deadlock):
+    call the async method with ``await`` there instead.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    result: list[T] = []
-    error: list[BaseException] = []
-    ctx = contextvars.copy_context()
-
-    def target() -> None:
-        try:
-            result.append(ctx.run(asyncio.run, coro))
-        except BaseException as exc:  # re-raised in the caller's thread below
-            error.append(exc)
-
-    thread = threading.Thread(target=target, name="learning-machines-sync", daemon=True)
-    thread.start()
-    thread.join()
-    if error:
-        raise error[0]
-    return result[0]
+    if threading.current_thread() is _thread:
+        coro.close()
+        raise RuntimeError(
+            "a sync Learning Machines method was called from inside its own event loop; "
+            "await the async twin (arun, arecall, aprocess …) instead"
+        )
+    return submit(coro).result()

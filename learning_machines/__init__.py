@@ -1,0 +1,48 @@
+"""Learning Machines: agents that learn continuously from every interaction.
+
+Memory is learning — about the user, the task at hand, insights that hold across users, the
+people and companies the agent deals with. A :class:`LearningMachine` runs the loop for a set of
+stores (recall → context → answer with tools → extract → store, plus curation);
+:class:`Agent` is a pydantic-ai agent wired to one.
+"""
+
+from ._agent import Agent, RunResult, ToolCall
+from ._messages import ChatMessage
+from ._modes import LearningMode
+from .exceptions import (
+    BackendError,
+    ConfigurationError,
+    EmbedderMismatchError,
+    IsolationError,
+    LearningMachinesError,
+    ModelError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
+from .machine import LearningContext, LearningMachine
+from .stores import Extraction, LearningStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "BackendError",
+    "ChatMessage",
+    "ConfigurationError",
+    "EmbedderMismatchError",
+    "Extraction",
+    "IsolationError",
+    "LearningContext",
+    "LearningMachine",
+    "LearningMachinesError",
+    "LearningMode",
+    "LearningStore",
+    "ModelError",
+    "NotFoundError",
+    "PermissionDenied",
+    "RunResult",
+    "ToolCall",
+    "ValidationError",
+    "__version__",
+]

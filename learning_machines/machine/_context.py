@@ -1,0 +1,82 @@
+"""Assembling the stores' blocks into one system-prompt section (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._tokens import estimate_tokens, truncate_to_tokens
+
+__all__ = ["LearningContext", "assemble_context"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearningContext:
+    """What the machine recalled for a turn, and the text it puts in the system prompt."""
+
+    text: str
+    """The whole block: recalled data, then guidance, kept apart. ``""`` when nothing applies."""
+    recalled: dict[str, Any] = field(default_factory=dict)
+    """Each store's recalled data, by store name."""
+    blocks: dict[str, str] = field(default_factory=dict)
+    """Each store's rendered block (after its token budget), by store name."""
+    guidance: dict[str, str] = field(default_factory=dict)
+    """Each store's guidance for the agent, by store name."""
+
+    @property
+    def tokens(self) -> int:
+        """Approximate size of :attr:`text` in tokens."""
+        return estimate_tokens(self.text)
+
+
+def _title(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def assemble_context(
+    *,
+    blocks: Mapping[str, str],
+    guidance: Mapping[str, str],
+    budgets: Mapping[str, int | None],
+    total_budget: int | None,
+) -> tuple[str, dict[str, str]]:
+    """Render the combined block; returns ``(text, blocks_after_budgets)``.
+
+    Stores keep the machine's order (deterministic). Each block is cut to its own budget, then
+    blocks are cut in order so the data part fits ``total_budget``; guidance is always kept whole
+    (it is small and tells the agent how to use its tools).
+    """
+    kept: dict[str, str] = {}
+    remaining = total_budget
+    for name, block in blocks.items():
+        block = block.strip()
+        if not block:
+            continue
+        budget = budgets.get(name)
+        if budget is not None:
+            block = truncate_to_tokens(block, budget)
+        header = f"## {_title(name)}\n"
+        if remaining is not None:
+            room = remaining - estimate_tokens(header)
+            if room <= 0:
+                break
+            block = truncate_to_tokens(block, room)
+            remaining -= estimate_tokens(header + block)
+        if block:
+            kept[name] = block
+    parts = []
+    if kept:
+        body = "\n\n".join(f"## {_title(name)}\n{block}" for name, block in kept.items())
+        parts.append(
+            "<learned_context>\nWhat you have learned that is relevant now. Use it; do not "
+            "repeat it back verbatim.\n\n" + body + "\n</learned_context>"
+        )
+    lines = [text.strip() for text in guidance.values() if text and text.strip()]
+    if lines:
+        parts.append(
+            "<learning_instructions>\n"
+            + "\n".join(f"- {line}" for line in lines)
+            + "\n</learning_instructions>"
+        )
+    return "\n\n".join(parts), kept

@@ -1,0 +1,145 @@
+"""One model call per turn for every store that describes what it extracts.
+
+Peers make one call per store per turn. Here each store hands over an :class:`Extraction`
+(output schema + instructions + what it already knows); they are combined into one structured
+output with a field per store, asked for in a single call, and split again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field, create_model
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import capture_run_messages
+from pydantic_ai import messages as pa_messages
+from pydantic_ai.exceptions import AgentRunError, UnexpectedModelBehavior
+from pydantic_ai.models import Model
+from pydantic_ai.usage import RunUsage
+
+from .._messages import ChatMessage, transcript
+from ..exceptions import ModelError
+from ..stores import Extraction
+
+__all__ = ["ExtractionResult", "build_extraction_prompt", "combined_output_type", "extract"]
+
+EXTRACTION_INSTRUCTIONS = """\
+You maintain the long-term memory of an AI assistant. Read one finished conversation turn and \
+return, for each memory section below, only what is NEW or CHANGED and worth remembering \
+beyond this conversation. Use null (or empty lists) for a section when there is nothing to add. \
+Never invent facts; take them only from what the user said, what the assistant said, or tool \
+results. The turn happened at {now}; resolve relative dates ("yesterday", "last Tuesday") \
+against that time and write absolute dates."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractionResult:
+    """The split output of one extraction call."""
+
+    parts: dict[str, BaseModel | None]
+    """Each store's part of the output (``None`` when the model had nothing for it)."""
+    usage: RunUsage
+    """Tokens and requests the call used."""
+
+
+def combined_output_type(extractions: Mapping[str, Extraction]) -> type[BaseModel]:
+    """One pydantic model with an optional field per store, typed by its ``output_type``."""
+    fields: dict[str, Any] = {
+        name: (
+            ext.output_type | None,
+            Field(default=None, description=f"What to remember for '{name}'; null if nothing."),
+        )
+        for name, ext in extractions.items()
+    }
+    model: type[BaseModel] = create_model("TurnLearnings", **fields)
+    return model
+
+
+def build_extraction_prompt(
+    messages: Sequence[ChatMessage], extractions: Mapping[str, Extraction]
+) -> str:
+    """The user prompt of the extraction call: the whole turn, then each store's section."""
+    sections = []
+    for name, ext in extractions.items():
+        state = ext.current_state.strip() or "(nothing yet)"
+        sections.append(
+            f"## Section '{name}'\n{ext.instructions.strip()}\n\nAlready known:\n{state}"
+        )
+    return (
+        "# The turn\n"
+        + transcript(messages)
+        + "\n\n# Memory sections\n"
+        + "\n\n".join(sections)
+    )
+
+
+def _raw_output(captured: Sequence[pa_messages.ModelMessage]) -> str | None:
+    for message in reversed(captured):
+        if isinstance(message, pa_messages.ModelResponse):
+            chunks = []
+            for part in message.parts:
+                if isinstance(part, pa_messages.ToolCallPart):
+                    chunks.append(part.args_as_json_str())
+                elif isinstance(part, pa_messages.TextPart):
+                    chunks.append(part.content)
+            return "\n".join(chunks) if chunks else None
+    return None
+
+
+async def extract(
+    *,
+    model: Model | str,
+    messages: Sequence[ChatMessage],
+    extractions: Mapping[str, Extraction],
+    now: str,
+    retries: int = 2,
+) -> ExtractionResult:
+    """Make the single extraction call for ``extractions`` and split its output per store.
+
+    Output that does not validate is sent back to the model up to ``retries`` times (pydantic-ai
+    output retries); after that :class:`ModelError` is raised with the raw output attached.
+    """
+    output_type = combined_output_type(extractions)
+    agent: PydanticAgent[None, BaseModel] = PydanticAgent(
+        model,
+        output_type=output_type,
+        instructions=EXTRACTION_INSTRUCTIONS.format(now=now),
+        retries=retries,
+        name="learning-machines-extractor",
+    )
+    prompt = build_extraction_prompt(messages, extractions)
+    with capture_run_messages() as captured:
+        try:
+            result = await agent.run(prompt)
+        except UnexpectedModelBehavior as exc:
+            raise ModelError(
+                f"the learning model's output did not validate after {retries} retries: {exc}",
+                raw_output=_raw_output(captured),
+            ) from exc
+        except AgentRunError as exc:
+            raise ModelError(
+                f"the learning model failed: {exc}", raw_output=_raw_output(captured)
+            ) from exc
+    output = result.output
+    parts = {name: getattr(output, name) for name in extractions}
+    return ExtractionResult(parts=parts, usage=result.usage)
+
+
+def dump_parts(parts: Mapping[str, BaseModel | None]) -> dict[str, Any]:
+    """JSON-ready form of an extraction's parts, kept in the pending work so a retry resumes."""
+    return {name: (None if part is None else part.model_dump(mode="json")) for name, part in parts.items()}
+
+
+def load_part(extraction: Extraction, data: Any) -> BaseModel | None:
+    """Rebuild a store's part from :func:`dump_parts` output."""
+    if data is None:
+        return None
+    return extraction.output_type.model_validate(data)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON used in payloads."""
+    return json.dumps(value, separators=(",", ":"), default=str)

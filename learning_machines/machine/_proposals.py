@@ -1,0 +1,216 @@
+"""Proposals: writes held for approval (PROPOSE and HITL modes), decided through code paths
+that enforce who may approve what."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from .._modes import LearningMode
+from .._sync import run_sync
+from ..db import Db, GetProposal, ListProposals, Proposal, PutProposal, utcnow
+from ..exceptions import ConfigurationError, NotFoundError, PermissionDenied, ValidationError
+from ..stores import ApplyingStore
+
+__all__ = ["ProposalBook"]
+
+#: A chat approval must contain one of these (the user's own words, not the model's claim).
+_CONFIRM = re.compile(
+    r"\b(yes|yep|yeah|ok|okay|sure|confirm(ed)?|approve[sd]?|go ahead|do it|save it|"
+    r"correct|please do|sounds good|agreed?)\b|👍|✅",
+    re.IGNORECASE,
+)
+
+
+class ProposalBook:
+    """``machine.proposals``: list, approve and reject proposals.
+
+    Rules enforced here, in code:
+
+    - PROPOSE: the user (or an app acting for them) approves with :meth:`approve`, or in chat via
+      :meth:`approve_in_chat`, only in a *later* turn of the *same* user's session, and only when
+      that turn's user message confirms; the message is recorded.
+    - HITL: only :meth:`approve` by a reviewer who is not the user whose turn proposed it; there
+      is no chat path and no agent tool.
+    - Decided, rejected and expired proposals are kept for audit.
+    """
+
+    def __init__(self, *, db: Db, stores: Mapping[str, object]) -> None:
+        self._db = db
+        self._stores = stores
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def aget(self, proposal_id: str) -> Proposal:
+        """One proposal; raises :class:`NotFoundError` if there is none with that id."""
+        proposal = await self._db.arun(GetProposal(id=proposal_id))
+        if proposal is None:
+            raise NotFoundError(f"no proposal with id {proposal_id!r}")
+        return proposal
+
+    async def alist(
+        self,
+        *,
+        status: str | None = "pending",
+        user_id: str | None = None,
+        session_id: str | None = None,
+        store: str | None = None,
+        mode: str | None = None,
+        limit: int | None = 100,
+    ) -> list[Proposal]:
+        """Proposals, newest first. ``status=None`` lists every status."""
+        statuses = None if status is None else (status,)
+        return await self._db.arun(
+            ListProposals(
+                statuses=statuses,  # type: ignore[arg-type]
+                user_id=user_id,
+                session_id=session_id,
+                store=store,
+                mode=mode,
+                limit=limit,
+            )
+        )
+
+    def list(self, **filters: Any) -> list[Proposal]:
+        """Sync :meth:`alist`."""
+        return run_sync(self.alist(**filters))
+
+    def get(self, proposal_id: str) -> Proposal:
+        """Sync :meth:`aget`."""
+        return run_sync(self.aget(proposal_id))
+
+    # --- deciding -----------------------------------------------------------------------------
+
+    async def aapprove(self, proposal_id: str, *, by: str, note: str | None = None) -> Proposal:
+        """Approve and apply a proposal; returns it with ``learning_id`` set.
+
+        For HITL proposals ``by`` must be a reviewer other than the user whose turn proposed it.
+        """
+        if not by:
+            raise ValidationError("approve(..., by=...) needs who approves (a user or reviewer id)")
+        proposal = await self._pending(proposal_id)
+        if proposal.mode == LearningMode.HITL.value and by == proposal.user_id:
+            raise PermissionDenied(
+                f"proposal {proposal_id} needs human review: the user whose conversation "
+                "proposed it cannot approve it; ask a reviewer (learning-machines proposals "
+                "approve ID --by REVIEWER)"
+            )
+        return await self._apply(proposal, by=by, note=note)
+
+    async def aapprove_in_chat(
+        self,
+        proposal_id: str,
+        *,
+        user_id: str | None,
+        session_id: str | None,
+        turn_index: int | None,
+        message: str | None,
+    ) -> Proposal:
+        """Approve a PROPOSE proposal from the conversation (the agent's tool calls this).
+
+        Only the same user, in the same session, in a later turn, with a confirming message.
+        """
+        proposal = await self._pending(proposal_id)
+        if proposal.mode != LearningMode.PROPOSE.value:
+            raise PermissionDenied(
+                f"proposal {proposal_id} is {proposal.mode.upper()}: it can only be approved by "
+                "a reviewer through the API or the CLI, not in chat"
+            )
+        if user_id is None or user_id != proposal.user_id or session_id != proposal.session_id:
+            raise PermissionDenied(
+                f"proposal {proposal_id} can only be confirmed in the session that proposed it, "
+                "by the same user"
+            )
+        if turn_index is None or proposal.turn_index is None or turn_index <= proposal.turn_index:
+            raise PermissionDenied(
+                f"proposal {proposal_id} was made in this turn; the user must confirm it in a "
+                "later message"
+            )
+        if not message or not _CONFIRM.search(message):
+            raise PermissionDenied(
+                f"the user's message does not confirm proposal {proposal_id}; ask them to say "
+                "yes (or approve it in the app)"
+            )
+        return await self._apply(proposal, by=user_id, note=message)
+
+    async def areject(self, proposal_id: str, *, by: str, note: str | None = None) -> Proposal:
+        """Reject a proposal (kept for audit)."""
+        proposal = await self._pending(proposal_id)
+        rejected = replace(
+            proposal, status="rejected", decided_by=by, decided_at=utcnow(), decision_note=note
+        )
+        return await self._db.arun(PutProposal(proposal=rejected, expected_status="pending"))
+
+    async def aexpire(self, *, now: datetime | None = None) -> list[Proposal]:
+        """Mark pending proposals past their ``expires_at`` as expired (kept for audit)."""
+        now = now or utcnow()
+        expired = []
+        for proposal in await self.alist(status="pending", limit=None):
+            if proposal.expires_at is not None and proposal.expires_at <= now:
+                done = replace(proposal, status="expired", decided_at=now, decided_by="expiry")
+                expired.append(
+                    await self._db.arun(PutProposal(proposal=done, expected_status="pending"))
+                )
+        return expired
+
+    def approve(self, proposal_id: str, *, by: str, note: str | None = None) -> Proposal:
+        """Sync :meth:`aapprove`."""
+        return run_sync(self.aapprove(proposal_id, by=by, note=note))
+
+    def reject(self, proposal_id: str, *, by: str, note: str | None = None) -> Proposal:
+        """Sync :meth:`areject`."""
+        return run_sync(self.areject(proposal_id, by=by, note=note))
+
+    def expire(self, *, now: datetime | None = None) -> list[Proposal]:
+        """Sync :meth:`aexpire`."""
+        return run_sync(self.aexpire(now=now))
+
+    # --- internals ----------------------------------------------------------------------------
+
+    async def _pending(self, proposal_id: str) -> Proposal:
+        proposal = await self.aget(proposal_id)
+        if proposal.status != "pending":
+            raise ValidationError(
+                f"proposal {proposal_id} is already {proposal.status}"
+                + (f" (by {proposal.decided_by})" if proposal.decided_by else "")
+            )
+        if proposal.expires_at is not None and proposal.expires_at <= utcnow():
+            await self.aexpire()
+            raise ValidationError(f"proposal {proposal_id} expired at {proposal.expires_at}")
+        return proposal
+
+    async def _apply(self, proposal: Proposal, *, by: str, note: str | None) -> Proposal:
+        store = self._stores.get(proposal.store)
+        if not isinstance(store, ApplyingStore):
+            raise ConfigurationError(
+                f"proposal {proposal.id} is for store {proposal.store!r}, which this machine "
+                "does not have (or which cannot apply writes); open the machine with that store"
+            )
+        # Claim the decision first, so two approvals of the same proposal cannot both apply.
+        claimed = await self._db.arun(
+            PutProposal(
+                proposal=replace(
+                    proposal, status="approved", decided_by=by, decided_at=utcnow(),
+                    decision_note=note,
+                ),
+                expected_status="pending",
+            )
+        )
+        try:
+            ids = await store.apply_write(
+                proposal.payload,
+                user_id=proposal.user_id,
+                session_id=proposal.session_id,
+                turn_id=proposal.turn_id,
+                mode=proposal.mode,
+                approved_by=by,
+                proposal_id=proposal.id,
+            )
+        except BaseException:
+            await self._db.arun(PutProposal(proposal=proposal, expected_status="approved"))
+            raise
+        applied = replace(claimed, learning_id=ids[0] if ids else None)
+        return await self._db.arun(PutProposal(proposal=applied, expected_status="approved"))
