@@ -1,0 +1,137 @@
+"""Decay: how much a learning is still worth keeping, and ranking that uses it.
+
+Pure functions over :class:`~learning_machines.db.Learning` rows; no I/O. The signals are the ones
+every row carries: recency (``last_recalled_at`` or ``updated_at``), ``recall_count`` and
+``feedback``. See ``docs/curation.md`` for the defaults and how to tune them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ..db import Learning, ScoredLearning
+
+__all__ = [
+    "DEFAULT_POLICIES",
+    "DEFAULT_POLICY",
+    "NEAR_DUPLICATE_THRESHOLD",
+    "CurationPolicy",
+    "policy_for",
+    "rerank",
+    "retention_score",
+]
+
+#: Cosine similarity at or above which two learnings of one scope are the same thing, calibrated
+#: for the default embedder (all-MiniLM-L6-v2) by ``benchmarks/calibrate_dedup.py``; see
+#: :mod:`learning_machines.curation._write` for the measured figures.
+NEAR_DUPLICATE_THRESHOLD = 0.88
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurationPolicy:
+    """How one kind of learning decays, is pruned and deduplicated. All fields have defaults."""
+
+    half_life_days: float | None = 90.0
+    """Days after which an unused learning's recency halves; ``None``: it never decays."""
+    recall_weight: float = 0.5
+    """How much recalls keep a learning alive: usage is ``1 - 1/(1 + w·ln(1 + recalls))``."""
+    feedback_weight: float = 0.25
+    """Added to the score per unit of ``tanh(feedback)`` (negative feedback lowers it)."""
+    archive_below: float | None = 0.05
+    """Learnings whose retention score falls below this are archived; ``None``: never."""
+    max_per_scope: int | None = None
+    """At most this many active learnings per scope; the weakest are archived first."""
+    near_duplicate_threshold: float = NEAR_DUPLICATE_THRESHOLD
+    """Cosine at or above which two learnings of one scope are merged by curation."""
+    min_age_days: float = 1.0
+    """Never archive a learning younger than this (new facts have had no chance to be used)."""
+    proposal_ttl_days: float | None = 14.0
+    """Pending proposals older than this (without ``expires_at``) are expired; ``None``: never."""
+
+
+#: The policy of a learning type not in :data:`DEFAULT_POLICIES`.
+DEFAULT_POLICY = CurationPolicy()
+
+#: Defaults per built-in learning type. Profiles and entities describe stable facts and never
+#: decay; episodes and session summaries lose value fastest; knowledge and facts sit between.
+DEFAULT_POLICIES: Mapping[str, CurationPolicy] = {
+    "user_profile": CurationPolicy(half_life_days=None, archive_below=None),
+    "entity": CurationPolicy(half_life_days=None, archive_below=None),
+    "entity_fact": CurationPolicy(half_life_days=365.0),
+    "entity_event": CurationPolicy(half_life_days=180.0),
+    "entity_relation": CurationPolicy(half_life_days=365.0),
+    "learned_knowledge": CurationPolicy(half_life_days=180.0, max_per_scope=10_000),
+    "episodic_memory": CurationPolicy(half_life_days=60.0, max_per_scope=2_000),
+    "session_context": CurationPolicy(half_life_days=30.0),
+}
+
+
+def policy_for(
+    learning_type: str, policies: Mapping[str, CurationPolicy] | None = None
+) -> CurationPolicy:
+    """Return the policy of ``learning_type``: from ``policies``, else the default for it."""
+    if policies is not None and learning_type in policies:
+        return policies[learning_type]
+    return DEFAULT_POLICIES.get(learning_type, DEFAULT_POLICY)
+
+
+def _last_used(learning: Learning) -> datetime:
+    times = [learning.updated_at, learning.created_at]
+    if learning.last_recalled_at is not None:
+        times.append(learning.last_recalled_at)
+    return max(times)
+
+
+def retention_score(learning: Learning, *, now: datetime, policy: CurationPolicy) -> float:
+    """How much ``learning`` is still worth keeping, in ``[0, 1]``.
+
+    ``recency = 0.5 ** (days since last used / half_life_days)`` (last used: the latest of
+    ``last_recalled_at``, ``updated_at``, ``created_at``); recalls then fill part of what recency
+    lost: ``score = recency + (1 - recency) · usage``; feedback adds
+    ``feedback_weight · tanh(feedback)``. The result is clipped to ``[0, 1]``.
+    """
+    if policy.half_life_days is None:
+        recency = 1.0
+    else:
+        days = max(0.0, (now - _last_used(learning)).total_seconds() / 86_400)
+        recency = 0.5 ** (days / policy.half_life_days)
+    usage = 1.0 - 1.0 / (1.0 + policy.recall_weight * math.log1p(max(0, learning.recall_count)))
+    score = recency + (1.0 - recency) * usage
+    score += policy.feedback_weight * math.tanh(learning.feedback)
+    return min(1.0, max(0.0, score))
+
+
+def rerank(
+    scored: Sequence[ScoredLearning],
+    *,
+    now: datetime,
+    policy: CurationPolicy | Mapping[str, CurationPolicy] | None = None,
+    weight: float = 0.2,
+) -> list[ScoredLearning]:
+    """Blend search relevance with retention and sort, best first.
+
+    Relevance scores (fused, comparable only within one search) are min-max scaled to ``[0, 1]``;
+    the new score is ``(1 - weight) · relevance + weight · retention``. ``policy`` is one policy,
+    or a mapping per learning type (missing types use their defaults). ``weight=0`` keeps the
+    search order (ties by retention).
+    """
+    if not scored:
+        return []
+    low = min(s.score for s in scored)
+    high = max(s.score for s in scored)
+    span = high - low
+    out: list[tuple[float, float, ScoredLearning]] = []
+    for s in scored:
+        if policy is None or isinstance(policy, Mapping):
+            p = policy_for(s.learning.learning_type, policy)
+        else:
+            p = policy
+        relevance = (s.score - low) / span if span > 0 else 1.0
+        retention = retention_score(s.learning, now=now, policy=p)
+        blended = (1.0 - weight) * relevance + weight * retention
+        out.append((blended, retention, replace(s, score=blended)))
+    out.sort(key=lambda t: (-t[0], -t[1], t[2].learning.id))
+    return [t[2] for t in out]
