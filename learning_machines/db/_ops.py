@@ -17,6 +17,7 @@ from ._records import (
     HistoryEntry,
     Learning,
     LearningFilter,
+    LearningStatus,
     Message,
     PendingWork,
     Proposal,
@@ -41,12 +42,16 @@ __all__ = [
     "ListLearnings",
     "ListMessages",
     "ListProposals",
+    "ListScopes",
+    "ListUserMessages",
     "ListWork",
     "MarkRecalled",
     "Op",
     "PurgeUser",
+    "PutHistory",
     "PutLearning",
     "PutProposal",
+    "ScopeCount",
     "SearchLearnings",
     "SetEmbeddings",
     "UpdateWork",
@@ -204,6 +209,50 @@ class PurgeUser(Op[dict[str, int]]):
     """Also delete shared-namespace learnings they authored."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ScopeCount:
+    """How many learnings one scope holds (see :class:`ListScopes`)."""
+
+    learning_type: str
+    """The learning type."""
+    namespace: str
+    """The namespace."""
+    user_id: str | None
+    """The owner, for the private namespace; ``None`` for shared namespaces."""
+    count: int
+    """Rows in the scope with the requested statuses."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListScopes(Op[list[ScopeCount]]):
+    """Every scope holding learnings: ``(learning_type, namespace, owner)`` with a row count.
+
+    Maintenance only (curation walks every scope): it names private owners without a reader.
+    Ordered by learning type, namespace, then owner (``None`` first).
+    """
+
+    statuses: tuple[LearningStatus, ...] = ("active",)
+    """Count rows with these statuses."""
+    learning_types: tuple[str, ...] | None = None
+    """Only these learning types."""
+    namespaces: tuple[str, ...] | None = None
+    """Only these namespaces (``None``: all, private included)."""
+    user_id: str | None = None
+    """Only private scopes of this user, and shared ones (``None``: every user)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PutHistory(Op[int]):
+    """Insert history entries as they are (import); an entry whose id exists is skipped.
+
+    Returns the number inserted. Normal writes never need this: :class:`PutLearning` records
+    history itself.
+    """
+
+    entries: tuple[HistoryEntry, ...]
+    """The entries."""
+
+
 # --- messages ---------------------------------------------------------------------------------
 
 
@@ -225,6 +274,16 @@ class ListMessages(Op[list[Message]]):
     """The reading user; turns of another user's session with the same id are never returned."""
     limit: int | None = 50
     """At most this many (the most recent)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListUserMessages(Op[list[Message]]):
+    """Every stored turn of one user, across sessions, oldest first (export)."""
+
+    user_id: str
+    """The user."""
+    limit: int | None = None
+    """At most this many (the oldest)."""
 
 
 # --- pending work -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import BackendError
+from . import _sqlite_curation as curation
 from . import _sqlite_learnings as learnings
 from . import _sqlite_queue as queue
 from ._base import Db
@@ -39,10 +40,13 @@ from ._ops import (
     ListLearnings,
     ListMessages,
     ListProposals,
+    ListScopes,
+    ListUserMessages,
     ListWork,
     MarkRecalled,
     Op,
     PurgeUser,
+    PutHistory,
     PutLearning,
     PutProposal,
     SearchLearnings,
@@ -78,6 +82,9 @@ _HANDLERS: dict[type[Op[Any]], _Handler] = {
     PutProposal: queue.put_proposal,
     GetProposal: queue.get_proposal,
     ListProposals: queue.list_proposals,
+    ListScopes: curation.list_scopes,
+    ListUserMessages: curation.list_user_messages,
+    PutHistory: curation.put_history,
 }
 
 # Operations that only read; a batch of these alone runs in a deferred (shared) transaction.
@@ -93,6 +100,8 @@ _READS: tuple[type[Op[Any]], ...] = (
     CountWork,
     GetProposal,
     ListProposals,
+    ListScopes,
+    ListUserMessages,
 )
 
 
