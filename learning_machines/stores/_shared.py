@@ -1,0 +1,246 @@
+"""Helpers the built-in stores share: provenance, scopes, writing, searching, rendering.
+
+Pure functions where possible; the few that touch the backend take the store and run one op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from .._tokens import truncate_to_tokens
+from ..curation import WritePolicy, WriteResult, write_learning
+from ..db import (
+    PRIVATE_NAMESPACE,
+    Change,
+    Learning,
+    LearningFilter,
+    ScoredLearning,
+    SearchLearnings,
+    normalize_text,
+)
+from ..exceptions import ConfigurationError, IsolationError
+
+if TYPE_CHECKING:
+    from ._base import BaseStore
+
+__all__ = [
+    "change_for",
+    "describe_mode_writes",
+    "fit_lines",
+    "format_day",
+    "parse_when",
+    "provenance",
+    "require_user_for_private",
+    "same_name",
+    "save",
+    "scope_filter",
+    "search",
+    "stable_id",
+    "turn_time",
+]
+
+
+def stable_id(*parts: str | None) -> str:
+    """Return a deterministic 32-hex id from ``parts`` (so one row per user, per session, per name).
+
+    Every id that scopes a private row includes the owner's ``user_id``, so two users can never
+    address the same row, whatever session id or name they use.
+    """
+    joined = "\x1f".join("" if p is None else p for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
+
+
+def turn_time(context: Mapping[str, Any]) -> datetime:
+    """Return the turn's ``now`` (UTC), or the current time."""
+    now = context.get("now")
+    if isinstance(now, datetime):
+        return now if now.tzinfo else now.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def provenance(store: BaseStore, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a learning came from: user, session, turn, mode and store slot."""
+    return {
+        "user_id": context.get("user_id"),
+        "session_id": context.get("session_id"),
+        "turn_id": context.get("turn_id"),
+        "mode": str(context.get("mode") or store.mode.value),
+        "store": store.resources.name,
+    }
+
+
+def change_for(store: BaseStore, action: str, reason: str, context: Mapping[str, Any]) -> Change:
+    """Build the history record of a write made by ``store`` in this turn."""
+    return Change(
+        action=action,
+        actor={
+            "store": store.resources.name,
+            "mode": str(context.get("mode") or store.mode.value),
+            "user_id": context.get("user_id"),
+        },
+        reason=reason,
+        turn_id=context.get("turn_id"),
+    )
+
+
+def scope_filter(
+    namespace: str, learning_type: str, context: Mapping[str, Any], **extra: Any
+) -> LearningFilter:
+    """Rows that count as "the same place" as a write to ``namespace`` in this turn.
+
+    Raises :class:`IsolationError` for a private write without a ``user_id``: a private row with
+    no owner could never be read back, or worse, be read by everyone.
+    """
+    user_id = context.get("user_id")
+    if namespace == PRIVATE_NAMESPACE and not user_id:
+        raise IsolationError(
+            "Writing to the private namespace 'user' needs the turn's user: pass user_id=... "
+            "to run()/process() (or configure the store with a shared namespace)."
+        )
+    return LearningFilter(
+        namespaces=(namespace,),
+        reader_user_id=user_id,
+        learning_types=(learning_type,),
+        **extra,
+    )
+
+
+def require_user_for_private(store: BaseStore, context: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigurationError` when a private namespace is in play without a user."""
+    namespaces = (store.config.namespace, *store.config.read_namespaces)
+    if PRIVATE_NAMESPACE in namespaces and not context.get("user_id"):
+        raise ConfigurationError(
+            f"{type(store).__name__} reads or writes the private namespace 'user', which needs "
+            "the turn's user: pass user_id=... to run()/recall()/process()."
+        )
+
+
+async def save(
+    store: BaseStore,
+    learning: Learning,
+    *,
+    action: str,
+    reason: str,
+    context: Mapping[str, Any],
+    scope: LearningFilter,
+    policy: WritePolicy | None = None,
+) -> WriteResult:
+    """Write ``learning`` through curation (:func:`write_learning`), with provenance."""
+    learning = replace(learning, provenance={**provenance(store, context), **learning.provenance})
+    return await write_learning(
+        db=store.db,
+        embedder=store.embedder,
+        learning=learning,
+        change=change_for(store, action, reason, context),
+        scope=scope,
+        policy=policy,
+    )
+
+
+async def search(
+    store: BaseStore,
+    query: str,
+    filter: LearningFilter,
+    *,
+    limit: int,
+    vector: Sequence[float] | None = None,
+    embed_query: bool = True,
+) -> list[ScoredLearning]:
+    """Hybrid search within ``filter`` (isolation applies inside the query).
+
+    ``vector`` is the query's embedding when the caller has it (the turn's ``query_vector``);
+    otherwise the query is embedded here unless ``embed_query`` is false.
+    """
+    if not query.strip() or limit <= 0:
+        return []
+    vec: tuple[float, ...] | None = tuple(float(x) for x in vector) if vector is not None else None
+    if vec is None and embed_query:
+        from ..embedders import aembed
+
+        vec = tuple(float(x) for x in (await aembed(store.embedder, [query]))[0])
+    return await store.db.arun(
+        SearchLearnings(
+            filter=filter,
+            query=query,
+            vector=vec,
+            embedder=store.embedder.name if vec is not None else None,
+            limit=limit,
+            method="hybrid" if vec is not None else "keyword",
+        )
+    )
+
+
+def fit_lines(header: str, lines: Iterable[str], max_tokens: int) -> str:
+    """``header`` then ``lines`` (most relevant first), cut to ``max_tokens`` at a line boundary.
+
+    Returns ``""`` when there are no lines, so an empty store adds nothing to the prompt.
+    """
+    body = [line for line in lines if line]
+    if not body:
+        return ""
+    return truncate_to_tokens("\n".join([header, *body]), max_tokens)
+
+
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%b %d %Y")
+_NO_YEAR_FORMATS = ("%B %d", "%b %d", "%d %B", "%d %b")
+
+
+def parse_when(value: str | None, *, now: datetime | None = None) -> datetime | None:
+    """Parse a date (ISO ``2024-01-15`` or ``Jan 15, 2024``; ``Jan 15`` takes ``now``'s year).
+
+    Returns a UTC datetime, or ``None`` when ``value`` is empty or not a date we can read.
+    """
+    if not value or not value.strip():
+        return None
+    text = value.strip().replace(",", " ")
+    text = " ".join(text.split())
+    try:
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    year = (now or datetime.now(UTC)).year
+    for fmt in _NO_YEAR_FORMATS:
+        try:
+            parsed = datetime.strptime(f"{text} {year}", f"{fmt} %Y")
+            return parsed.replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def format_day(value: datetime | date | None) -> str:
+    """``2024-01-15`` (or ``""``)."""
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d")
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are the same after normalisation (case, spacing, end punctuation)."""
+    return normalize_text(a) == normalize_text(b)
+
+
+def describe_mode_writes(mode: str) -> str:
+    """One sentence on what the write tools do in ``mode`` (for guidance)."""
+    if mode == "propose":
+        return (
+            "Writes are PROPOSALS: nothing is saved until the user confirms. After calling a "
+            "write tool, tell the user what you proposed and ask them to confirm in their next "
+            "message."
+        )
+    if mode == "hitl":
+        return (
+            "Writes are PROPOSALS that a human reviewer approves later; nothing is saved until "
+            "then. Do not tell the user it is saved, and do not ask them to approve it."
+        )
+    return "Writes are saved at once."

@@ -1,0 +1,600 @@
+"""Entity memory: people, companies, projects … with their facts, events and relationships.
+
+Rows (all in the store's namespace, ``"user"`` by default):
+
+- ``entity``: name, type, aliases, description; its id is derived from the namespace, the owner
+  (private namespace only) and the normalised name, so saving "Acme" twice finds one entity.
+- ``entity_fact``: "uses PostgreSQL", on the entity (``entity_id``).
+- ``entity_event``: "launched v2" with ``valid_from`` = the date it happened.
+- ``entity_relation``: "Bob is CEO of Acme", stored on the subject with the object's id.
+
+Questions about what is known get current facts and relationships; questions about what
+happened ("what happened with Acme", "timeline", "when …") get events in time order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from .._modes import LearningMode
+from .._sync import run_sync
+from ..db import (
+    PRIVATE_NAMESPACE,
+    GetLearnings,
+    Learning,
+    LearningFilter,
+    ListLearnings,
+    SearchLearnings,
+    normalize_text,
+    utcnow,
+)
+from ..exceptions import ValidationError
+from ._base import BaseStore, StoreConfig
+from ._entity_model import (
+    ENTITY,
+    EVENT,
+    FACT,
+    RELATION,
+    EntityExtraction,
+    EntityItem,
+    EntityRecall,
+    EntityView,
+    EventItem,
+    FactItem,
+    QuestionKind,
+    RelationItem,
+    event_sort_key,
+    question_kind,
+    render_entity,
+)
+from ._protocol import Extraction
+from ._shared import (
+    describe_mode_writes,
+    fit_lines,
+    parse_when,
+    require_user_for_private,
+    same_name,
+    save,
+    scope_filter,
+    search,
+    stable_id,
+    turn_time,
+)
+
+__all__ = ["EntityMemoryConfig", "EntityMemoryStore"]
+
+_ALL_TYPES = (ENTITY, FACT, EVENT, RELATION)
+
+
+@dataclass(kw_only=True)
+class EntityMemoryConfig(StoreConfig):
+    """Settings of entity memory."""
+
+    limit: int = 3
+    """How many entities are recalled for a turn (the most relevant to its message)."""
+    max_facts: int = 10
+    """Facts and relationships shown per entity (newest first)."""
+    max_events: int = 20
+    """Events shown per entity in a timeline (the most recent ones, in time order)."""
+    max_related: int = 3
+    """Entities shown one hop away along relationships, per entity."""
+    max_tokens: int = 600
+    """Token budget of the entity block in the system prompt."""
+
+    def create_store(self) -> EntityMemoryStore:
+        """Build the store from this config."""
+        return EntityMemoryStore(self)
+
+
+def entity_search_text(content: Mapping[str, Any]) -> str:
+    """Return what an entity row is found by: its name, type, aliases and description."""
+    parts = [str(content.get("name", ""))]
+    if content.get("entity_type"):
+        parts.append(f"({content['entity_type']})")
+    if content.get("aliases"):
+        parts.append("also known as " + ", ".join(content["aliases"]))
+    if content.get("description"):
+        parts.append("— " + str(content["description"]))
+    return " ".join(parts)
+
+
+class EntityMemoryStore(BaseStore):
+    """Entities with facts, dated events and relationships.
+
+    Looked up by name or alias, by hybrid search on the turn's message, and one hop along
+    relationships.
+
+    Learns in every mode. Read tools (``search_entities``, ``lookup_entity``) are offered in
+    every mode; write tools (``save_entity``, ``save_entity_fact``, ``save_entity_event``,
+    ``save_entity_relation``) in AGENTIC, PROPOSE and HITL.
+    """
+
+    learning_type: ClassVar[str] = ENTITY
+    supported_modes: ClassVar[frozenset[LearningMode]] = frozenset(LearningMode)
+    required_context: ClassVar[tuple[str, ...]] = ()
+
+    config: EntityMemoryConfig
+
+    def __init__(self, config: EntityMemoryConfig | None = None) -> None:
+        config = config or EntityMemoryConfig()
+        super().__init__(config)
+        self.config = config
+
+    def require_context(self, context: Mapping[str, Any]) -> None:
+        """Check the context: ``user_id`` is needed only when a private namespace is used."""
+        super().require_context(context)
+        require_user_for_private(self, context)
+
+    def _filter(self, user_id: str | None, *types: str) -> LearningFilter:
+        return replace(self.read_filter(user_id=user_id), learning_types=types or _ALL_TYPES)
+
+    def _entity_id(self, namespace: str, user_id: str | None, name: str) -> str:
+        owner = user_id if namespace == PRIVATE_NAMESPACE else None
+        return stable_id(ENTITY, namespace, owner, normalize_text(name))
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def _find(
+        self, name: str, flt: LearningFilter, namespaces: Sequence[str]
+    ) -> Learning | None:
+        """Find the entity called ``name`` (by name or alias) that ``flt`` lets us read."""
+        if not name.strip():
+            return None
+        user_id = flt.reader_user_id
+        ids = tuple(self._entity_id(ns, user_id, name) for ns in namespaces)
+        entity_filter = replace(flt, learning_types=(ENTITY,))
+        rows = await self.db.arun(GetLearnings(ids=ids, filter=entity_filter))
+        active = [r for r in rows if r.status == "active"]
+        if active:
+            return active[0]
+        found = await self.db.arun(
+            SearchLearnings(filter=entity_filter, query=name, method="keyword", limit=20)
+        )
+        for scored in found:
+            c = scored.learning.content
+            if any(same_name(name, str(n)) for n in [c.get("name", ""), *c.get("aliases", [])]):
+                return scored.learning
+        return None
+
+    async def _views(
+        self, entities: Sequence[Learning], flt: LearningFilter, *, hop: bool
+    ) -> list[EntityView]:
+        """Facts, relations and events of ``entities`` (and, with ``hop``, related entities)."""
+        if not entities:
+            return []
+        ids = tuple(e.id for e in entities)
+        rows = await self.db.arun(
+            ListLearnings(
+                filter=replace(flt, learning_types=(FACT, EVENT, RELATION), entity_ids=ids),
+                limit=None,
+            )
+        )
+        views = {e.id: EntityView(entity=e) for e in entities}
+        for row in rows:  # newest first, ties by id
+            view = views.get(row.entity_id or "")
+            if view is None:
+                continue
+            if row.learning_type == FACT and len(view.facts) < self.config.max_facts:
+                view.facts.append(row)
+            elif row.learning_type == RELATION and len(view.relations) < self.config.max_facts:
+                view.relations.append(row)
+            elif row.learning_type == EVENT:
+                view.events.append(row)
+        for view in views.values():
+            view.events = sorted(view.events, key=event_sort_key)[-self.config.max_events :]
+        if hop:
+            await self._add_related(list(views.values()), flt)
+        return [views[e.id] for e in entities]
+
+    async def _add_related(self, views: list[EntityView], flt: LearningFilter) -> None:
+        wanted: dict[str, None] = {}
+        for view in views:
+            for rel in view.relations[: self.config.max_related]:
+                object_id = rel.content.get("object_id")
+                if object_id and object_id not in wanted and object_id != view.entity.id:
+                    wanted[str(object_id)] = None
+        if not wanted:
+            return
+        others = await self.db.arun(
+            GetLearnings(ids=tuple(wanted), filter=replace(flt, learning_types=(ENTITY,)))
+        )
+        related = {
+            v.entity.id: v
+            for v in await self._views([o for o in others if o.status == "active"], flt, hop=False)
+        }
+        for view in views:
+            for rel in view.relations[: self.config.max_related]:
+                other = related.get(str(rel.content.get("object_id")))
+                if other is not None and other not in view.related:
+                    view.related.append(EntityView(entity=other.entity, facts=other.facts[:3]))
+
+    async def asearch(
+        self,
+        query: str,
+        *,
+        limit: int | None = None,
+        vector: Sequence[float] | None = None,
+        question: QuestionKind | None = None,
+        **context: Any,
+    ) -> EntityRecall:
+        """Find entities relevant to ``query``, with what is known and one hop along relations.
+
+        Hybrid search runs over names, facts, events and relationships.
+        """
+        self.require_context(context)
+        limit = self.config.limit if limit is None else limit
+        flt = self._filter(context.get("user_id"))
+        hits = await search(self, query, flt, limit=max(4 * limit, 10), vector=vector)
+        ordered: dict[str, None] = {}
+        for hit in hits:
+            entity_id = hit.learning.id if hit.learning.learning_type == ENTITY else None
+            entity_id = entity_id or hit.learning.entity_id
+            if entity_id:
+                ordered.setdefault(entity_id, None)
+        ids = tuple(list(ordered)[:limit])
+        entities = await self.db.arun(
+            GetLearnings(ids=ids, filter=replace(flt, learning_types=(ENTITY,)))
+        )
+        entities = [e for e in entities if e.status == "active"]
+        return EntityRecall(
+            question=question or question_kind(query),
+            entities=await self._views(entities, flt, hop=True),
+        )
+
+    async def alookup(
+        self, name: str, *, question: QuestionKind = "facts", **context: Any
+    ) -> EntityRecall:
+        """Look up the entity called ``name`` (name or alias), with its facts or its timeline."""
+        self.require_context(context)
+        flt = self._filter(context.get("user_id"))
+        namespaces = flt.namespaces or (self.config.namespace,)
+        entity = await self._find(name, flt, namespaces)
+        views = await self._views([entity], flt, hop=True) if entity else []
+        return EntityRecall(question=question, entities=views)
+
+    async def arecall(self, **context: Any) -> EntityRecall | None:
+        """Entities relevant to the turn's message, or ``None`` without a message."""
+        message = str(context.get("message") or "")
+        if not message.strip():
+            return None
+        vector = await self.query_vector(context)
+        return await self.asearch(message, vector=vector, user_id=context.get("user_id"))
+
+    def render(self, data: EntityRecall) -> list[str]:
+        """Prompt lines for recalled entities, most relevant first."""
+        views = data.entities
+        if data.question == "events" and any(v.events for v in views):
+            # A timeline question is about the entities that have one.
+            views = [v for v in views if v.events]
+        lines: list[str] = []
+        for view in views:
+            lines.extend(render_entity(view, data.question))
+        return lines
+
+    def build_context(self, data: Any) -> str:
+        """Recalled entities as a ``## Known entities`` block (facts, or timelines)."""
+        if not isinstance(data, EntityRecall):
+            return ""
+        return fit_lines("## Known entities", self.render(data), self.config.max_tokens)
+
+    # --- writing -----------------------------------------------------------------------------
+
+    async def _upsert_entity(
+        self, item: EntityItem, context: Mapping[str, Any], *, touch: bool = True
+    ) -> Learning:
+        """Create or update the entity called ``item.name`` in the write namespace."""
+        namespace = self.config.namespace
+        user_id = context.get("user_id")
+        scope = scope_filter(namespace, ENTITY, context)
+        existing = await self._find(item.name, scope, (namespace,))
+        if existing is not None:
+            c = dict(existing.content)
+            aliases = list(c.get("aliases", []))
+            for alias in item.aliases:
+                names = [c.get("name", ""), *aliases]
+                if alias.strip() and not any(same_name(alias, str(n)) for n in names):
+                    aliases.append(alias.strip())
+            new = {
+                **c,
+                "aliases": aliases,
+                "entity_type": item.entity_type.strip() or c.get("entity_type", ""),
+                "description": item.description.strip() or c.get("description", ""),
+            }
+            if new == c or not touch:
+                return existing
+            updated = replace(
+                existing,
+                content=new,
+                search_text=entity_search_text(new),
+                embedding=None,
+                embedder=None,
+                updated_at=utcnow(),
+            )
+            result = await save(
+                self,
+                updated,
+                action="update",
+                reason=f"entity {item.name}",
+                context=context,
+                scope=scope,
+            )
+            return result.learning
+        content = {
+            "name": item.name.strip(),
+            "entity_type": item.entity_type.strip(),
+            "aliases": [a.strip() for a in item.aliases if a.strip()],
+            "description": item.description.strip(),
+        }
+        entity_id = self._entity_id(namespace, user_id, item.name)
+        learning = Learning(
+            id=entity_id,
+            learning_type=ENTITY,
+            namespace=namespace,
+            user_id=user_id,
+            entity_id=entity_id,
+            content=content,
+            search_text=entity_search_text(content),
+        )
+        result = await save(
+            self,
+            learning,
+            action="create",
+            reason=f"entity {item.name}",
+            context=context,
+            scope=scope,
+        )
+        return result.learning
+
+    async def _save_on(
+        self,
+        entity: Learning,
+        learning_type: str,
+        content: dict[str, Any],
+        text: str,
+        context: Mapping[str, Any],
+        **columns: Any,
+    ) -> str:
+        learning = Learning(
+            learning_type=learning_type,
+            namespace=self.config.namespace,
+            user_id=context.get("user_id"),
+            entity_id=entity.id,
+            content=content,
+            search_text=text,
+            **columns,
+        )
+        scope = scope_filter(self.config.namespace, learning_type, context, entity_ids=(entity.id,))
+        result = await save(
+            self, learning, action="create", reason=text, context=context, scope=scope
+        )
+        return result.learning.id
+
+    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
+        """Apply one entity write: ``{"op": "entity" | "fact" | "event" | "relation", …}``.
+
+        Entities named by a fact, event or relation are created when missing. Returns the ids
+        of the rows written.
+        """
+        self.require_context(context)
+        op = payload.get("op")
+        body = {k: v for k, v in payload.items() if k != "op"}
+        if op == "entity":
+            return [(await self._upsert_entity(EntityItem.model_validate(body), context)).id]
+        if op == "fact":
+            fact = FactItem.model_validate(body)
+            entity = await self._upsert_entity(EntityItem(name=fact.entity), context, touch=False)
+            name = entity.content.get("name", fact.entity)
+            content = {"entity": name, "fact": fact.fact.strip()}
+            return [
+                entity.id,
+                await self._save_on(entity, FACT, content, f"{name}: {fact.fact}", context),
+            ]
+        if op == "event":
+            event = EventItem.model_validate(body)
+            entity = await self._upsert_entity(EntityItem(name=event.entity), context, touch=False)
+            name = entity.content.get("name", event.entity)
+            when = parse_when(event.date, now=turn_time(context))
+            day = when.date().isoformat() if when else event.date.strip()
+            content = {"entity": name, "event": event.event.strip(), "date": day or None}
+            text = f"{name}: {event.event}" + (f" ({day})" if day else "")
+            return [
+                entity.id,
+                await self._save_on(entity, EVENT, content, text, context, valid_from=when),
+            ]
+        if op == "relation":
+            rel = RelationItem.model_validate(body)
+            subject = await self._upsert_entity(EntityItem(name=rel.subject), context, touch=False)
+            obj = await self._upsert_entity(EntityItem(name=rel.object), context, touch=False)
+            s_name = subject.content.get("name", rel.subject)
+            o_name = obj.content.get("name", rel.object)
+            content = {
+                "subject": s_name,
+                "relation": rel.relation.strip(),
+                "object": o_name,
+                "object_id": obj.id,
+            }
+            text = f"{s_name} {rel.relation.strip()} {o_name}"
+            return [
+                subject.id,
+                obj.id,
+                await self._save_on(subject, RELATION, content, text, context),
+            ]
+        raise ValidationError(
+            f"entity write op {op!r} is unknown; use 'entity', 'fact', 'event' or 'relation'."
+        )
+
+    async def _write(self, payload: dict[str, Any], summary: str, **context: Any) -> str:
+        outcome = await self.gate.write(
+            payload, summary=summary, namespace=self.config.namespace, **context
+        )
+        return outcome.describe()
+
+    # --- tools and guidance ------------------------------------------------------------------
+
+    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+        """Read tools in every mode; write tools in AGENTIC, PROPOSE and HITL."""
+        user_id = context.get("user_id")
+        ctx = dict(context)
+
+        async def search_entities(query: str, limit: int = 3) -> str:
+            """Search remembered people, companies, projects and other entities.
+
+            Ask "what happened with X" (or about a timeline / when) to get events in time
+            order; otherwise you get current facts and relationships.
+
+            Args:
+                query: Names or a question, e.g. 'Acme database' or 'what happened with Acme'.
+                limit: The most entities to return (1-10).
+
+            """
+            found = await self.asearch(query, limit=max(1, min(int(limit), 10)), user_id=user_id)
+            return "\n".join(self.render(found)) or "No entities found."
+
+        async def lookup_entity(name: str, history: bool = False) -> str:
+            """Everything remembered about one entity, found by its name or an alias.
+
+            Args:
+                name: The entity's name or alias, e.g. 'Acme'.
+                history: True for its events in time order instead of its current facts.
+
+            """
+            found = await self.alookup(
+                name, question="events" if history else "facts", user_id=user_id
+            )
+            return "\n".join(self.render(found)) or f"Nothing is remembered about {name!r}."
+
+        tools: list[Callable[..., Any]] = [search_entities, lookup_entity]
+        if self.mode is LearningMode.BACKGROUND:
+            return tools
+
+        async def save_entity(
+            name: str, entity_type: str, description: str = "", aliases: list[str] | None = None
+        ) -> str:
+            """Remember an entity (person, company, project, product, …) or update it.
+
+            Args:
+                name: Its canonical name, e.g. 'Acme Corp'.
+                entity_type: person, company, project, product, place, team, tool, …
+                description: One sentence saying what or who it is.
+                aliases: Other names used for it.
+
+            """
+            item = EntityItem(
+                name=name, entity_type=entity_type, description=description, aliases=aliases or []
+            )
+            return await self._write(
+                {"op": "entity", **item.model_dump()}, f"entity: {name} ({entity_type})", **ctx
+            )
+
+        async def save_entity_fact(entity: str, fact: str) -> str:
+            """Remember a fact that is true now about an entity, e.g. 'uses PostgreSQL'.
+
+            Args:
+                entity: The entity's name, e.g. 'Acme'.
+                fact: The fact, without the entity's name.
+
+            """
+            return await self._write(
+                {"op": "fact", "entity": entity, "fact": fact}, f"fact: {entity} {fact}", **ctx
+            )
+
+        async def save_entity_event(entity: str, event: str, date: str = "") -> str:
+            """Remember something that happened to an entity, with its date.
+
+            Args:
+                entity: The entity's name, e.g. 'Acme'.
+                event: What happened, e.g. 'launched v2'.
+                date: When, as YYYY-MM-DD (resolve 'last Monday' to a date); empty if unknown.
+
+            """
+            return await self._write(
+                {"op": "event", "entity": entity, "event": event, "date": date},
+                f"event: {entity} {event} {date}".strip(),
+                **ctx,
+            )
+
+        async def save_entity_relation(subject: str, relation: str, object: str) -> str:
+            """Remember how two entities relate.
+
+            Example: subject='Bob', relation='is CEO of', object='Acme'.
+
+            Args:
+                subject: Name of the subject entity.
+                relation: The relation as a verb phrase, e.g. 'is CEO of', 'works on'.
+                object: Name of the object entity.
+
+            """
+            return await self._write(
+                {"op": "relation", "subject": subject, "relation": relation, "object": object},
+                f"relation: {subject} {relation} {object}",
+                **ctx,
+            )
+
+        tools.extend([save_entity, save_entity_fact, save_entity_event, save_entity_relation])
+        return tools
+
+    def guidance(self, **context: Any) -> str:
+        """When to look entities up and save them in this mode."""
+        text = (
+            "search_entities and lookup_entity recall people, companies and projects: current "
+            "facts and relationships, or (for 'what happened' / history=True) events in time "
+            "order."
+        )
+        if self.mode is LearningMode.BACKGROUND:
+            return text
+        return (
+            f"{text} When the user states a lasting fact, an event with its date, or a "
+            "relationship about a named entity, save it with save_entity_fact, "
+            "save_entity_event or save_entity_relation (save_entity for its type and "
+            f"description). {describe_mode_writes(self.mode.value)}"
+        )
+
+    # --- background extraction ---------------------------------------------------------------
+
+    async def aextraction(self, **context: Any) -> Extraction | None:
+        """Describe what to extract: entities, facts, dated events and relationships."""
+        if self.mode not in (LearningMode.BACKGROUND, LearningMode.HITL):
+            return None
+        if self.config.namespace == PRIVATE_NAMESPACE and not context.get("user_id"):
+            return None
+        known = await self.arecall(**context)
+        today = turn_time(context).date().isoformat()
+        return Extraction(
+            output_type=EntityExtraction,
+            instructions=(
+                "Extract named entities (people, companies, projects, products …) the "
+                "conversation says something lasting about: facts true now, events with their "
+                f"dates (ISO YYYY-MM-DD; today is {today}, resolve relative dates), and "
+                "relationships between two entities (subject, relation, object). Skip what is "
+                "already known and small talk."
+            ),
+            current_state="\n".join(self.render(known)) if known else "",
+        )
+
+    def extraction(self, **context: Any) -> Extraction | None:
+        """Sync :meth:`aextraction`."""
+        return run_sync(self.aextraction(**context))
+
+    async def aapply_extraction(self, data: BaseModel, **context: Any) -> None:
+        """Write every extracted item through the gate (one proposal each in HITL)."""
+        parsed = EntityExtraction.model_validate(data.model_dump())
+        for e in parsed.entities:
+            await self._write({"op": "entity", **e.model_dump()}, f"entity: {e.name}", **context)
+        for f in parsed.facts:
+            await self._write(
+                {"op": "fact", **f.model_dump()}, f"fact: {f.entity} {f.fact}", **context
+            )
+        for ev in parsed.events:
+            await self._write(
+                {"op": "event", **ev.model_dump()}, f"event: {ev.entity} {ev.event}", **context
+            )
+        for r in parsed.relations:
+            await self._write(
+                {"op": "relation", **r.model_dump()},
+                f"relation: {r.subject} {r.relation} {r.object}",
+                **context,
+            )

@@ -1,0 +1,348 @@
+"""Episodic memory: every turn kept verbatim, with its time and speaker, searchable.
+
+Works with no language model: :meth:`EpisodicMemoryStore.aprocess` stores the user's message and
+the answer of each turn, and :meth:`~EpisodicMemoryStore.aadd_episodes` ingests a conversation
+(benchmarks, imports)::
+
+    await store.aadd_episodes(
+        [Episode(speaker="Caroline", text="I went to a support group.", at=when, ref="D1:3")],
+        user_id="caroline",
+    )
+    for hit in await store.asearch("support group", user_id="caroline"):
+        print(hit.score, hit.episode.text)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from .._messages import ChatMessage
+from .._modes import LearningMode
+from .._sync import run_sync
+from ..curation import WritePolicy
+from ..db import PRIVATE_NAMESPACE, Learning, LearningFilter, ScoredLearning
+from ..exceptions import ConfigurationError, ValidationError
+from ._base import BaseStore, StoreConfig
+from ._shared import fit_lines, save, scope_filter, search, stable_id, turn_time
+
+__all__ = [
+    "Episode",
+    "EpisodicMemoryConfig",
+    "EpisodicMemoryStore",
+    "ScoredEpisode",
+]
+
+# Episodes are verbatim: two people saying "ok" at different times are two episodes, and
+# vectors are computed in one batch before writing.
+_EPISODE_POLICY = WritePolicy(embed=False, dedupe_exact=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Episode:
+    """One utterance: who said what, when."""
+
+    speaker: str
+    """Who said it (a user id, the agent's name, or a participant's name)."""
+    text: str
+    """What was said, verbatim."""
+    at: datetime
+    """When it was said (naive datetimes are taken as UTC)."""
+    session_id: str | None = None
+    """The session (conversation) it belongs to."""
+    ref: str | None = None
+    """An external reference, e.g. a benchmark's dialogue id ``"D1:3"``."""
+    caption: str | None = None
+    """Caption of an image shared with it; stored as ``text + " [image: caption]"``."""
+
+    @property
+    def full_text(self) -> str:
+        """The text as stored and searched (with the image caption, if any)."""
+        return f"{self.text} [image: {self.caption}]" if self.caption else self.text
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoredEpisode:
+    """An episode found by a search."""
+
+    episode: Episode
+    """The episode (``text`` includes the image caption when there was one)."""
+    score: float
+    """Fused search score; higher is better (comparable within one search only)."""
+    id: str
+    """Id of the stored learning."""
+
+
+@dataclass(kw_only=True)
+class EpisodicMemoryConfig(StoreConfig):
+    """Settings of episodic memory (always private to the user: namespace ``"user"``)."""
+
+    limit: int = 5
+    """How many episodes are recalled for a turn (the most relevant to its message)."""
+    batch_size: int = 256
+    """Episodes embedded together per embedder call when ingesting."""
+    agent_name: str = "assistant"
+    """Speaker name of the agent's turns when the context carries no ``agent_id``."""
+    max_tokens: int = 500
+    """Token budget of the episodes block in the system prompt."""
+
+    def create_store(self) -> EpisodicMemoryStore:
+        """Build the store from this config."""
+        return EpisodicMemoryStore(self)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def episode_line(episode: Episode) -> str:
+    """``- [2024-01-15 10:00] Caroline: text`` for the prompt and tool answers."""
+    return f"- [{_utc(episode.at).strftime('%Y-%m-%d %H:%M')}] {episode.speaker}: {episode.text}"
+
+
+def episode_from(learning: Learning) -> Episode:
+    """Read the :class:`Episode` stored in ``learning``."""
+    c = learning.content
+    at = c.get("at")
+    when = datetime.fromisoformat(at) if isinstance(at, str) else learning.created_at
+    return Episode(
+        speaker=str(c.get("speaker", "")),
+        text=str(c.get("text", "")),
+        at=_utc(when),
+        session_id=learning.session_id,
+        ref=c.get("ref"),
+        caption=c.get("caption"),
+    )
+
+
+class EpisodicMemoryStore(BaseStore):
+    """Every turn verbatim (speaker, time, text), found by hybrid search; no model needed.
+
+    BACKGROUND only: it keeps what was said, so there is nothing for an agent to decide or
+    approve. ``search_episodes`` is the agent's read tool.
+    """
+
+    learning_type: ClassVar[str] = "episode"
+    supported_modes: ClassVar[frozenset[LearningMode]] = frozenset({LearningMode.BACKGROUND})
+    required_context: ClassVar[tuple[str, ...]] = ("user_id",)
+
+    config: EpisodicMemoryConfig
+
+    def __init__(self, config: EpisodicMemoryConfig | None = None) -> None:
+        config = config or EpisodicMemoryConfig()
+        super().__init__(config)
+        if config.namespace != PRIVATE_NAMESPACE or config.read_namespaces:
+            raise ConfigurationError(
+                "EpisodicMemoryConfig keeps conversations private: leave namespace='user' and "
+                "read_namespaces empty."
+            )
+        if config.batch_size < 1:
+            raise ConfigurationError("EpisodicMemoryConfig(batch_size=...) must be at least 1.")
+        self.config = config
+
+    def _filter(self, user_id: str, session_id: str | None = None) -> LearningFilter:
+        return LearningFilter(
+            namespaces=(PRIVATE_NAMESPACE,),
+            reader_user_id=user_id,
+            learning_types=(self.learning_type,),
+            session_id=session_id,
+        )
+
+    # --- ingestion ---------------------------------------------------------------------------
+
+    async def aadd_episodes(
+        self, episodes: Sequence[Episode], *, user_id: str, **context: Any
+    ) -> list[str]:
+        """Store ``episodes`` in ``user_id``'s private memory; returns their ids, in order.
+
+        Texts are embedded ``batch_size`` at a time, one embedder call per batch. Ids are
+        derived from user, session, time, speaker, reference and text, so ingesting the same
+        conversation twice stores it once.
+        """
+        if not user_id:
+            raise ValidationError(
+                "aadd_episodes(user_id=...) needs the user the episodes belong to."
+            )
+        from ..embedders import aembed
+
+        ctx = {**context, "user_id": user_id}
+        ids: list[str] = []
+        size = self.config.batch_size
+        for start in range(0, len(episodes), size):
+            chunk = list(episodes[start : start + size])
+            texts = [f"{e.speaker}: {e.full_text}" for e in chunk]
+            vectors = await aembed(self.embedder, texts)
+            for episode, text, vector in zip(chunk, texts, vectors, strict=True):
+                ids.append(await self._store(episode, text, vector, user_id, ctx))
+        return ids
+
+    async def _store(
+        self,
+        episode: Episode,
+        text: str,
+        vector: Sequence[float],
+        user_id: str,
+        context: Mapping[str, Any],
+    ) -> str:
+        at = _utc(episode.at)
+        session_id = episode.session_id or context.get("session_id")
+        learning = Learning(
+            id=stable_id(
+                self.learning_type,
+                user_id,
+                session_id,
+                at.isoformat(),
+                episode.speaker,
+                episode.ref,
+                episode.full_text,
+            ),
+            learning_type=self.learning_type,
+            namespace=PRIVATE_NAMESPACE,
+            user_id=user_id,
+            session_id=session_id,
+            agent_id=context.get("agent_id"),
+            content={
+                "speaker": episode.speaker,
+                "text": episode.full_text,
+                "at": at.isoformat(),
+                "ref": episode.ref,
+                "caption": episode.caption,
+            },
+            search_text=text,
+            embedding=tuple(float(x) for x in vector),
+            embedder=self.embedder.name,
+            valid_from=at,
+        )
+        result = await save(
+            self,
+            learning,
+            action="create",
+            reason="episode",
+            context={**context, "session_id": session_id},
+            scope=scope_filter(PRIVATE_NAMESPACE, self.learning_type, context),
+            policy=_EPISODE_POLICY,
+        )
+        return result.learning.id
+
+    def add_episodes(
+        self, episodes: Sequence[Episode], *, user_id: str, **context: Any
+    ) -> list[str]:
+        """Sync :meth:`aadd_episodes`."""
+        return run_sync(self.aadd_episodes(episodes, user_id=user_id, **context))
+
+    # --- search and recall -------------------------------------------------------------------
+
+    async def asearch(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        limit: int = 10,
+        session_id: str | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> list[ScoredEpisode]:
+        """``user_id``'s episodes most relevant to ``query``, best first."""
+        if not user_id:
+            raise ValidationError("asearch(user_id=...) needs the user whose memory to search.")
+        found: list[ScoredLearning] = await search(
+            self, query, self._filter(user_id, session_id), limit=limit, vector=vector
+        )
+        return [
+            ScoredEpisode(episode=episode_from(s.learning), score=s.score, id=s.learning.id)
+            for s in found
+        ]
+
+    def search(
+        self, query: str, *, user_id: str, limit: int = 10, session_id: str | None = None
+    ) -> list[ScoredEpisode]:
+        """Sync :meth:`asearch`."""
+        return run_sync(self.asearch(query, user_id=user_id, limit=limit, session_id=session_id))
+
+    async def arecall(self, **context: Any) -> list[ScoredEpisode]:
+        """Episodes most relevant to the turn's message (none without a message)."""
+        self.require_context(context)
+        message = str(context.get("message") or "")
+        if not message.strip():
+            return []
+        return await self.asearch(
+            message,
+            user_id=str(context["user_id"]),
+            limit=self.config.limit,
+            vector=await self.query_vector(context),
+        )
+
+    def build_context(self, data: Any) -> str:
+        """Recalled episodes as a ``## Relevant earlier conversation`` block, best first."""
+        if not isinstance(data, list):
+            return ""
+        lines = [episode_line(s.episode) for s in data if isinstance(s, ScoredEpisode)]
+        return fit_lines("## Relevant earlier conversation", lines, self.config.max_tokens)
+
+    # --- learning from turns -----------------------------------------------------------------
+
+    async def aprocess(self, messages: Sequence[ChatMessage], **context: Any) -> None:
+        """Keep the turn's user message and answer (tool calls and results are skipped)."""
+        self.require_context(context)
+        now = turn_time(context)
+        user = str(context["user_id"])
+        agent = str(context.get("agent_id") or self.config.agent_name)
+        episodes = [
+            {"speaker": user if m.role == "user" else agent, "text": m.content}
+            for m in messages
+            if m.role in ("user", "assistant") and m.name is None and m.content.strip()
+        ]
+        if not episodes:
+            return
+        await self.gate.write(
+            {"episodes": episodes, "at": now.isoformat()},
+            summary=f"{len(episodes)} episodes",
+            namespace=PRIVATE_NAMESPACE,
+            **context,
+        )
+
+    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
+        """Store ``payload["episodes"]`` (``speaker``, ``text``) said at ``payload["at"]``."""
+        self.require_context(context)
+        at = datetime.fromisoformat(str(payload.get("at"))) if payload.get("at") else None
+        when = at or turn_time(context)
+        episodes = [
+            Episode(
+                speaker=str(e["speaker"]),
+                text=str(e["text"]),
+                at=when,
+                session_id=context.get("session_id"),
+                ref=f"{context.get('turn_id')}:{i}" if context.get("turn_id") else None,
+            )
+            for i, e in enumerate(payload.get("episodes") or [])
+        ]
+        return await self.aadd_episodes(episodes, **context)
+
+    # --- tools and guidance ------------------------------------------------------------------
+
+    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+        """``search_episodes`` (read-only), bound to the turn's user."""
+        user_id = str(context.get("user_id") or "")
+        if not user_id:
+            return []
+
+        async def search_episodes(query: str, limit: int = 5) -> str:
+            """Search earlier conversations with this user, word for word, with dates.
+
+            Args:
+                query: What was said, in a few words, e.g. 'support group'.
+                limit: The most messages to return (1-20).
+
+            """
+            found = await self.asearch(query, user_id=user_id, limit=max(1, min(int(limit), 20)))
+            return "\n".join(episode_line(s.episode) for s in found) or "Nothing found."
+
+        return [search_episodes]
+
+    def guidance(self, **context: Any) -> str:
+        """When to search earlier conversations."""
+        return (
+            "search_episodes finds what was said in earlier conversations with this user, with "
+            "dates; use it when they refer to something discussed before."
+        )

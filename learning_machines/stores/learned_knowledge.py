@@ -1,0 +1,297 @@
+"""Learned knowledge: insights, patterns and best practices that hold across users.
+
+Each learning is one row in a namespace (``"global"`` by default, or a shared name such as
+``"engineering"``), found by hybrid search on the turn's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from .._modes import LearningMode
+from .._sync import run_sync
+from ..db import GLOBAL_NAMESPACE, Learning, ScoredLearning
+from ._base import BaseStore, StoreConfig
+from ._protocol import Extraction
+from ._shared import (
+    describe_mode_writes,
+    fit_lines,
+    require_user_for_private,
+    save,
+    scope_filter,
+    search,
+)
+
+__all__ = [
+    "KnowledgeItem",
+    "LearnedKnowledgeConfig",
+    "LearnedKnowledgeExtraction",
+    "LearnedKnowledgeStore",
+]
+
+
+class KnowledgeItem(BaseModel):
+    """One reusable insight."""
+
+    title: str = Field(description="A short title, e.g. 'Retry idempotent calls only'.")
+    learning: str = Field(description="The insight itself, in one to three sentences.")
+    context: str = Field(
+        default="",
+        description="When it applies, e.g. 'when calling payment APIs'; empty if always.",
+    )
+    tags: list[str] = Field(default_factory=list, description="A few lower-case topic tags.")
+
+
+class LearnedKnowledgeExtraction(BaseModel):
+    """Reusable insights learned in this turn."""
+
+    learnings: list[KnowledgeItem] = Field(
+        default_factory=list,
+        description=(
+            "Insights, patterns or best practices from this turn that would help with OTHER "
+            "users' tasks too. Empty when there are none (the usual case)."
+        ),
+    )
+
+
+@dataclass(kw_only=True)
+class LearnedKnowledgeConfig(StoreConfig):
+    """Settings of the learned knowledge store."""
+
+    namespace: str = GLOBAL_NAMESPACE
+    """Where learnings are written: ``"global"`` (everyone) or a shared name."""
+    limit: int = 5
+    """How many learnings are recalled for a turn (the most relevant to its message)."""
+    max_tokens: int = 600
+    """Token budget of the knowledge block in the system prompt."""
+
+    def create_store(self) -> LearnedKnowledgeStore:
+        """Build the store from this config."""
+        return LearnedKnowledgeStore(self)
+
+
+def knowledge_search_text(title: str, learning: str, context: str, tags: list[str]) -> str:
+    """Return the text a learning is searched and deduplicated by."""
+    parts = [f"{title}: {learning}"]
+    if context:
+        parts.append(f"When: {context}")
+    if tags:
+        parts.append("Tags: " + ", ".join(tags))
+    return "\n".join(parts)
+
+
+def knowledge_line(learning: Learning) -> str:
+    """``- Title: learning (when: …) [tags]`` for the prompt and tool answers."""
+    c = learning.content
+    line = f"- {c.get('title', '')}: {c.get('learning', '')}"
+    if c.get("context"):
+        line += f" (when: {c['context']})"
+    if c.get("tags"):
+        line += " [" + ", ".join(c["tags"]) + "]"
+    return line
+
+
+class LearnedKnowledgeStore(BaseStore):
+    """Insights that hold across users: title, learning, when it applies, tags, source.
+
+    Recalled by hybrid search on the turn's message (``limit`` results), never all at once.
+    Learns in every mode: BACKGROUND extraction, AGENTIC ``save_learning``, and proposals in
+    PROPOSE and HITL. ``search_learnings`` is available in every mode.
+    """
+
+    learning_type: ClassVar[str] = "learned_knowledge"
+    supported_modes: ClassVar[frozenset[LearningMode]] = frozenset(LearningMode)
+    required_context: ClassVar[tuple[str, ...]] = ()
+
+    config: LearnedKnowledgeConfig
+
+    def __init__(self, config: LearnedKnowledgeConfig | None = None) -> None:
+        config = config or LearnedKnowledgeConfig()
+        super().__init__(config)
+        self.config = config
+
+    def require_context(self, context: Mapping[str, Any]) -> None:
+        """Check the context: ``user_id`` is needed only when a private namespace is used."""
+        super().require_context(context)
+        require_user_for_private(self, context)
+
+    # --- recall ------------------------------------------------------------------------------
+
+    async def asearch(
+        self,
+        query: str,
+        *,
+        limit: int | None = None,
+        vector: Sequence[float] | None = None,
+        **context: Any,
+    ) -> list[ScoredLearning]:
+        """Learnings relevant to ``query`` that this turn may read, best first.
+
+        ``vector`` is the query's embedding when known; otherwise it is computed here.
+        """
+        self.require_context(context)
+        return await search(
+            self,
+            query,
+            self.read_filter(**context),
+            limit=self.config.limit if limit is None else limit,
+            vector=vector,
+        )
+
+    async def arecall(self, **context: Any) -> list[ScoredLearning]:
+        """Recall the learnings most relevant to the turn's message (none without a message)."""
+        message = str(context.get("message") or "")
+        if not message.strip():
+            return []
+        vector = await self.query_vector(context)
+        return await self.asearch(message, vector=vector, user_id=context.get("user_id"))
+
+    def build_context(self, data: Any) -> str:
+        """Recalled learnings as a ``## Learned knowledge`` block, most relevant first."""
+        if not isinstance(data, list):
+            return ""
+        lines = [knowledge_line(s.learning) for s in data if isinstance(s, ScoredLearning)]
+        return fit_lines(
+            "## Learned knowledge (apply when relevant)", lines, self.config.max_tokens
+        )
+
+    # --- writing -----------------------------------------------------------------------------
+
+    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
+        """Save one learning in the store's namespace and return its id.
+
+        ``payload`` has ``title``, ``learning``, ``context``, ``tags`` and ``source``. When the
+        learning is already known, the existing id is returned.
+        """
+        self.require_context(context)
+        item = KnowledgeItem.model_validate(
+            {k: payload[k] for k in ("title", "learning", "context", "tags") if k in payload}
+        )
+        tags = sorted({t.strip().lower() for t in item.tags if t.strip()})
+        namespace = self.config.namespace
+        learning = Learning(
+            learning_type=self.learning_type,
+            namespace=namespace,
+            user_id=context.get("user_id"),
+            agent_id=context.get("agent_id"),
+            content={
+                "title": item.title.strip(),
+                "learning": item.learning.strip(),
+                "context": item.context.strip(),
+                "tags": tags,
+                "source": str(payload.get("source") or "conversation"),
+            },
+            search_text=knowledge_search_text(item.title, item.learning, item.context, tags),
+        )
+        result = await save(
+            self,
+            learning,
+            action="create",
+            reason=f"learned: {item.title}",
+            context=context,
+            scope=scope_filter(namespace, self.learning_type, context),
+        )
+        return [result.learning.id]
+
+    async def _save(self, item: KnowledgeItem, source: str, **context: Any) -> str:
+        payload = {**item.model_dump(mode="json"), "source": source}
+        outcome = await self.gate.write(
+            payload,
+            summary=f"learning: {item.title} — {item.learning}",
+            namespace=self.config.namespace,
+            **context,
+        )
+        return outcome.describe()
+
+    # --- tools and guidance ------------------------------------------------------------------
+
+    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+        """``search_learnings`` always; ``save_learning`` in AGENTIC, PROPOSE and HITL."""
+        ctx = dict(context)
+
+        async def search_learnings(query: str, limit: int = 5) -> str:
+            """Search knowledge learned from earlier conversations (insights, best practices).
+
+            Args:
+                query: What you need to know, in a few words.
+                limit: The most results to return (1-20).
+
+            """
+            found = await self.asearch(
+                query, limit=max(1, min(int(limit), 20)), user_id=ctx.get("user_id")
+            )
+            if not found:
+                return "No learnings found."
+            return "\n".join(knowledge_line(s.learning) for s in found)
+
+        tools: list[Callable[..., Any]] = [search_learnings]
+        if self.mode is LearningMode.BACKGROUND:
+            return tools
+
+        async def save_learning(
+            title: str, learning: str, context: str = "", tags: list[str] | None = None
+        ) -> str:
+            """Save a reusable insight that would help with future tasks, for any user.
+
+            Save only knowledge that holds beyond this conversation (a pattern, a fix, a best
+            practice); never personal details about the user.
+
+            Args:
+                title: A short title, e.g. 'Retry idempotent calls only'.
+                learning: The insight itself, in one to three sentences.
+                context: When it applies, e.g. 'when calling payment APIs'; empty if always.
+                tags: A few lower-case topic tags.
+
+            """
+            item = KnowledgeItem(title=title, learning=learning, context=context, tags=tags or [])
+            return await self._save(item, "agent", **ctx)
+
+        tools.append(save_learning)
+        return tools
+
+    def guidance(self, **context: Any) -> str:
+        """When to search and save learnings in this mode."""
+        text = (
+            "search_learnings finds insights learned in earlier conversations; use it before "
+            "solving a task that may have come up before."
+        )
+        if self.mode is LearningMode.BACKGROUND:
+            return text
+        return (
+            f"{text} When you discover something reusable (a fix that worked, a pattern, a best "
+            "practice that would help other users), call save_learning once with a clear title. "
+            f"Never save personal details. {describe_mode_writes(self.mode.value)}"
+        )
+
+    # --- background extraction ---------------------------------------------------------------
+
+    async def aextraction(self, **context: Any) -> Extraction | None:
+        """Describe what to extract: new reusable insights, given the closest ones already known."""
+        if self.mode not in (LearningMode.BACKGROUND, LearningMode.HITL):
+            return None
+        known = await self.arecall(**context) if context.get("message") else []
+        return Extraction(
+            output_type=LearnedKnowledgeExtraction,
+            instructions=(
+                "Extract reusable insights from this turn: patterns, fixes that worked, best "
+                "practices that would help with OTHER users' tasks. Never personal details, "
+                "preferences or facts about this user. Skip anything already known. Most turns "
+                "have none: return an empty list."
+            ),
+            current_state="\n".join(knowledge_line(s.learning) for s in known),
+        )
+
+    def extraction(self, **context: Any) -> Extraction | None:
+        """Sync :meth:`aextraction`."""
+        return run_sync(self.aextraction(**context))
+
+    async def aapply_extraction(self, data: BaseModel, **context: Any) -> None:
+        """Save each extracted learning through the gate (proposals in HITL)."""
+        parsed = LearnedKnowledgeExtraction.model_validate(data.model_dump())
+        for item in parsed.learnings:
+            if item.title.strip() and item.learning.strip():
+                await self._save(item, "conversation", **context)

@@ -1,0 +1,303 @@
+"""User profile: who the user is, one row per user, private to them.
+
+Extend the schema by subclassing :class:`UserProfile`::
+
+    class MyProfile(UserProfile):
+        timezone: str | None = Field(default=None, description="IANA timezone, e.g. Europe/Paris")
+
+    UserProfileConfig(schema=MyProfile)
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, create_model
+
+from .._modes import LearningMode
+from .._sync import run_sync
+from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning, utcnow
+from ..exceptions import ConfigurationError, ValidationError
+from ._base import BaseStore, StoreConfig
+from ._protocol import Extraction
+from ._shared import describe_mode_writes, fit_lines, save, scope_filter, stable_id
+
+__all__ = ["UserProfile", "UserProfileConfig", "UserProfileStore"]
+
+
+class UserProfile(BaseModel):
+    """What is known about a user. Subclass it to add fields (give each a description)."""
+
+    name: str | None = Field(default=None, description="The user's full name.")
+    preferred_name: str | None = Field(
+        None, description="What the user likes to be called, if different from their name."
+    )
+    role: str | None = Field(
+        default=None, description="Job title or role, e.g. 'backend engineer'."
+    )
+    company: str | None = Field(default=None, description="Company or organisation they work for.")
+    team: str | None = Field(default=None, description="Team or department.")
+    projects: list[str] = Field(
+        default_factory=list, description="Projects they are working on (short names)."
+    )
+    preferences: list[str] = Field(
+        default_factory=list,
+        description="Lasting preferences, e.g. 'prefers Python examples', 'uses vim'.",
+    )
+    communication_style: str | None = Field(
+        None, description="How they like answers, e.g. 'concise, no small talk'."
+    )
+
+
+@dataclass(kw_only=True)
+class UserProfileConfig(StoreConfig):
+    """Settings of the user profile store (always private: namespace ``"user"``)."""
+
+    schema: type[UserProfile] = UserProfile
+    """The profile model; subclass :class:`UserProfile` to add fields."""
+    max_tokens: int = 300
+    """Token budget of the profile block in the system prompt."""
+
+    def create_store(self) -> UserProfileStore:
+        """Build the store from this config."""
+        return UserProfileStore(self)
+
+
+@functools.cache
+def profile_update_model(schema: type[UserProfile]) -> type[BaseModel]:
+    """Build the model of changes to a profile: every field optional, ``None`` = unchanged.
+
+    List fields are merged into what is known (give only new items).
+    """
+    fields: dict[str, Any] = {}
+    for name, info in schema.model_fields.items():
+        annotation: Any = info.annotation
+        fields[name] = (annotation | None, Field(default=None, description=info.description))
+    model: type[BaseModel] = create_model(f"{schema.__name__}Update", **fields)
+    model.__doc__ = (
+        f"Changes to the {schema.__name__}: set only fields the user stated in this turn; "
+        "lists are merged with what is known."
+    )
+    return model
+
+
+def merge_profile(
+    schema: type[UserProfile], current: Mapping[str, Any], updates: Mapping[str, Any]
+) -> UserProfile:
+    """Apply ``updates`` to ``current``: scalars replaced, list items appended once."""
+    merged = dict(current)
+    for name, value in updates.items():
+        if name not in schema.model_fields or value is None:
+            continue
+        old = merged.get(name)
+        if isinstance(value, list) and isinstance(old, list):
+            seen = {str(v).casefold() for v in old}
+            merged[name] = [*old, *(v for v in value if str(v).casefold() not in seen)]
+        else:
+            merged[name] = value
+    try:
+        return schema.model_validate(merged)
+    except Exception as exc:  # pydantic's error, re-raised as ours with the fix in the message
+        raise ValidationError(f"profile update does not fit {schema.__name__}: {exc}") from exc
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def render_profile(profile: UserProfile) -> list[str]:
+    """Render the profile's known fields as ``- Label: value`` lines, in schema order."""
+    lines: list[str] = []
+    for name in type(profile).model_fields:
+        value = getattr(profile, name)
+        if value in (None, "", [], {}):
+            continue
+        text = "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        lines.append(f"- {_label(name)}: {text}")
+    return lines
+
+
+class UserProfileStore(BaseStore):
+    """Who the user is: name, work context, preferences, communication style.
+
+    One row per user in the private namespace ``"user"``; recalled directly (no search) into
+    every turn. Learns in every mode: extracted in BACKGROUND, through the
+    ``update_user_profile`` tool in AGENTIC, and as proposals in PROPOSE and HITL.
+    """
+
+    learning_type: ClassVar[str] = "user_profile"
+    supported_modes: ClassVar[frozenset[LearningMode]] = frozenset(LearningMode)
+    required_context: ClassVar[tuple[str, ...]] = ("user_id",)
+
+    config: UserProfileConfig
+
+    def __init__(self, config: UserProfileConfig | None = None) -> None:
+        config = config or UserProfileConfig()
+        super().__init__(config)
+        if config.namespace != PRIVATE_NAMESPACE:
+            raise ConfigurationError(
+                "UserProfileConfig(namespace=...) must stay 'user': a profile is private to its "
+                "user. Use LearnedKnowledgeConfig for knowledge shared across users."
+            )
+        if not (isinstance(config.schema, type) and issubclass(config.schema, UserProfile)):
+            raise ConfigurationError(
+                "UserProfileConfig(schema=...) must be UserProfile or a subclass of it."
+            )
+        self.config = config
+
+    @property
+    def schema(self) -> type[UserProfile]:
+        """The profile model in use."""
+        return self.config.schema
+
+    def _row_id(self, user_id: str) -> str:
+        return stable_id(self.learning_type, PRIVATE_NAMESPACE, user_id)
+
+    async def _load(self, user_id: str) -> Learning | None:
+        rows = await self.db.arun(
+            GetLearnings(ids=(self._row_id(user_id),), filter=self.read_filter(user_id=user_id))
+        )
+        return rows[0] if rows and rows[0].status == "active" else None
+
+    # --- recall ------------------------------------------------------------------------------
+
+    async def arecall(self, **context: Any) -> UserProfile | None:
+        """Recall the user's profile, or ``None`` when nothing is known yet."""
+        self.require_context(context)
+        row = await self._load(str(context["user_id"]))
+        return self.schema.model_validate(row.content) if row is not None else None
+
+    def build_context(self, data: Any) -> str:
+        """Render the profile as a ``## User profile`` block, fields in schema order."""
+        if not isinstance(data, UserProfile):
+            return ""
+        return fit_lines("## User profile", render_profile(data), self.config.max_tokens)
+
+    # --- writing -----------------------------------------------------------------------------
+
+    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
+        """Merge ``payload["updates"]`` into the user's profile.
+
+        Returns the row id, or nothing when the profile did not change.
+        """
+        self.require_context(context)
+        user_id = str(context["user_id"])
+        updates = dict(payload.get("updates") or {})
+        row = await self._load(user_id)
+        current = row.content if row is not None else {}
+        profile = merge_profile(self.schema, current, updates)
+        content = profile.model_dump(mode="json")
+        if row is not None and content == row.content:
+            return []
+        learning = Learning(
+            id=self._row_id(user_id),
+            learning_type=self.learning_type,
+            namespace=PRIVATE_NAMESPACE,
+            user_id=user_id,
+            content=content,
+            search_text="\n".join(render_profile(profile)),
+            created_at=row.created_at if row is not None else utcnow(),
+        )
+        result = await save(
+            self,
+            learning,
+            action="update" if row is not None else "create",
+            reason="profile " + ", ".join(sorted(k for k, v in updates.items() if v is not None)),
+            context=context,
+            scope=scope_filter(PRIVATE_NAMESPACE, self.learning_type, context),
+        )
+        return [result.learning.id]
+
+    async def _write_updates(self, updates: Mapping[str, Any], **context: Any) -> str:
+        clean = {k: v for k, v in updates.items() if v not in (None, "", [])}
+        if not clean:
+            return "nothing to update"
+        summary = "user profile: " + ", ".join(f"{k}={v!r}" for k, v in sorted(clean.items()))
+        outcome = await self.gate.write(
+            {"updates": clean}, summary=summary, namespace=PRIVATE_NAMESPACE, **context
+        )
+        return outcome.describe()
+
+    # --- tools and guidance ------------------------------------------------------------------
+
+    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+        """``update_user_profile`` in AGENTIC, PROPOSE and HITL; nothing in BACKGROUND."""
+        if self.mode is LearningMode.BACKGROUND:
+            return []
+        return [self._update_tool(dict(context))]
+
+    def _update_tool(self, context: dict[str, Any]) -> Callable[..., Any]:
+        update_model = profile_update_model(self.schema)
+
+        async def update_user_profile(**fields: Any) -> str:
+            return await self._write_updates(fields, **context)
+
+        params = []
+        annotations: dict[str, Any] = {}
+        arg_docs = []
+        for name, info in update_model.model_fields.items():
+            params.append(
+                inspect.Parameter(
+                    name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=info.annotation
+                )
+            )
+            annotations[name] = info.annotation
+            arg_docs.append(f"    {name}: {info.description or _label(name)}")
+        annotations["return"] = str
+        update_user_profile.__annotations__ = annotations
+        setattr(  # noqa: B010 - tools are read by signature; a closure's must be set by hand
+            update_user_profile,
+            "__signature__",
+            inspect.Signature(params, return_annotation=str),
+        )
+        update_user_profile.__doc__ = (
+            "Save lasting facts the user told you about themselves to their profile.\n\n"
+            "Set only the fields the user stated; leave the rest out. List fields are merged "
+            "with what is already known.\n\nArgs:\n" + "\n".join(arg_docs)
+        )
+        return update_user_profile
+
+    def guidance(self, **context: Any) -> str:
+        """When to call ``update_user_profile`` in this mode."""
+        if self.mode is LearningMode.BACKGROUND:
+            return ""
+        return (
+            "When the user tells you something lasting about themselves (name, what to call "
+            "them, role, company, team, projects, preferences, how they like answers), call "
+            "update_user_profile with just those fields. Do not save guesses or one-off "
+            f"requests. {describe_mode_writes(self.mode.value)}"
+        )
+
+    # --- background extraction ---------------------------------------------------------------
+
+    async def aextraction(self, **context: Any) -> Extraction | None:
+        """Describe what to extract from this turn: changes to the profile, given what is known."""
+        if self.mode not in (LearningMode.BACKGROUND, LearningMode.HITL) or not context.get(
+            "user_id"
+        ):
+            return None
+        current = await self.arecall(**context)
+        state = "\n".join(render_profile(current)) if current is not None else ""
+        return Extraction(
+            output_type=profile_update_model(self.schema),
+            instructions=(
+                "Update the user's profile with lasting facts the USER stated about themselves "
+                "in this turn (name, preferred name, role, company, team, projects, preferences, "
+                "communication style). Leave a field null when the turn says nothing new about "
+                "it; never guess; do not repeat what is already known; lists are merged, so give "
+                "only new items."
+            ),
+            current_state=state or "(nothing known yet)",
+        )
+
+    def extraction(self, **context: Any) -> Extraction | None:
+        """Sync :meth:`aextraction`."""
+        return run_sync(self.aextraction(**context))
+
+    async def aapply_extraction(self, data: BaseModel, **context: Any) -> None:
+        """Write the extracted changes through the gate (proposals in HITL)."""
+        await self._write_updates(data.model_dump(exclude_none=True), **context)
