@@ -288,7 +288,7 @@ class LearningMachine:
         """
         self._require_db()
         ctx = self._turn_context({**context, "message": message})
-        if message:
+        if message and any(isinstance(s, BindableStore) for s in self.stores.values()):
             ctx["query_vector"] = tuple(
                 float(x) for x in (await _aembed(self.embedder, [message]))[0]
             )
