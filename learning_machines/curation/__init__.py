@@ -1,5 +1,6 @@
 """Curation: deduplication, supersession, decay, pruning, history, forget and export."""
 
+from ._curator import CURATION_ACTIONS, CurationAction, CurationReport, Curator
 from ._dates import ResolvedDate, annotate_dates, resolve_date, resolve_dates
 from ._decay import (
     DEFAULT_POLICIES,
@@ -10,27 +11,48 @@ from ._decay import (
     rerank,
     retention_score,
 )
+from ._export import EXPORT_FORMAT, EXPORT_VERSION, export_user, import_user
 from ._similar import cosine, distinguishing, is_substitution, richness, value_conflict
-from ._write import WritePolicy, WriteResult, write_learning
+from ._write import (
+    Confirm,
+    WritePolicy,
+    WriteResult,
+    merge_learnings,
+    model_confirmation,
+    supersede_learning,
+    write_learning,
+)
 
 __all__ = [
+    "CURATION_ACTIONS",
     "DEFAULT_POLICIES",
     "DEFAULT_POLICY",
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
     "NEAR_DUPLICATE_THRESHOLD",
+    "Confirm",
+    "CurationAction",
     "CurationPolicy",
+    "CurationReport",
+    "Curator",
     "ResolvedDate",
     "WritePolicy",
     "WriteResult",
     "annotate_dates",
     "cosine",
     "distinguishing",
+    "export_user",
+    "import_user",
     "is_substitution",
+    "merge_learnings",
+    "model_confirmation",
     "policy_for",
     "rerank",
     "resolve_date",
     "resolve_dates",
     "retention_score",
     "richness",
+    "supersede_learning",
     "value_conflict",
     "write_learning",
 ]

@@ -1,0 +1,509 @@
+"""The curator: curation runs, history, archive and restore, forget, export and import.
+
+A curation run walks every scope (learning type × namespace × private owner) and, in each:
+merges near duplicates left over (or written around :func:`write_learning`), supersedes older
+facts that share a conflict key with a newer one, archives learnings whose retention score fell
+below their policy's threshold, and prunes scopes over their cap by archiving the weakest. It
+also expires pending proposals past their time. Nothing is deleted; every step is a history
+entry that :meth:`Curator.arestore` can undo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+
+from .._sync import run_sync
+from ..db import (
+    PRIVATE_NAMESPACE,
+    Change,
+    Db,
+    GetLearnings,
+    HistoryEntry,
+    Learning,
+    LearningFilter,
+    ListHistory,
+    ListLearnings,
+    ListProposals,
+    ListScopes,
+    PurgeUser,
+    PutLearning,
+    PutProposal,
+    ScopeCount,
+    normalize_text,
+    utcnow,
+)
+from ..db._records import LearningStatus
+from ..embedders import Embedder, aembed
+from ..exceptions import NotFoundError, ValidationError
+from ._decay import CurationPolicy, policy_for, retention_score
+from ._export import export_user, import_user, learning_from_dict
+from ._similar import distinguishing
+from ._write import merge_learnings, names_of, supersede_learning
+
+__all__ = ["CURATION_ACTIONS", "CurationAction", "CurationReport", "Curator"]
+
+#: History actions that :meth:`Curator.arestore` undoes by default.
+CURATION_ACTIONS = frozenset({"merge", "supersede", "archive", "delete", "update", "import"})
+_ALL_STATUSES: tuple[LearningStatus, ...] = ("active", "archived", "superseded")
+_CURATOR = {"curator": "learning_machines"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurationAction:
+    """One thing a curation run did (or would do, in a dry run)."""
+
+    action: Literal["merge", "supersede", "archive", "expire"]
+    """``merge`` (this learning was folded into ``into``), ``supersede`` (replaced by ``into``),
+    ``archive``, or ``expire`` (a proposal)."""
+    id: str
+    """The learning (or proposal) acted on."""
+    reason: str
+    """Why, in words."""
+    into: str | None = None
+    """The learning it was merged into or superseded by."""
+    learning_type: str | None = None
+    """Its learning type."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurationReport:
+    """What a curation run merged, superseded, archived and expired."""
+
+    merged: list[CurationAction] = field(default_factory=list)
+    """Learnings folded into another (the other keeps both provenances)."""
+    superseded: list[CurationAction] = field(default_factory=list)
+    """Older facts replaced by newer ones with the same conflict key."""
+    archived: list[CurationAction] = field(default_factory=list)
+    """Learnings archived for low retention or to respect a cap."""
+    expired: list[CurationAction] = field(default_factory=list)
+    """Proposals expired."""
+    scopes: int = 0
+    """Scopes examined."""
+    examined: int = 0
+    """Active learnings examined."""
+    dry_run: bool = False
+    """``True`` when nothing was written."""
+
+    @property
+    def actions(self) -> list[CurationAction]:
+        """Every action, in the order merged, superseded, archived, expired."""
+        return [*self.merged, *self.superseded, *self.archived, *self.expired]
+
+    def summary(self) -> str:
+        """One line for people: counts of each action."""
+        verb = "would change" if self.dry_run else "changed"
+        return (
+            f"curation {verb} {self.examined} learnings in {self.scopes} scopes: "
+            f"{len(self.merged)} merged, {len(self.superseded)} superseded, "
+            f"{len(self.archived)} archived, {len(self.expired)} proposals expired"
+        )
+
+
+def _scope_filter(scope: ScopeCount) -> LearningFilter:
+    return LearningFilter(
+        namespaces=(scope.namespace,),
+        reader_user_id=scope.user_id if scope.namespace == PRIVATE_NAMESPACE else None,
+        learning_types=(scope.learning_type,),
+    )
+
+
+def _key(learning: Learning) -> str | None:
+    raw = learning.content.get("conflict_key")
+    if raw is None or raw == "":
+        return None
+    return f"{learning.entity_id or ''}\x00{normalize_text(str(raw))}"
+
+
+def _plan_merges(
+    rows: Sequence[Learning], policy: CurationPolicy
+) -> list[tuple[Learning, Learning, str]]:
+    """Pairs ``(keep, absorbed, reason)``: duplicates left in one scope, oldest row kept.
+
+    Pure: exact duplicates, entities sharing a name, and near duplicates (cosine at or above the
+    policy's threshold, without a lexical guard, conflict keys compatible).
+    """
+    kept: list[Learning] = []
+    vectors: list[np.ndarray[Any, np.dtype[np.float64]] | None] = []
+    plan: list[tuple[Learning, Learning, str]] = []
+    for row in rows:
+        vec = None if row.embedding is None else np.asarray(row.embedding, dtype=np.float64)
+        target: tuple[int, str] | None = None
+        for i, other in enumerate(kept):
+            if other.content_hash == row.content_hash:
+                target = (i, "exact duplicate")
+            elif names_of(other) & names_of(row) and row.learning_type == "entity":
+                target = (i, "same entity name")
+            else:
+                ov = vectors[i]
+                if vec is None or ov is None or other.embedder != row.embedder:
+                    continue
+                k1, k2 = _key(other), _key(row)
+                if k1 is not None and k2 is not None and k1 != k2:
+                    continue
+                norm = float(np.linalg.norm(vec) * np.linalg.norm(ov))
+                sim = float(vec @ ov) / norm if norm else 0.0
+                if sim < policy.near_duplicate_threshold or distinguishing(
+                    other.search_text, row.search_text
+                ):
+                    continue
+                target = (i, f"near duplicate (cosine {sim:.3f})")
+            break
+        if target is None:
+            kept.append(row)
+            vectors.append(vec)
+            continue
+        i, reason = target
+        plan.append((kept[i], row, reason))
+    return plan
+
+
+class Curator:
+    """Curation of one backend: runs, history, restore, forget, export and import.
+
+    Example::
+
+        curator = Curator(db=SqliteDb("learnings.db"), embedder=HashEmbedder())
+        report = curator.curate()
+        print(report.summary())
+
+    Every method is async (``a``-prefixed) with a sync twin that wraps it.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Db,
+        embedder: Embedder | None = None,
+        policies: Mapping[str, CurationPolicy] | None = None,
+    ) -> None:
+        """``policies`` override :data:`DEFAULT_POLICIES` per learning type."""
+        self.db = db
+        self.embedder = embedder
+        self.policies = dict(policies or {})
+
+    def policy(self, learning_type: str) -> CurationPolicy:
+        """Return the policy used for ``learning_type``."""
+        return policy_for(learning_type, self.policies)
+
+    # --- curation runs ---------------------------------------------------------------------------
+
+    async def acurate(
+        self,
+        *,
+        namespaces: Sequence[str] | None = None,
+        user_id: str | None = None,
+        learning_types: Sequence[str] | None = None,
+        now: datetime | None = None,
+        dry_run: bool = False,
+    ) -> CurationReport:
+        """Run curation over every scope (or those selected) and report what it did.
+
+        ``user_id`` limits the run to that user's private scopes. ``now`` is the time decay is
+        measured at (default: the current time). ``dry_run`` computes the report and writes
+        nothing.
+        """
+        now = now or utcnow()
+        scopes: list[ScopeCount] = await self.db.arun(
+            ListScopes(
+                learning_types=tuple(learning_types) if learning_types is not None else None,
+                namespaces=tuple(namespaces) if namespaces is not None else None,
+                user_id=user_id,
+            )
+        )
+        if user_id is not None:
+            scopes = [s for s in scopes if s.user_id == user_id]
+        report = CurationReport(dry_run=dry_run, scopes=len(scopes))
+        examined = 0
+        for scope in scopes:
+            examined += await self._curate_scope(scope, now=now, dry_run=dry_run, report=report)
+        await self._expire_proposals(user_id=user_id, now=now, dry_run=dry_run, report=report)
+        return dataclasses.replace(report, examined=examined)
+
+    def curate(self, **options: Any) -> CurationReport:
+        """Sync :meth:`acurate`."""
+        return run_sync(self.acurate(**options))
+
+    async def _curate_scope(
+        self, scope: ScopeCount, *, now: datetime, dry_run: bool, report: CurationReport
+    ) -> int:
+        policy = self.policy(scope.learning_type)
+        rows: list[Learning] = await self.db.arun(
+            ListLearnings(
+                filter=_scope_filter(scope), limit=None, order_by="created_at", ascending=True
+            )
+        )
+        ops: list[PutLearning] = []
+        gone: set[str] = set()
+        current = {r.id: r for r in rows}
+
+        for keep, absorbed, reason in _plan_merges(rows, policy):
+            keep = current[keep.id]
+            merged = merge_learnings(keep, absorbed, now=now)
+            current[keep.id] = merged
+            retired = dataclasses.replace(
+                absorbed, status="superseded", superseded_by=keep.id, updated_at=now
+            )
+            gone.add(absorbed.id)
+            change = Change(action="merge", actor=_CURATOR, reason=f"{reason} of {keep.id}")
+            ops += [
+                PutLearning(learning=merged, change=change),
+                PutLearning(learning=retired, change=change),
+            ]
+            report.merged.append(
+                CurationAction(
+                    action="merge", id=absorbed.id, into=keep.id, reason=reason,
+                    learning_type=scope.learning_type,
+                )
+            )  # fmt: skip
+
+        by_key: dict[str, list[Learning]] = {}
+        for row in current.values():
+            key = _key(row)
+            if key is not None and row.id not in gone:
+                by_key.setdefault(key, []).append(row)
+        for same in by_key.values():
+            if len(same) < 2:
+                continue
+            same.sort(key=lambda r: (r.valid_from or r.created_at, r.created_at, r.id))
+            newest = same[-1]
+            for old in same[:-1]:
+                gone.add(old.id)
+                reason = f"same conflict key as newer {newest.id}: {newest.search_text!r}"
+                ops.append(
+                    PutLearning(
+                        learning=supersede_learning(old, newest, now=now),
+                        change=Change(action="supersede", actor=_CURATOR, reason=reason),
+                    )
+                )
+                report.superseded.append(
+                    CurationAction(
+                        action="supersede", id=old.id, into=newest.id, reason=reason,
+                        learning_type=scope.learning_type,
+                    )
+                )  # fmt: skip
+
+        alive = [r for r in current.values() if r.id not in gone]
+        scored = sorted(
+            ((retention_score(r, now=now, policy=policy), r) for r in alive),
+            key=lambda t: (t[0], t[1].created_at, t[1].id),
+        )
+        min_age = timedelta(days=policy.min_age_days)
+        archive: list[tuple[Learning, str]] = []
+        if policy.archive_below is not None:
+            for score, r in scored:
+                if score < policy.archive_below and now - r.created_at >= min_age:
+                    archive.append((r, f"retention {score:.3f} below {policy.archive_below}"))
+        if policy.max_per_scope is not None:
+            chosen = {r.id for r, _ in archive}
+            over = len(alive) - len(chosen) - policy.max_per_scope
+            for score, r in scored:
+                if over <= 0:
+                    break
+                if r.id not in chosen:
+                    archive.append(
+                        (r, f"scope over its cap of {policy.max_per_scope}; retention {score:.3f}")
+                    )
+                    over -= 1
+        for r, reason in archive:
+            ops.append(
+                PutLearning(
+                    learning=dataclasses.replace(r, status="archived", updated_at=now),
+                    change=Change(action="archive", actor=_CURATOR, reason=reason),
+                )
+            )
+            report.archived.append(
+                CurationAction(
+                    action="archive", id=r.id, reason=reason, learning_type=scope.learning_type
+                )
+            )
+        if ops and not dry_run:
+            await self.db.abatch(ops)
+        return len(rows)
+
+    async def _expire_proposals(
+        self, *, user_id: str | None, now: datetime, dry_run: bool, report: CurationReport
+    ) -> None:
+        pending = await self.db.arun(
+            ListProposals(statuses=("pending",), user_id=user_id, limit=None)
+        )
+        for p in pending:
+            ttl = self.policy(p.learning_type).proposal_ttl_days
+            deadline = p.expires_at
+            if deadline is None and ttl is not None:
+                deadline = p.created_at + timedelta(days=ttl)
+            if deadline is None or deadline > now:
+                continue
+            report.expired.append(
+                CurationAction(
+                    action="expire", id=p.id, reason=f"not decided by {deadline.isoformat()}",
+                    learning_type=p.learning_type,
+                )
+            )  # fmt: skip
+            if dry_run:
+                continue
+            expired = dataclasses.replace(p, status="expired", decided_by="curator", decided_at=now)
+            try:
+                await self.db.arun(PutProposal(proposal=expired, expected_status="pending"))
+            except ValidationError:
+                report.expired.pop()  # decided meanwhile by someone else: theirs stands
+
+    # --- history, archive, restore -------------------------------------------------------------
+
+    async def ahistory(self, learning_id: str) -> list[HistoryEntry]:
+        """Every recorded change of a learning, oldest first (``NotFoundError`` if none)."""
+        entries: list[HistoryEntry] = await self.db.arun(ListHistory(learning_id=learning_id))
+        if not entries:
+            raise NotFoundError(
+                f"No learning {learning_id!r} has any history here; check the id (see "
+                "`learning-machines history`) and the --db."
+            )
+        return entries
+
+    def history(self, learning_id: str) -> list[HistoryEntry]:
+        """Sync :meth:`ahistory`."""
+        return run_sync(self.ahistory(learning_id))
+
+    async def _current(self, learning_id: str) -> tuple[Learning | None, list[HistoryEntry]]:
+        """Return the stored row (``None`` if deleted) and its history (which names the owner)."""
+        entries = await self.ahistory(learning_id)
+        snap = entries[-1].new or entries[-1].old or {}
+        namespace = str(snap.get("namespace", PRIVATE_NAMESPACE))
+        owner = snap.get("user_id")
+        rows: list[Learning] = await self.db.arun(
+            GetLearnings(
+                ids=(learning_id,),
+                filter=LearningFilter(
+                    namespaces=(namespace,),
+                    reader_user_id=owner if namespace == PRIVATE_NAMESPACE else None,
+                    statuses=_ALL_STATUSES,
+                ),
+            )
+        )
+        return (rows[0] if rows else None), entries
+
+    async def aarchive(
+        self, learning_id: str, reason: str = "", actor: Mapping[str, Any] | None = None
+    ) -> Learning:
+        """Archive a learning now: it stops being recalled and stays restorable."""
+        row, _ = await self._current(learning_id)
+        if row is None:
+            raise NotFoundError(f"Learning {learning_id!r} was deleted; restore it first.")
+        archived = dataclasses.replace(row, status="archived", updated_at=utcnow())
+        change = Change(action="archive", actor=dict(actor or _CURATOR), reason=reason)
+        stored: Learning = await self.db.arun(PutLearning(learning=archived, change=change))
+        return stored
+
+    def archive(
+        self, learning_id: str, reason: str = "", actor: Mapping[str, Any] | None = None
+    ) -> Learning:
+        """Sync :meth:`aarchive`."""
+        return run_sync(self.aarchive(learning_id, reason, actor))
+
+    async def arestore(
+        self,
+        learning_id: str,
+        *,
+        to_entry: str | None = None,
+        actor: Mapping[str, Any] | None = None,
+    ) -> Learning:
+        """Undo a step: bring the learning back to the row it had before a history entry.
+
+        Without ``to_entry``, the last curation step (merge, supersede, archive, delete, update,
+        import) is undone; with it, the row before that entry comes back. The restore is itself
+        a ``restore`` history entry, so it can be undone too. A restored row is re-embedded when
+        its text differs from the stored one (and an embedder is set).
+        """
+        row, entries = await self._current(learning_id)
+        if to_entry is not None:
+            target = next((e for e in entries if e.id == to_entry), None)
+            if target is None:
+                raise NotFoundError(
+                    f"Learning {learning_id!r} has no history entry {to_entry!r}; list them "
+                    f"with `learning-machines history {learning_id}`."
+                )
+        else:
+            target = next((e for e in reversed(entries) if e.action in CURATION_ACTIONS), None)
+            if target is None:
+                raise ValidationError(
+                    f"Learning {learning_id!r} has no curation step to undo (its history: "
+                    f"{', '.join(e.action for e in entries)})."
+                )
+        if target.old is None:
+            raise ValidationError(
+                f"History entry {target.id} ({target.action}) created the learning; there is no "
+                "earlier row to restore. Archive it instead."
+            )
+        restored = learning_from_dict(target.old)
+        if row is not None and row.search_text == restored.search_text:
+            restored = dataclasses.replace(restored, embedding=row.embedding, embedder=row.embedder)
+        elif self.embedder is not None and restored.search_text:
+            vector = (await aembed(self.embedder, [restored.search_text]))[0]
+            restored = dataclasses.replace(
+                restored, embedding=tuple(float(x) for x in vector), embedder=self.embedder.name
+            )
+        else:
+            restored = dataclasses.replace(restored, embedding=None, embedder=None)
+        restored = dataclasses.replace(restored, updated_at=utcnow())
+        change = Change(
+            action="restore",
+            actor=dict(actor or _CURATOR),
+            reason=f"undo {target.action} of {target.created_at.isoformat()} ({target.id})",
+        )
+        stored: Learning = await self.db.arun(PutLearning(learning=restored, change=change))
+        return stored
+
+    def restore(
+        self,
+        learning_id: str,
+        *,
+        to_entry: str | None = None,
+        actor: Mapping[str, Any] | None = None,
+    ) -> Learning:
+        """Sync :meth:`arestore`."""
+        return run_sync(self.arestore(learning_id, to_entry=to_entry, actor=actor))
+
+    # --- forget, export, import ------------------------------------------------------------------
+
+    async def aforget(self, user_id: str, *, keep_shared: bool = True) -> dict[str, int]:
+        """Delete everything private to ``user_id``; returns rows deleted or unlinked per table.
+
+        Their private learnings (with embeddings) and the history of those, their messages,
+        proposals and pending work go. Shared-namespace learnings they authored stay but lose
+        the link to them, unless ``keep_shared=False`` deletes those too.
+        """
+        if not user_id:
+            raise ValidationError("forget() needs a user_id.")
+        counts: dict[str, int] = await self.db.arun(
+            PurgeUser(user_id=user_id, delete_shared=not keep_shared)
+        )
+        return counts
+
+    def forget(self, user_id: str, *, keep_shared: bool = True) -> dict[str, int]:
+        """Sync :meth:`aforget`."""
+        return run_sync(self.aforget(user_id, keep_shared=keep_shared))
+
+    async def aexport(self, user_id: str) -> dict[str, Any]:
+        """Everything private to ``user_id`` as a JSON-ready dict (embeddings as float lists).
+
+        Holds ``learnings`` (every status), their ``history``, ``messages``, ``proposals`` and
+        ``pending_work``; :meth:`aimport` restores it.
+        """
+        return await export_user(self.db, user_id)
+
+    def export(self, user_id: str) -> dict[str, Any]:
+        """Sync :meth:`aexport`."""
+        return run_sync(self.aexport(user_id))
+
+    async def aimport(self, data: Mapping[str, Any]) -> dict[str, int]:
+        """Restore an export; idempotent. Returns rows written per kind."""
+        return await import_user(self.db, data)
+
+    def import_(self, data: Mapping[str, Any]) -> dict[str, int]:
+        """Sync :meth:`aimport` (``import`` is a Python keyword)."""
+        return run_sync(self.aimport(data))
