@@ -1,0 +1,222 @@
+"""The PostgreSQL backend: full-text search, pgvector, and a queue many workers can share.
+
+``pip install "learning-machines[postgres]"``; the server needs the ``vector`` extension
+(pgvector). The schema is created, or upgraded, when the backend opens the database.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import BackendError, ConfigurationError
+from ._base import Db
+from ._ops import Op
+from ._postgres_ops import OpContext, run_op
+from ._postgres_schema import migrate
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PostgresDb"]
+
+_INSTALL_HINT = 'PostgresDb needs psycopg 3: pip install "learning-machines[postgres]"'
+# SQLSTATEs worth retrying: the whole transaction is re-run from the start.
+_RETRYABLE = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+def _import_psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigurationError(_INSTALL_HINT) from exc
+    return psycopg
+
+
+class _Pool:
+    """A small thread-safe pool of autocommit connections (transactions are opened per use)."""
+
+    def __init__(
+        self, conninfo: str, *, max_size: int, timeout: float, connect_timeout: float
+    ) -> None:
+        self._conninfo = conninfo
+        self._max_size = max_size
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._cond = threading.Condition()
+        self._idle: list[psycopg.Connection[dict[str, Any]]] = []
+        self._size = 0
+        self._pid = os.getpid()
+        self._closed = False
+
+    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
+        pg = _import_psycopg()
+        from psycopg.rows import dict_row
+
+        conn: psycopg.Connection[dict[str, Any]] = pg.connect(
+            self._conninfo,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=max(1, int(self._connect_timeout)),
+        )
+        conn.execute("SET TIME ZONE 'UTC'")
+        return conn
+
+    def acquire(self) -> psycopg.Connection[dict[str, Any]]:
+        """Return a connection for this thread alone; give it back with :meth:`release`."""
+        deadline = time.monotonic() + self._timeout
+        with self._cond:
+            if self._pid != os.getpid():
+                # Forked: the parent's sockets are not ours to use (or to close).
+                self._idle, self._size, self._pid = [], 0, os.getpid()
+            while True:
+                if self._closed:
+                    raise BackendError("This PostgresDb is closed; create a new one.")
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not conn.closed and not conn.broken:
+                        return conn
+                    self._size -= 1
+                if self._size < self._max_size:
+                    self._size += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BackendError(
+                        f"No PostgreSQL connection free after {self._timeout:.0f} s (pool_size="
+                        f"{self._max_size}); raise pool_size=... or finish long transactions."
+                    )
+                self._cond.wait(left)
+        try:
+            return self._connect()
+        except BaseException:
+            with self._cond:
+                self._size -= 1
+                self._cond.notify()
+            raise
+
+    def release(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        """Give a connection back (a broken one is dropped)."""
+        with self._cond:
+            if conn.closed or conn.broken or self._closed or self._pid != os.getpid():
+                if self._pid == os.getpid():
+                    self._size -= 1
+                conn.close()
+            else:
+                self._idle.append(conn)
+            self._cond.notify()
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when released."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for conn in idle:
+            conn.close()
+
+
+class PostgresDb(Db):
+    """Learnings in PostgreSQL, with keyword search (tsvector) and vector search (pgvector).
+
+    Thread-safe: each call takes a connection from a pool. Several processes (or machines) may
+    share one database; pending work is claimed with ``FOR UPDATE SKIP LOCKED``.
+
+    Example::
+
+        db = PostgresDb("postgresql://user:pass@localhost/learning", pool_size=10)
+    """
+
+    backend_name = "postgres"
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        retries: int = 3,
+        migrate: bool = True,
+    ) -> None:
+        """Connect to ``conninfo`` (a ``postgresql://`` URI or ``key=value`` string).
+
+        ``pool_size`` caps open connections; ``pool_timeout`` is how long a call waits for one;
+        ``retries`` is how often a transaction that hit a serialization failure or deadlock is
+        re-run; ``migrate=False`` skips creating/upgrading the schema (it must be current).
+        """
+        psycopg = _import_psycopg()
+        if pool_size < 1:
+            raise ConfigurationError(f"pool_size must be at least 1, got {pool_size}")
+        if retries < 0:
+            raise ConfigurationError(f"retries must be 0 or more, got {retries}")
+        self._psycopg = psycopg
+        self._retries = retries
+        self._known_indexes: set[tuple[str, int]] = set()
+        self._pool = _Pool(
+            conninfo, max_size=pool_size, timeout=pool_timeout, connect_timeout=connect_timeout
+        )
+        if migrate:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        try:
+            conn = self._pool.acquire()
+        except self._psycopg.Error as exc:
+            raise BackendError(f"Could not connect to PostgreSQL: {exc}") from exc
+        try:
+            migrate(conn)
+        except self._psycopg.errors.FeatureNotSupported as exc:
+            raise ConfigurationError(
+                f"PostgreSQL lacks something PostgresDb needs: {exc}. Install pgvector "
+                "(https://github.com/pgvector/pgvector) on the server."
+            ) from exc
+        except self._psycopg.Error as exc:
+            if "vector" in str(exc) and "extension" in str(exc):
+                raise ConfigurationError(
+                    "The PostgreSQL server has no pgvector extension: install it "
+                    "(https://github.com/pgvector/pgvector), or run CREATE EXTENSION vector as a "
+                    f"superuser. ({exc})"
+                ) from exc
+            raise BackendError(f"Could not create the schema: {exc}") from exc
+        finally:
+            self._pool.release(conn)
+
+    def _execute(self, ops: Sequence[Op[Any]]) -> list[Any]:
+        for attempt in range(self._retries + 1):
+            try:
+                conn = self._pool.acquire()
+            except self._psycopg.Error as exc:
+                raise BackendError(f"Could not connect to PostgreSQL: {exc}") from exc
+            try:
+                return self._transaction(conn, ops)
+            except self._psycopg.Error as exc:
+                if exc.sqlstate in _RETRYABLE and attempt < self._retries:
+                    time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+                    continue
+                raise BackendError(
+                    f"PostgreSQL failed ({type(exc).__name__}): {exc}. Nothing was written; "
+                    "the transaction was rolled back."
+                ) from exc
+            finally:
+                self._pool.release(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transaction(
+        self, conn: psycopg.Connection[dict[str, Any]], ops: Sequence[Op[Any]]
+    ) -> list[Any]:
+        known = set(self._known_indexes)
+        with conn.transaction(), conn.cursor() as cur:
+            ctx = OpContext(cur, known)
+            results = [run_op(ctx, op) for op in ops]
+        # Only indexes seen in committed data are remembered.
+        self._known_indexes |= known
+        return results
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._pool.close()

@@ -1,0 +1,347 @@
+"""Each operation of :mod:`._ops` as a function of an open PostgreSQL cursor (one transaction).
+
+Learnings are here, the queue-like tables in :mod:`._postgres_queue`; ``run_op`` dispatches on
+the operation's type. The connection, pool, transaction and retries live in :mod:`._postgres`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import ValidationError
+from ._ops import (
+    CountLearnings,
+    DeleteLearnings,
+    GetLearnings,
+    ListEmbedders,
+    ListHistory,
+    ListLearnings,
+    ListScopes,
+    MarkRecalled,
+    Op,
+    PurgeUser,
+    PutHistory,
+    PutLearning,
+    ScopeCount,
+    SearchLearnings,
+    SetEmbeddings,
+)
+from ._postgres_queue import QUEUE_HANDLERS
+from ._postgres_rows import (
+    LEARNING_COLUMNS,
+    check_vector,
+    dumps,
+    history_from_row,
+    learning_from_row,
+    learning_json,
+    learning_params,
+    scrub_user,
+    utc,
+    vector_literal,
+)
+from ._postgres_search import LEARNING_SELECT, ensure_vector_index, json_text, search
+from ._records import PRIVATE_NAMESPACE, Change, Learning, LearningFilter, new_id, utcnow
+from ._where import filter_where
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["OpContext", "run_op"]
+
+
+class OpContext:
+    """What op functions share beyond the cursor: the backend's cache of vector indexes."""
+
+    __slots__ = ("cur", "known_indexes")
+
+    def __init__(
+        self, cur: psycopg.Cursor[dict[str, Any]], known_indexes: set[tuple[str, int]]
+    ) -> None:
+        self.cur = cur
+        self.known_indexes = known_indexes
+
+    def q(self, query: str, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
+        """Execute ``query`` (built here from trusted pieces; values always as params)."""
+        return self.cur.execute(query.encode(), params)
+
+
+def _where(f: LearningFilter) -> tuple[str, list[Any]]:
+    return filter_where(f, param="%s", alias="l", json_text=json_text)
+
+
+# --- learnings --------------------------------------------------------------------------------
+
+
+def _history(
+    ctx: OpContext, learning_id: str, change: Change, old: Learning | None, new: Learning | None
+) -> None:
+    row = new if new is not None else old
+    owner = row.user_id if row is not None else None
+    ctx.q(
+        "INSERT INTO learning_history (id, learning_id, action, old, new, actor, reason, turn_id,"
+        " user_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            new_id(),
+            learning_id,
+            change.action,
+            None if old is None else dumps(learning_json(old), "history"),
+            None if new is None else dumps(learning_json(new), "history"),
+            dumps(change.actor, "Change.actor"),
+            change.reason,
+            change.turn_id,
+            owner,
+            utcnow(),
+        ),
+    )
+
+
+def _lock_learnings(ctx: OpContext, ids: tuple[str, ...]) -> dict[str, Learning]:
+    rows = ctx.q(
+        f"SELECT {LEARNING_SELECT} FROM learnings l WHERE l.id = ANY(%s) ORDER BY l.id FOR UPDATE",
+        (list(ids),),
+    ).fetchall()
+    return {r["id"]: learning_from_row(r) for r in rows}
+
+
+def _put_learning(ctx: OpContext, op: PutLearning) -> Learning:
+    learning = op.learning
+    if learning.namespace == PRIVATE_NAMESPACE and learning.user_id is None:
+        raise ValidationError(
+            "A learning in the private namespace 'user' needs its owner: set user_id=..."
+        )
+    if learning.embedding is not None:
+        if learning.embedder is None:
+            raise ValidationError("A learning with an embedding needs embedder=... (its name)")
+        ensure_vector_index(ctx.cur, learning.embedder, len(learning.embedding), ctx.known_indexes)
+    old = _lock_learnings(ctx, (learning.id,)).get(learning.id)
+    cols = ", ".join(LEARNING_COLUMNS)
+    values = ", ".join(
+        "%s::vector"
+        if c == "embedding"
+        else "%s::jsonb"
+        if c in ("content", "provenance")
+        else "%s"
+        for c in LEARNING_COLUMNS
+    )
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEARNING_COLUMNS if c != "id")
+    ctx.q(
+        f"INSERT INTO learnings ({cols}) VALUES ({values})"
+        f" ON CONFLICT (id) DO UPDATE SET {updates}",
+        learning_params(learning),
+    )
+    _history(ctx, learning.id, op.change, old, learning)
+    return learning
+
+
+def _get_learnings(ctx: OpContext, op: GetLearnings) -> list[Learning]:
+    if not op.ids:
+        return []
+    # Whatever their status (time travel, when asked for, still applies).
+    where, params = _where(
+        replace(op.filter, ids=op.ids, statuses=("active", "archived", "superseded"))
+    )
+    rows = ctx.q(f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where}", params).fetchall()
+    by_id = {r["id"]: learning_from_row(r) for r in rows}
+    return [by_id[i] for i in dict.fromkeys(op.ids) if i in by_id]
+
+
+def _list_learnings(ctx: OpContext, op: ListLearnings) -> list[Learning]:
+    where, params = _where(op.filter)
+    direction = "ASC" if op.ascending else "DESC"
+    nulls = "NULLS FIRST" if op.ascending else "NULLS LAST"
+    sql = (
+        f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where} "
+        f"ORDER BY l.{op.order_by} {direction} {nulls}, l.id {direction}"
+    )
+    if op.limit is not None:
+        sql += " LIMIT %s"
+        params.append(op.limit)
+    if op.offset:
+        sql += " OFFSET %s"
+        params.append(op.offset)
+    return [learning_from_row(r) for r in ctx.q(sql, params).fetchall()]
+
+
+def _count_learnings(ctx: OpContext, op: CountLearnings) -> int:
+    where, params = _where(op.filter)
+    row = ctx.q(f"SELECT count(*) AS n FROM learnings l WHERE {where}", params).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _delete_learnings(ctx: OpContext, op: DeleteLearnings) -> int:
+    if not op.ids:
+        return 0
+    old = _lock_learnings(ctx, op.ids)
+    if not old:
+        return 0
+    ctx.q("DELETE FROM learnings WHERE id = ANY(%s)", (list(old),))
+    for learning_id in sorted(old):
+        _history(ctx, learning_id, op.change, old[learning_id], None)
+    return len(old)
+
+
+def _mark_recalled(ctx: OpContext, op: MarkRecalled) -> None:
+    if op.ids:
+        ctx.q(
+            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = %s"
+            " WHERE id = ANY(%s)",
+            (utc(op.at), list(dict.fromkeys(op.ids))),
+        )
+
+
+def _list_embedders(ctx: OpContext, op: ListEmbedders) -> dict[str, int]:
+    where, params = ("TRUE", []) if op.all_rows else _where(op.filter)
+    rows = ctx.q(
+        "SELECT coalesce(l.embedder, '') AS embedder, count(*) AS n FROM learnings l "
+        f"WHERE l.embedding IS NOT NULL AND {where} GROUP BY 1 ORDER BY 1",
+        params,
+    ).fetchall()
+    return {r["embedder"]: int(r["n"]) for r in rows}
+
+
+def _set_embeddings(ctx: OpContext, op: SetEmbeddings) -> int:
+    updated = 0
+    for dims in sorted({len(v) for _, v in op.vectors}):
+        ensure_vector_index(ctx.cur, op.embedder, dims, ctx.known_indexes)
+    for learning_id, vector in op.vectors:
+        check_vector(vector)
+        cur = ctx.q(
+            "UPDATE learnings SET embedding = %s::vector, embedder = %s WHERE id = %s",
+            (vector_literal(vector), op.embedder, learning_id),
+        )
+        updated += max(cur.rowcount, 0)
+    return updated
+
+
+def _list_history(ctx: OpContext, op: ListHistory) -> list[Any]:
+    rows = ctx.q(
+        "SELECT * FROM learning_history WHERE learning_id = %s ORDER BY seq", (op.learning_id,)
+    ).fetchall()
+    return [history_from_row(r) for r in rows]
+
+
+def _purge_user(ctx: OpContext, op: PurgeUser) -> dict[str, int]:
+    uid = op.user_id
+    # The user id as it appears inside JSON text, as a LIKE pattern.
+    needle = json.dumps(uid, ensure_ascii=False)
+    mention = "%" + needle.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%"
+    private = ctx.q(
+        "SELECT id FROM learnings WHERE namespace = %s AND user_id = %s",
+        (PRIVATE_NAMESPACE, uid),
+    ).fetchall()
+    # Shared rows authored by the user, or whose provenance names them.
+    linked = ctx.q(
+        "SELECT id, user_id, provenance FROM learnings WHERE namespace <> %s"
+        " AND (user_id = %s OR provenance::text LIKE %s) ORDER BY id FOR UPDATE",
+        (PRIVATE_NAMESPACE, uid, mention),
+    ).fetchall()
+    authored = [
+        r["id"] for r in linked if r["user_id"] == uid or r["provenance"].get("user_id") == uid
+    ]
+    delete_ids = [r["id"] for r in private] + (authored if op.delete_shared else [])
+    ctx.q("DELETE FROM learnings WHERE id = ANY(%s)", (delete_ids,))
+    gone = set(delete_ids)
+    anonymized = 0
+    for r in linked:
+        if r["id"] in gone:
+            continue
+        ctx.q(
+            "UPDATE learnings SET user_id = CASE WHEN user_id = %s THEN NULL ELSE user_id END,"
+            " provenance = %s::jsonb WHERE id = %s",
+            (uid, dumps(scrub_user(r["provenance"], uid), "provenance"), r["id"]),
+        )
+        anonymized += 1
+    history = ctx.q(
+        "DELETE FROM learning_history WHERE learning_id = ANY(%s) OR user_id = %s"
+        " OR actor::text LIKE %s OR old::text LIKE %s OR new::text LIKE %s",
+        (delete_ids, uid, mention, mention, mention),
+    ).rowcount
+    counts = {
+        "learnings": len(delete_ids),
+        "learnings_anonymized": anonymized,
+        "learning_history": history,
+    }
+    for table in ("messages", "pending_work", "proposals"):
+        counts[table] = ctx.q(f"DELETE FROM {table} WHERE user_id = %s", (uid,)).rowcount
+    return counts
+
+
+def _list_scopes(ctx: OpContext, op: ListScopes) -> list[ScopeCount]:
+    clauses = ["status = ANY(%s)"]
+    params: list[Any] = [PRIVATE_NAMESPACE, list(op.statuses)]
+    if op.learning_types is not None:
+        clauses.append("learning_type = ANY(%s)")
+        params.append(list(op.learning_types))
+    if op.namespaces is not None:
+        clauses.append("namespace = ANY(%s)")
+        params.append(list(op.namespaces))
+    if op.user_id is not None:
+        clauses.append("(namespace <> %s OR user_id = %s)")
+        params += [PRIVATE_NAMESPACE, op.user_id]
+    rows = ctx.q(
+        "SELECT learning_type, namespace, CASE WHEN namespace = %s THEN user_id END AS owner,"
+        f" count(*) AS n FROM learnings WHERE {' AND '.join(clauses)}"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 NULLS FIRST",
+        params,
+    ).fetchall()
+    return [
+        ScopeCount(
+            learning_type=r["learning_type"],
+            namespace=r["namespace"],
+            user_id=r["owner"],
+            count=int(r["n"]),
+        )
+        for r in rows
+    ]
+
+
+def _put_history(ctx: OpContext, op: PutHistory) -> int:
+    inserted = 0
+    for e in op.entries:
+        inserted += ctx.q(
+            "INSERT INTO learning_history (id, learning_id, action, old, new, actor, reason,"
+            " turn_id, user_id, created_at) VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb,"
+            " %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            (
+                e.id,
+                e.learning_id,
+                e.action,
+                None if e.old is None else dumps(e.old, "HistoryEntry.old"),
+                None if e.new is None else dumps(e.new, "HistoryEntry.new"),
+                dumps(e.actor, "HistoryEntry.actor"),
+                e.reason,
+                e.turn_id,
+                e.user_id,
+                utc(e.created_at),
+            ),
+        ).rowcount
+    return inserted
+
+
+_HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
+    PutLearning: _put_learning,
+    GetLearnings: _get_learnings,
+    ListLearnings: _list_learnings,
+    CountLearnings: _count_learnings,
+    SearchLearnings: lambda ctx, op: search(ctx.cur, op),
+    DeleteLearnings: _delete_learnings,
+    MarkRecalled: _mark_recalled,
+    ListEmbedders: _list_embedders,
+    SetEmbeddings: _set_embeddings,
+    ListHistory: _list_history,
+    PurgeUser: _purge_user,
+    ListScopes: _list_scopes,
+    PutHistory: _put_history,
+    **QUEUE_HANDLERS,
+}
+
+
+def run_op(ctx: OpContext, op: Op[Any]) -> Any:
+    """Run one operation inside the open transaction of ``ctx``."""
+    handler = _HANDLERS.get(type(op))
+    if handler is None:
+        raise TypeError(f"PostgresDb does not support {type(op).__name__}")
+    return handler(ctx, op)
