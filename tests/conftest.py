@@ -1,0 +1,39 @@
+"""Shared fixtures: ``db`` runs a test once per backend (SQLite, then PostgreSQL).
+
+The PostgreSQL side needs ``tests/_pg.py`` (``make_postgres_db()``) and the ``postgres`` extra;
+without them that parameter is skipped, never failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from learning_machines.db import Db, SqliteDb
+
+
+def _make_postgres_db() -> Db:
+    try:
+        from _pg import make_postgres_db  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            from tests._pg import make_postgres_db  # type: ignore[import-not-found]
+        except ImportError as exc:
+            pytest.skip(f"PostgreSQL tests need tests/_pg.py and the postgres extra: {exc}")
+    db: Db = make_postgres_db()
+    return db
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    """A fresh backend of each kind."""
+    if request.param == "sqlite":
+        backend: Db = SqliteDb(tmp_path / "learnings.db")
+    else:
+        backend = _make_postgres_db()
+    try:
+        yield backend
+    finally:
+        backend.close()
