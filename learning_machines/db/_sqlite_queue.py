@@ -14,6 +14,7 @@ from ._ops import (
     CountWork,
     EnqueueWork,
     FailWork,
+    UpdateWork,
     FinishWork,
     GetProposal,
     ListMessages,
@@ -32,6 +33,7 @@ from ._sqlite_rows import (
     row_to_message,
     row_to_proposal,
     row_to_work,
+    to_json,
     work_params,
 )
 from ._vector_index import VectorCache
@@ -190,6 +192,17 @@ def finish_work(conn: sqlite3.Connection, op: FinishWork, cache: VectorCache) ->
         "updated_at = ? WHERE id = ?",
         (enc_time(utcnow()), op.id),
     )
+
+
+def update_work(conn: sqlite3.Connection, op: UpdateWork, cache: VectorCache) -> PendingWork:
+    """Replace the payload of a claimed item (progress for a resumable retry)."""
+    item = _held(conn, op.id, op.worker_id)
+    item = dataclasses.replace(item, payload=dict(op.payload), updated_at=utcnow())
+    conn.execute(
+        "UPDATE pending_work SET payload = ?, updated_at = ? WHERE id = ?",
+        (to_json(item.payload, "UpdateWork.payload"), enc_time(item.updated_at), item.id),
+    )
+    return item
 
 
 def fail_work(conn: sqlite3.Connection, op: FailWork, cache: VectorCache) -> PendingWork:

@@ -101,7 +101,11 @@ async def _extract_turn(
     extractions: dict[str, Extraction] = {}
     for name, store in extracting.items():
         assert isinstance(store, ExtractingStore)
-        spec = await asyncio.to_thread(store.extraction, **context)
+        aextraction = getattr(store, "aextraction", None)
+        if aextraction is not None and asyncio.iscoroutinefunction(aextraction):
+            spec = await aextraction(**context)
+        else:
+            spec = await asyncio.to_thread(store.extraction, **context)
         if spec is not None:
             extractions[name] = spec
     saved: dict[str, Any] | None = payload.get("extraction")
