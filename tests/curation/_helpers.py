@@ -30,7 +30,9 @@ def table_dump(db: Db) -> dict[str, list[str]]:
     if isinstance(db, SqliteDb):
         conn = sqlite3.connect(db.path)
         try:
-            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            tables = [
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
             for table in tables:
                 out[table] = [repr(tuple(r)) for r in conn.execute(f'SELECT * FROM "{table}"')]
         finally:

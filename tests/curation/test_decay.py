@@ -40,8 +40,10 @@ def test_recalls_and_feedback_keep_a_learning_alive() -> None:
 def test_a_recent_recall_counts_as_use() -> None:
     old = row(120)
     used = Learning(**{**old.__dict__, "last_recalled_at": NOW - timedelta(days=1)})
-    assert retention_score(used, now=NOW, policy=POLICY) > 0.9 > retention_score(
-        old, now=NOW, policy=POLICY
+    assert (
+        retention_score(used, now=NOW, policy=POLICY)
+        > 0.9
+        > retention_score(old, now=NOW, policy=POLICY)
     )
 
 
@@ -58,9 +60,8 @@ def test_rerank_blends_relevance_and_retention() -> None:
     stale = ScoredLearning(learning=row(365, text="stale"), score=1.00)
     fresh = ScoredLearning(learning=row(0, text="fresh"), score=0.95)
     far = ScoredLearning(learning=row(0, text="far"), score=0.0)
-    assert [s.learning.search_text for s in rerank([stale, fresh, far], now=NOW, policy=POLICY, weight=0.0)] == [
-        "stale", "fresh", "far",
-    ]  # fmt: skip
+    kept = rerank([stale, fresh, far], now=NOW, policy=POLICY, weight=0.0)
+    assert [s.learning.search_text for s in kept] == ["stale", "fresh", "far"]
     ranked = rerank([stale, fresh, far], now=NOW, policy=POLICY, weight=0.3)
     assert [s.learning.search_text for s in ranked] == ["fresh", "stale", "far"]
     assert ranked[0].score > ranked[1].score

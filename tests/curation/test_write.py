@@ -43,9 +43,11 @@ async def test_a_near_duplicate_is_merged_keeping_the_richer_text_and_both_prove
     richer = "The user really likes strong black coffee every morning"
     second = await write(db, note(richer, provenance={"turn_id": "b"}), NEAR)
     assert second.action == "merged"
-    assert second.similarity is not None and second.similarity >= 0.7
+    assert second.similarity is not None
+    assert second.similarity >= 0.7
     rows = active(db)
-    assert len(rows) == 1 and rows[0].id == first.learning.id
+    assert len(rows) == 1
+    assert rows[0].id == first.learning.id
     assert rows[0].search_text == richer
     assert rows[0].provenance["turn_id"] == "a"
     merged = rows[0].provenance["merged"]
@@ -53,9 +55,12 @@ async def test_a_near_duplicate_is_merged_keeping_the_richer_text_and_both_prove
     assert merged[0]["text"] == "The user likes strong black coffee"  # the dropped text is kept
     history = db.run(ListHistory(learning_id=first.learning.id))
     assert [h.action for h in history] == ["create", "merge"]
-    assert history[1].old is not None and history[1].old["search_text"] == first.learning.search_text
-    assert history[1].new is not None and history[1].new["search_text"] == richer
-    assert history[1].actor["store"] == "test" and history[1].turn_id == "t1"
+    assert history[1].old is not None
+    assert history[1].old["search_text"] == first.learning.search_text
+    assert history[1].new is not None
+    assert history[1].new["search_text"] == richer
+    assert history[1].actor["store"] == "test"
+    assert history[1].turn_id == "t1"
 
 
 async def test_the_default_threshold_does_not_merge_a_different_fact(db: Db) -> None:
@@ -70,7 +75,8 @@ async def test_two_users_identical_private_learnings_stay_two_rows(db: Db) -> No
     b = await write(db, note("Likes green tea.", "bob"))
     c = await write(db, note("Likes green tea every day", "bob"), NEAR)
     assert (a.action, b.action) == ("created", "created")
-    assert c.action == "merged" and c.learning.id == b.learning.id
+    assert c.action == "merged"
+    assert c.learning.id == b.learning.id
     assert [x.id for x in active(db, "alice")] == [a.learning.id]
     assert [x.id for x in active(db, "bob")] == [b.learning.id]
     assert "merged" not in active(db, "alice")[0].provenance
@@ -94,7 +100,8 @@ async def test_a_contradicting_fact_supersedes_and_as_of_shows_the_old_one(db: D
         "Alice moved to Berlin", at=t1, content={"attribute": "lives_in", "value": "Berlin"}
     )
     new = await write(db, berlin, FACTS)
-    assert new.action == "superseded" and new.affected == (old.learning.id,)
+    assert new.action == "superseded"
+    assert new.affected == (old.learning.id,)
 
     assert [x.search_text for x in active(db)] == ["Alice moved to Berlin"]
     everything = db.run(
@@ -131,7 +138,8 @@ async def test_a_fact_with_another_key_or_the_same_value_is_not_superseded(db: D
         FACTS,
     )  # fmt: skip
     assert works.action == "created"
-    assert same.action == "merged" and same.learning.id == lives.learning.id
+    assert same.action == "merged"
+    assert same.learning.id == lives.learning.id
     assert len(active(db)) == 2
 
 
@@ -156,7 +164,8 @@ async def test_the_confirm_hook_decides_the_ambiguous_band(db: Db) -> None:
     await write(db, note("User prefers dark mode in the editor"))
     no = WritePolicy(near_duplicate_threshold=0.99, confirm_threshold=0.3, confirm=hook(False))
     refused = await write(db, note("User prefers light mode in the editor"), no)
-    assert refused.action == "created" and len(asked) == 1
+    assert refused.action == "created"
+    assert len(asked) == 1
     yes = WritePolicy(near_duplicate_threshold=0.99, confirm_threshold=0.3, confirm=hook(True))
     accepted = await write(db, note("The user prefers dark mode in their code editor"), yes)
     assert accepted.action == "merged"
@@ -178,7 +187,8 @@ async def test_entities_sharing_a_name_or_alias_are_merged(db: Db) -> None:
     acme = await put(entity("Acme Corp", ["ACME"], "Acme Corp, a company"))
     again = await put(entity("Acme", ["acme"], "Acme: makes anvils and rockets for coyotes"))
     other = await put(entity("Globex", [], "Globex, another company"))
-    assert again.action == "merged" and again.learning.id == acme.learning.id
+    assert again.action == "merged"
+    assert again.learning.id == acme.learning.id
     assert other.action == "created"
     merged = again.learning
     assert merged.search_text == "Acme: makes anvils and rockets for coyotes"
