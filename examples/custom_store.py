@@ -41,7 +41,9 @@ class ProjectContextStore:
                 for match in DECISION.finditer(message.content):
                     self._add(project_id, match.group("what"))
 
-    def get_tools(self, *, project_id: str | None = None, **context: Any) -> list[Callable[..., Any]]:
+    def get_tools(
+        self, *, project_id: str | None = None, **context: Any
+    ) -> list[Callable[..., Any]]:
         def record_project_decision(decision: str) -> str:
             """Record a decision taken in the current project, in one short sentence."""
             if not project_id:
@@ -60,11 +62,16 @@ class ProjectContextStore:
 def main() -> None:
     learning = LearningMachine(custom_stores={"project": ProjectContextStore()})
     agent = Agent(model=ScriptedModel(answers="Noted."), db=SqliteDb(":memory:"), learning=learning)
-    agent.run("Decision: we use PostgreSQL for Apollo.", user_id="u1", session_id="s1",
-              project_id="apollo")
+    agent.run(
+        "Decision: we use PostgreSQL for Apollo.",
+        user_id="u1",
+        session_id="s1",
+        project_id="apollo",
+    )
     agent.wait_idle()
-    result = agent.run("Which database do we use?", user_id="u1", session_id="s1",
-                       project_id="apollo")
+    result = agent.run(
+        "Which database do we use?", user_id="u1", session_id="s1", project_id="apollo"
+    )
     print(result.context.text if result.context else "")
 
 

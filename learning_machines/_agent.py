@@ -134,6 +134,7 @@ class Agent:
             embedder: Embedder for ``learning=True`` (default: the bundled offline MiniLM).
             agent_id: Id of this agent, passed to stores as ``agent_id``.
             history_turns: Turns of the session's history sent with each message.
+
         """
         if learning is True:
             learning = LearningMachine(user_profile=True, embedder=embedder)
@@ -262,4 +263,3 @@ class Agent:
         """Block until background learning has caught up (no-op without learning)."""
         if self.machine is not None:
             self.machine.wait_idle(timeout=timeout)
-

@@ -27,7 +27,11 @@ __all__ = ["DEMO_TURNS", "demo_extraction", "run_demo"]
 
 #: (user, session, message) of the demo conversation.
 DEMO_TURNS: list[tuple[str, str, str]] = [
-    ("alice", "alice-1", "Hi, I'm Alice Chen. I lead the data platform team at Acme. Keep answers short."),
+    (
+        "alice",
+        "alice-1",
+        "Hi, I'm Alice Chen. I lead the data platform team at Acme. Keep answers short.",
+    ),
     (
         "alice",
         "alice-1",
@@ -78,7 +82,7 @@ def demo_extraction(prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
     if "learned_knowledge" in sections:
         items = [
             {
-                "title": " ".join(m.group("text").split()[:6]),
+                "title": m.group("text").split(",")[0].strip().capitalize(),
                 "learning": m.group("text").strip(),
                 "context": "",
                 "tags": ["postgres"] if "postgres" in m.group("text").lower() else [],
@@ -115,7 +119,13 @@ def _demo_answer(prompt: str, info: Any) -> str:
 
 
 def _learned_table(db: SqliteDb) -> Table:
-    rows = db.run(ListLearnings(filter=LearningFilter(namespaces=None, reader_user_id="alice"), limit=None, ascending=True))
+    rows = db.run(
+        ListLearnings(
+            filter=LearningFilter(namespaces=None, reader_user_id="alice"),
+            limit=None,
+            ascending=True,
+        )
+    )
     table = Table(title="What the stores learned (Alice's view: her private namespace + shared)")
     table.add_column("store")
     table.add_column("namespace")
@@ -125,8 +135,11 @@ def _learned_table(db: SqliteDb) -> Table:
     return table
 
 
-def run_demo(*, db_path: str, model: str | None, keep: bool, console: Console) -> None:
-    """Run the demo conversation and print what was learned and what Bob's agent receives."""
+def run_demo(*, db_path: str, model: str | None, keep: bool, console: Console) -> bool:
+    """Run the demo conversation and print what was learned and what Bob's agent receives.
+
+    Returns ``True`` when the run is healthy: Alice's private profile stayed out of Bob's context.
+    """
     path = Path(db_path)
     if not keep:
         for suffix in ("", "-wal", "-shm"):
@@ -149,11 +162,15 @@ def run_demo(*, db_path: str, model: str | None, keep: bool, console: Console) -
     machine = LearningMachine(
         user_profile=True,
         session_context=True,
-        learned_knowledge=LearnedKnowledgeConfig(namespace="engineering", read_namespaces=("global",)),
+        learned_knowledge=LearnedKnowledgeConfig(
+            namespace="engineering", read_namespaces=("global",)
+        ),
         entity_memory=EntityMemoryConfig(namespace="engineering"),
         episodic_memory=True,
     )
-    agent = Agent(model=chosen, db=db, learning=machine, instructions="You are a helpful assistant.")
+    agent = Agent(
+        model=chosen, db=db, learning=machine, instructions="You are a helpful assistant."
+    )
     bob_context = ""
     for user, session, message in DEMO_TURNS:
         if user == "bob":
@@ -168,12 +185,18 @@ def run_demo(*, db_path: str, model: str | None, keep: bool, console: Console) -
     agent.wait_idle(timeout=300)
     console.print(_learned_table(db))
     console.print(
-        Panel(bob_context or "(nothing)", title="The context Bob's agent received", border_style="cyan")
+        Panel(
+            bob_context or "(nothing)",
+            title="The context Bob's agent received",
+            border_style="cyan",
+        )
     )
     leaked = "vegetarian" in bob_context or "dark mode" in bob_context
+    verdict = "YES (bug!)" if leaked else "no"
     console.print(
-        f"Alice's private preferences in Bob's context: [bold]{'YES (bug!)' if leaked else 'no'}[/bold]. "
+        f"Alice's private preferences in Bob's context: [bold]{verdict}[/bold]. "
         f"Extraction calls: {machine.usage.calls} for {machine.usage.turns} turns "
         f"(one per turn for all stores). Database: {path.resolve()}"
     )
     db.close()
+    return not leaked

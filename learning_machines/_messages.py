@@ -109,6 +109,8 @@ def transcript(messages: Iterable[ChatMessage]) -> str:
     """Render messages as ``role: text`` lines, the form extraction prompts read."""
     lines = []
     for msg in messages:
-        label = msg.role if msg.name is None or msg.role == "assistant" else f"{msg.role}:{msg.name}"
+        label = (
+            msg.role if msg.name is None or msg.role == "assistant" else f"{msg.role}:{msg.name}"
+        )
         lines.append(f"{label}: {msg.content}")
     return "\n".join(lines)

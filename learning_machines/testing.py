@@ -23,7 +23,9 @@ __all__ = ["HashEmbedder", "ScriptedCall", "ScriptedModel"]
 
 Answer = str | Callable[[str, AgentInfo], "str | pa.ModelResponse"]
 ExtractionScript = dict[str, Any] | Callable[[str, dict[str, Any]], dict[str, Any]]
-ToolScript = Sequence[tuple[str, dict[str, Any]]] | Callable[[str], Sequence[tuple[str, dict[str, Any]]]]
+ToolScript = (
+    Sequence[tuple[str, dict[str, Any]]] | Callable[[str], Sequence[tuple[str, dict[str, Any]]]]
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class ScriptedModel(FunctionModel):
             of the prompt returning them), once per turn.
         extraction_delay: Seconds each extraction call takes (to test that answers don't wait).
         fail_extractions: Make this many extraction calls fail (to test retries).
+
     """
 
     def __init__(

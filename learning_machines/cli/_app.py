@@ -39,7 +39,8 @@ ModelOption = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="pydantic-ai model string, e.g. openai:gpt-4.1-mini. Default: $LEARNING_MACHINES_MODEL.",
+        help="pydantic-ai model string, e.g. openai:gpt-4.1-mini "
+        "(default: $LEARNING_MACHINES_MODEL).",
     ),
 ]
 
@@ -51,7 +52,9 @@ def load_machine(spec: str | None, *, db: Db, model: Any) -> Any:
     if spec:
         module_name, _, attribute = spec.partition(":")
         target = getattr(importlib.import_module(module_name), attribute or "machine")
-        machine = target() if callable(target) and not isinstance(target, LearningMachine) else target
+        machine = (
+            target() if callable(target) and not isinstance(target, LearningMachine) else target
+        )
         if not isinstance(machine, LearningMachine):
             raise typer.BadParameter(f"{spec} is not a LearningMachine")
         machine.bind(db=db, model=model)
@@ -80,7 +83,8 @@ def demo(
     """Run the whole learning loop on embedded defaults and show what was learned."""
     from .._demo import run_demo
 
-    run_demo(db_path=db, model=_model(model), keep=keep, console=console)
+    if not run_demo(db_path=db, model=_model(model), keep=keep, console=console):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -101,7 +105,9 @@ def chat(
             "LEARNING_MACHINES_MODEL); try `learning-machines demo` for an offline run"
         )
     backend = open_db(db)
-    agent = Agent(model=chosen, db=backend, learning=load_machine(machine, db=backend, model=chosen))
+    agent = Agent(
+        model=chosen, db=backend, learning=load_machine(machine, db=backend, model=chosen)
+    )
     console.print(f"[dim]Learning as {user!r} in session {session!r}. /quit to leave.[/dim]")
     last_context = ""
     while True:
@@ -133,7 +139,9 @@ def learnings_table(db: Db, user: str) -> Table:
     table.add_column("learning")
     table.add_column("learned at")
     for row in sorted(rows, key=lambda r: (r.learning_type, r.created_at, r.id)):
-        table.add_row(row.learning_type, row.namespace, row.search_text, f"{row.created_at:%Y-%m-%d %H:%M}")
+        table.add_row(
+            row.learning_type, row.namespace, row.search_text, f"{row.created_at:%Y-%m-%d %H:%M}"
+        )
     return table
 
 
@@ -176,7 +184,9 @@ def worker(
 @proposals_app.command("list")
 def proposals_list(
     db: DbOption = DEFAULT_DB,
-    status: Annotated[str, typer.Option(help="pending, approved, rejected, expired or all")] = "pending",
+    status: Annotated[
+        str, typer.Option(help="pending, approved, rejected, expired or all")
+    ] = "pending",
 ) -> None:
     """List proposals."""
     from ..db import ListProposals
@@ -187,15 +197,23 @@ def proposals_list(
     for column in ("id", "mode", "store", "user", "summary", "status", "decided by"):
         table.add_column(column)
     for p in rows:
-        table.add_row(p.id, p.mode, p.store, p.user_id or "", p.summary, p.status, p.decided_by or "")
+        table.add_row(
+            p.id, p.mode, p.store, p.user_id or "", p.summary, p.status, p.decided_by or ""
+        )
     console.print(table)
 
 
-def _decide(db: str, machine: str | None, proposal_id: str, by: str, note: str | None, approve: bool) -> None:
+def _decide(
+    db: str, machine: str | None, proposal_id: str, by: str, note: str | None, approve: bool
+) -> None:
     backend = open_db(db)
     learning = load_machine(machine, db=backend, model=None if machine else "test")
     book = learning.proposals
-    result = book.approve(proposal_id, by=by, note=note) if approve else book.reject(proposal_id, by=by, note=note)
+    result = (
+        book.approve(proposal_id, by=by, note=note)
+        if approve
+        else book.reject(proposal_id, by=by, note=note)
+    )
     console.print(f"{result.id}: {result.status} by {result.decided_by}")
 
 

@@ -11,7 +11,7 @@ DEFAULT_DB = "learnings.db"
 
 
 def open_db(url: str) -> Db:
-    """Open ``url``: a ``postgresql://`` URL gives :class:`PostgresDb`, anything else a SQLite file."""
+    """Open ``url``: ``postgresql://`` gives :class:`PostgresDb`, anything else a SQLite file."""
     if url.startswith(("postgres://", "postgresql://")):
         return PostgresDb(url)
     return SqliteDb(url)

@@ -67,7 +67,10 @@ def assemble_context(
             kept[name] = block
     parts = []
     if kept:
-        body = "\n\n".join(f"## {_title(name)}\n{block}" for name, block in kept.items())
+        body = "\n\n".join(
+            block if block.startswith("## ") else f"## {_title(name)}\n{block}"
+            for name, block in kept.items()
+        )
         parts.append(
             "<learned_context>\nWhat you have learned that is relevant now. Use it; do not "
             "repeat it back verbatim.\n\n" + body + "\n</learned_context>"

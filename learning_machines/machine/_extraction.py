@@ -68,12 +68,7 @@ def build_extraction_prompt(
         sections.append(
             f"## Section '{name}'\n{ext.instructions.strip()}\n\nAlready known:\n{state}"
         )
-    return (
-        "# The turn\n"
-        + transcript(messages)
-        + "\n\n# Memory sections\n"
-        + "\n\n".join(sections)
-    )
+    return "# The turn\n" + transcript(messages) + "\n\n# Memory sections\n" + "\n\n".join(sections)
 
 
 def _raw_output(captured: Sequence[pa_messages.ModelMessage]) -> str | None:
@@ -130,7 +125,10 @@ async def extract(
 
 def dump_parts(parts: Mapping[str, BaseModel | None]) -> dict[str, Any]:
     """JSON-ready form of an extraction's parts, kept in the pending work so a retry resumes."""
-    return {name: (None if part is None else part.model_dump(mode="json")) for name, part in parts.items()}
+    return {
+        name: (None if part is None else part.model_dump(mode="json"))
+        for name, part in parts.items()
+    }
 
 
 def load_part(extraction: Extraction, data: Any) -> BaseModel | None:

@@ -102,6 +102,7 @@ class LearningMachine:
             lease_seconds: A claimed item whose worker died is claimable again after this.
             curate_every_turns: Enqueue a curation run every this many turns (``None``: never).
             curate_every: Also enqueue a curation run at most once per this interval.
+
         """
         self.db: Db | None = db
         self.model: Model | str | None = model
@@ -152,7 +153,13 @@ class LearningMachine:
             if not isinstance(store, LearningStore):
                 missing = [
                     member
-                    for member in ("learning_type", "recall", "process", "build_context", "get_tools")
+                    for member in (
+                        "learning_type",
+                        "recall",
+                        "process",
+                        "build_context",
+                        "get_tools",
+                    )
                     if not hasattr(store, member)
                 ]
                 raise ConfigurationError(
@@ -228,7 +235,8 @@ class LearningMachine:
                 "model is used by default)"
             )
 
-    def _require_db(self) -> Db:
+    def require_db(self) -> Db:
+        """The machine's db; raises :class:`ConfigurationError` when it has none."""
         if self.db is None or not self._bound:
             raise ConfigurationError(
                 "this LearningMachine has no db: pass db=... to LearningMachine(...) or give the "
@@ -245,7 +253,7 @@ class LearningMachine:
     @property
     def proposals(self) -> ProposalBook:
         """Proposals waiting for approval (PROPOSE and HITL stores)."""
-        self._require_db()
+        self.require_db()
         assert self._proposals is not None
         return self._proposals
 
@@ -255,7 +263,7 @@ class LearningMachine:
         if self._curator is None:
             from ..curation import Curator
 
-            self._curator = Curator(db=self._require_db(), embedder=self.embedder)
+            self._curator = Curator(db=self.require_db(), embedder=self.embedder)
         return self._curator
 
     # --- context and turn keys ------------------------------------------------------------------
@@ -281,12 +289,14 @@ class LearningMachine:
 
     # --- recall ---------------------------------------------------------------------------------
 
-    async def abuild_context(self, *, message: str | None = None, **context: Any) -> LearningContext:
+    async def abuild_context(
+        self, *, message: str | None = None, **context: Any
+    ) -> LearningContext:
         """Recall from every store and render one system-prompt block (data and guidance apart).
 
         ``message`` is the user's current message; relevant learnings are chosen for it.
         """
-        self._require_db()
+        self.require_db()
         ctx = self._turn_context({**context, "message": message})
         if message and any(isinstance(s, BindableStore) for s in self.stores.values()):
             ctx["query_vector"] = tuple(
@@ -334,7 +344,7 @@ class LearningMachine:
 
     def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
         """Every store's tools for this turn, bound to its context (names are unique)."""
-        self._require_db()
+        self.require_db()
         ctx = self._turn_context(context)
         tools: list[Callable[..., Any]] = []
         seen: dict[str, str] = {}
@@ -364,6 +374,7 @@ class LearningMachine:
 
             Args:
                 proposal_id: The id you were given when you proposed it.
+
             """
             proposal = await book.aapprove_in_chat(
                 proposal_id,
@@ -378,14 +389,12 @@ class LearningMachine:
 
     # --- learning from a finished turn ----------------------------------------------------------
 
-    def extraction_work(
-        self, messages: str | Sequence[Any], **context: Any
-    ) -> PendingWork | None:
+    def extraction_work(self, messages: str | Sequence[Any], **context: Any) -> PendingWork | None:
         """The pending work that learns from a finished turn (``None`` if no store learns from it).
 
         ``Agent`` writes it in the same transaction as the turn itself.
         """
-        self._require_db()
+        self.require_db()
         ctx = self._turn_context(context)
         names = [name for name, store in self.stores.items() if _learns_in_background(store)]
         if not names:
@@ -420,7 +429,7 @@ class LearningMachine:
         The work is done in the background (or by :meth:`wait_idle` / a worker process). Pass the
         whole turn — the user's message, the answer, tool results — as ``messages``.
         """
-        db = self._require_db()
+        db = self.require_db()
         work = self.extraction_work(messages, **context)
         items: list[PendingWork] = []
         if work is not None:
@@ -453,7 +462,7 @@ class LearningMachine:
         return PendingWork(kind="curate", payload={"options": {}}, dedupe_key=due_key)
 
     def curation_work(self) -> PendingWork | None:
-        """The curation run due after one more turn, if any (``Agent`` enqueues it with the turn)."""
+        """The curation run due after one more turn, if any (``Agent`` enqueues it)."""
         return self._curation_work()
 
     # --- workers --------------------------------------------------------------------------------
@@ -482,13 +491,13 @@ class LearningMachine:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
             except TimeoutError:
-                pending = await self._require_db().arun(CountWork(statuses=("pending",)))
+                pending = await self.require_db().arun(CountWork(statuses=("pending",)))
                 if pending == 0:
                     return
 
     async def arun_pending(self, *, limit: int | None = None) -> WorkResult:
         """Process claimable pending work in this task (what a worker does)."""
-        self._require_db()
+        self.require_db()
         return await run_pending(self, worker_id=self._worker_id, limit=limit)
 
     async def await_idle(self, *, timeout: float | None = 60.0, poll: float = 0.05) -> None:
@@ -496,7 +505,7 @@ class LearningMachine:
 
         Raises ``TimeoutError`` after ``timeout`` seconds. Failed (parked) work does not count.
         """
-        db = self._require_db()
+        db = self.require_db()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
@@ -516,7 +525,7 @@ class LearningMachine:
     def pending(self, *, status: str | None = None, limit: int | None = 100) -> list[PendingWork]:
         """Pending work (``status`` ``"pending"``, ``"running"``, ``"failed"``, ``"done"``)."""
         statuses = None if status is None else (status,)
-        return self._require_db().run(ListWork(statuses=statuses, limit=limit))  # type: ignore[arg-type]
+        return self.require_db().run(ListWork(statuses=statuses, limit=limit))  # type: ignore[arg-type]
 
     def failures(self) -> list[PendingWork]:
         """Work parked as failed, with its error and raw model output."""
@@ -584,4 +593,3 @@ async def _aembed(embedder: Embedder, texts: list[str]) -> Any:
     from ..embedders import aembed
 
     return await aembed(embedder, texts)
-

@@ -1,8 +1,11 @@
-"""Proposals: writes held for approval (PROPOSE and HITL modes), decided through code paths
-that enforce who may approve what."""
+"""Proposals: writes held for approval (PROPOSE and HITL modes).
+
+They are decided only through code paths that enforce who may approve what.
+"""
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -144,7 +147,7 @@ class ProposalBook:
         )
         return await self._db.arun(PutProposal(proposal=rejected, expected_status="pending"))
 
-    async def aexpire(self, *, now: datetime | None = None) -> list[Proposal]:
+    async def aexpire(self, *, now: datetime | None = None) -> builtins.list[Proposal]:
         """Mark pending proposals past their ``expires_at`` as expired (kept for audit)."""
         now = now or utcnow()
         expired = []
@@ -164,7 +167,7 @@ class ProposalBook:
         """Sync :meth:`areject`."""
         return run_sync(self.areject(proposal_id, by=by, note=note))
 
-    def expire(self, *, now: datetime | None = None) -> list[Proposal]:
+    def expire(self, *, now: datetime | None = None) -> builtins.list[Proposal]:
         """Sync :meth:`aexpire`."""
         return run_sync(self.aexpire(now=now))
 
@@ -193,7 +196,10 @@ class ProposalBook:
         claimed = await self._db.arun(
             PutProposal(
                 proposal=replace(
-                    proposal, status="approved", decided_by=by, decided_at=utcnow(),
+                    proposal,
+                    status="approved",
+                    decided_by=by,
+                    decided_at=utcnow(),
                     decision_note=note,
                 ),
                 expected_status="pending",

@@ -45,9 +45,7 @@ def resolve_store(slot: str, spec: StoreSpec) -> Any:
             )
         return spec
     if spec is True:
-        raise ConfigurationError(
-            f"custom store {slot!r} must be a store instance, not True"
-        )
+        raise ConfigurationError(f"custom store {slot!r} must be a store instance, not True")
     if hasattr(spec, "create_store") and not hasattr(spec, "recall"):
         return spec.create_store()
     return spec

@@ -12,8 +12,8 @@ with the error (and raw model output) visible.
 from __future__ import annotations
 
 import asyncio
-import socket
 import os
+import socket
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic_ai.usage import RunUsage
 
 from .._messages import ChatMessage, to_chat_messages
-from ..exceptions import LearningMachinesError
 from ..db import ClaimWork, FailWork, FinishWork, PendingWork, UpdateWork, new_id, utcnow
+from ..exceptions import LearningMachinesError
 from ..stores import AsyncProcessingStore, ExtractingStore, Extraction
 from ._extraction import dump_parts, extract, load_part
 
@@ -77,17 +77,17 @@ def _context_from_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return context
 
 
-async def _call_process(store: object, messages: Sequence[ChatMessage], context: dict[str, Any]) -> None:
+async def _call_process(
+    store: object, messages: Sequence[ChatMessage], context: dict[str, Any]
+) -> None:
     if isinstance(store, AsyncProcessingStore):
         await store.aprocess(messages, **context)
     else:
-        process = getattr(store, "process")
+        process = store.process
         await asyncio.to_thread(process, messages, **context)
 
 
-async def _extract_turn(
-    machine: LearningMachine, item: PendingWork, worker_id: str
-) -> PendingWork:
+async def _extract_turn(machine: LearningMachine, item: PendingWork, worker_id: str) -> PendingWork:
     payload = dict(item.payload)
     context = _context_from_payload(payload)
     messages = to_chat_messages(payload.get("messages", []))
@@ -121,7 +121,9 @@ async def _extract_turn(
         machine.usage.add(result.usage)
         saved = dump_parts(result.parts)
         payload["extraction"] = saved
-        item = await machine.db.arun(UpdateWork(id=item.id, worker_id=worker_id, payload=payload))
+        item = await machine.require_db().arun(
+            UpdateWork(id=item.id, worker_id=worker_id, payload=payload)
+        )
     for name in names:
         if name in done:
             continue
@@ -137,7 +139,9 @@ async def _extract_turn(
             await _call_process(store, messages, context)
         done.append(name)
         payload["done"] = done
-        item = await machine.db.arun(UpdateWork(id=item.id, worker_id=worker_id, payload=payload))
+        item = await machine.require_db().arun(
+            UpdateWork(id=item.id, worker_id=worker_id, payload=payload)
+        )
     machine.usage.turns += 1
     return item
 
@@ -153,7 +157,7 @@ async def process_claimed(machine: LearningMachine, item: PendingWork, worker_id
             raise ValueError(f"unknown kind of pending work {item.kind!r}")
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # recorded on the item, retried with backoff, then parked visibly
+    except Exception as exc:  # noqa: BLE001 - recorded on the item, retried, then parked visibly
         attempts = item.attempts
         retry_at = None
         if attempts < item.max_attempts:
@@ -161,7 +165,7 @@ async def process_claimed(machine: LearningMachine, item: PendingWork, worker_id
         message = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, LearningMachinesError):
             message += "\n" + "".join(traceback.format_exception(exc)[-3:])
-        await machine.db.arun(
+        await machine.require_db().arun(
             FailWork(
                 id=item.id,
                 worker_id=worker_id,
@@ -171,7 +175,7 @@ async def process_claimed(machine: LearningMachine, item: PendingWork, worker_id
             )
         )
         return False
-    await machine.db.arun(FinishWork(id=item.id, worker_id=worker_id))
+    await machine.require_db().arun(FinishWork(id=item.id, worker_id=worker_id))
     return True
 
 
@@ -185,8 +189,10 @@ async def run_pending(
     """Claim and process items until none is claimable (or ``limit`` were processed)."""
     result = WorkResult()
     while limit is None or len(result.done) + len(result.failed) < limit:
-        claimed = await machine.db.arun(
-            ClaimWork(worker_id=worker_id, kinds=kinds, limit=1, lease_seconds=machine.lease_seconds)
+        claimed = await machine.require_db().arun(
+            ClaimWork(
+                worker_id=worker_id, kinds=kinds, limit=1, lease_seconds=machine.lease_seconds
+            )
         )
         if not claimed:
             break
@@ -196,4 +202,3 @@ async def run_pending(
         else:
             result.failed.append(item.id)
     return result
-

@@ -114,8 +114,11 @@ class BaseStore:
         )
 
     async def query_vector(self, context: Mapping[str, Any]) -> tuple[float, ...] | None:
-        """Embedding of the turn's ``message``: the machine's precomputed ``query_vector`` when
-        present (one embedding per turn for all stores), otherwise computed here."""
+        """Embedding of the turn's ``message``.
+
+        The machine's precomputed ``query_vector`` when present (one embedding per turn for all
+        stores), otherwise computed here.
+        """
         vector = context.get("query_vector")
         if vector is not None:
             return tuple(vector)

@@ -26,11 +26,11 @@ if TYPE_CHECKING:
     from ._gate import WriteGate
 
 __all__ = [
-    "AsyncRecallingStore",
     "AsyncProcessingStore",
+    "AsyncRecallingStore",
     "BindableStore",
-    "Extraction",
     "ExtractingStore",
+    "Extraction",
     "GuidingStore",
     "LearningStore",
     "StoreResources",

@@ -65,7 +65,8 @@ class NoteStore:
         return Extraction(output_type=Notes, instructions=f"Notes for {self._type}.")
 
     async def aapply_extraction(self, data: BaseModel, **context: Any) -> None:
-        assert isinstance(data, Notes) and self.resources is not None
+        assert isinstance(data, Notes)
+        assert self.resources is not None
         self.applied.append(list(data.notes))
         for note in data.notes:
             await self.resources.db.arun(
@@ -105,5 +106,7 @@ class TranscriptStore:
 
 def notes_extraction(prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
     """Scripted extraction: every store gets the user's line as a note."""
-    user_lines = [line[len("user: ") :] for line in prompt.splitlines() if line.startswith("user: ")]
+    user_lines = [
+        line[len("user: ") :] for line in prompt.splitlines() if line.startswith("user: ")
+    ]
     return {name: {"notes": user_lines} for name in schema.get("properties", {})}

@@ -92,7 +92,8 @@ def test_one_extraction_call_per_turn_for_all_describing_stores(db: Db) -> None:
     assert model.extraction_calls == 10
     for store in stores:
         assert len(store.notes("u")) == 10
-    assert agent.machine is not None and agent.machine.usage.calls == 10
+    assert agent.machine is not None
+    assert agent.machine.usage.calls == 10
 
 
 def test_store_without_description_gets_its_own_process_call_with_custom_context(db: Db) -> None:
@@ -104,7 +105,7 @@ def test_store_without_description_gets_its_own_process_call_with_custom_context
     agent.wait_idle(timeout=30)
 
     assert model.extraction_calls == 0
-    (messages, context), = transcript.seen
+    ((messages, context),) = transcript.seen
     assert ("user", "Plan the launch.") in messages
     assert ("assistant", "Sure.") in messages
     assert context["project_id"] == "apollo"
@@ -173,7 +174,8 @@ def test_invalid_model_output_is_recorded_raw_and_nothing_learned_is_touched(db:
     machine.wait_idle(timeout=30)
 
     (failure,) = machine.failures()
-    assert failure.raw_output is not None and "not a list" in failure.raw_output
+    assert failure.raw_output is not None
+    assert "not a list" in failure.raw_output
     assert "did not validate" in (failure.last_error or "")
     assert store.notes("u") == ["keep this"]
 
@@ -222,7 +224,10 @@ def test_killed_process_leaves_pending_work_that_a_fresh_process_finishes(tmp_pa
         """
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
@@ -233,7 +238,10 @@ def test_killed_process_leaves_pending_work_that_a_fresh_process_finishes(tmp_pa
     store = NoteStore("notes")
     model = ScriptedModel(answers="ok", extraction=notes_extraction)
     machine = LearningMachine(
-        db=SqliteDb(path), custom_stores={"notes": store}, embedder=HashEmbedder(), model=model,
+        db=SqliteDb(path),
+        custom_stores={"notes": store},
+        embedder=HashEmbedder(),
+        model=model,
         lease_seconds=1,
     )
     assert len(machine.pending(status="running")) + len(machine.pending(status="pending")) == 1
@@ -246,12 +254,16 @@ def test_machine_works_without_our_agent(db: Db) -> None:
     store = NoteStore("notes")
     model = ScriptedModel(extraction=notes_extraction)
     machine = LearningMachine(
-        db=db, model=model, custom_stores={"notes": store}, embedder=HashEmbedder(),
+        db=db,
+        model=model,
+        custom_stores={"notes": store},
+        embedder=HashEmbedder(),
         background=False,
     )
     machine.process(
         [{"role": "user", "content": "I use vim"}, {"role": "assistant", "content": "Noted"}],
-        user_id="u", session_id="s",
+        user_id="u",
+        session_id="s",
     )
     assert store.notes("u") == []  # nothing runs in this process: background=False
     machine.wait_idle(timeout=30)
