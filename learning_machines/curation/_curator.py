@@ -417,7 +417,8 @@ class Curator:
         Without ``to_entry``, the last curation step (merge, supersede, archive, delete, update,
         import) is undone; with it, the row before that entry comes back. The restore is itself
         a ``restore`` history entry, so it can be undone too. A restored row is re-embedded when
-        its text differs from the stored one (and an embedder is set).
+        its text differs from the stored one, with this curator's embedder when it is the one the
+        row was embedded by (otherwise the row comes back without a vector; re-embed it).
         """
         row, entries = await self._current(learning_id)
         if to_entry is not None:
@@ -442,7 +443,11 @@ class Curator:
         restored = learning_from_dict(target.old)
         if row is not None and row.search_text == restored.search_text:
             restored = dataclasses.replace(restored, embedding=row.embedding, embedder=row.embedder)
-        elif self.embedder is not None and restored.search_text:
+        elif (
+            self.embedder is not None
+            and restored.search_text
+            and restored.embedder in (None, self.embedder.name)
+        ):
             vector = (await aembed(self.embedder, [restored.search_text]))[0]
             restored = dataclasses.replace(
                 restored, embedding=tuple(float(x) for x in vector), embedder=self.embedder.name
