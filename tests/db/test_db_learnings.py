@@ -93,11 +93,16 @@ def test_put_same_id_replaces_and_keeps_history(db: Db) -> None:
     db.run(DeleteLearnings(ids=(x.id,), change=Change(action="delete", reason="gone")))
     history = db.run(ListHistory(learning_id=x.id))
     assert [h.action for h in history] == ["create", "update", "delete"]
-    assert history[0].old is None and history[0].new is not None
-    assert history[1].old is not None and history[1].old["search_text"] == "likes tea"
-    assert history[1].new is not None and history[1].new["search_text"] == "likes coffee"
-    assert history[1].reason == "changed mind" and history[1].turn_id == "t2"
-    assert history[2].new is None and history[2].old is not None
+    assert history[0].old is None
+    assert history[0].new is not None
+    assert history[1].old is not None
+    assert history[1].old["search_text"] == "likes tea"
+    assert history[1].new is not None
+    assert history[1].new["search_text"] == "likes coffee"
+    assert history[1].reason == "changed mind"
+    assert history[1].turn_id == "t2"
+    assert history[2].new is None
+    assert history[2].old is not None
     assert all(h.user_id == user for h in history)
     assert all("embedding" not in (h.old or {}) for h in history)
 
@@ -230,7 +235,9 @@ def test_embedders_listed_and_replaced(db: Db) -> None:
     assert n == 2
     assert db.run(ListEmbedders(filter=f)) == {"new": 2}
     [got] = db.run(GetLearnings(ids=(a.id,), filter=f))
-    assert got.embedder == "new" and got.embedding is not None and len(got.embedding) == 4
+    assert got.embedder == "new"
+    assert got.embedding is not None
+    assert len(got.embedding) == 4
     assert db.run(ListEmbedders(all_rows=True)).get("new", 0) >= 2
 
 
@@ -254,11 +261,13 @@ def test_batch_is_atomic(db: Db) -> None:
             CountLearnings(filter=mine(user)),
         ]
     )
-    assert results[0].id == good.id and results[1] == 1
+    assert results[0].id == good.id
+    assert results[1] == 1
 
 
 async def test_async_entry_points(db: Db) -> None:
     user = uid()
     x = await db.arun(PutLearning(learning=note("async", user=user), change=CREATE))
     [n] = await db.abatch([CountLearnings(filter=mine(user))])
-    assert n == 1 and x.search_text == "async"
+    assert n == 1
+    assert x.search_text == "async"
