@@ -259,6 +259,11 @@ class Agent:
         """Sync :meth:`arun`. Returns as soon as the answer is ready."""
         return run_sync(self.arun(message, user_id=user_id, session_id=session_id, **context))
 
+    def close(self) -> None:
+        """Stop background learning in this process (pending work stays in the db)."""
+        if self.machine is not None:
+            self.machine.close()
+
     def wait_idle(self, *, timeout: float | None = 60.0) -> None:
         """Block until background learning has caught up (no-op without learning)."""
         if self.machine is not None:

@@ -142,6 +142,10 @@ class SqliteDb(Db):
         self.retries = retries
         self._memory = self.path in (":memory:", "")
         self._lock = threading.RLock()
+        # Transactions in flight: close() waits for them (closing a connection another thread
+        # is using can crash the sqlite3 module).
+        self._active = 0
+        self._idle = threading.Condition(self._lock)
         self._conns: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._pid = os.getpid()
@@ -198,12 +202,20 @@ class SqliteDb(Db):
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
-        if self._memory:
-            # One connection for everyone: serialise whole transactions on it.
+        with self._lock:
+            conn = self._conn()
+            self._active += 1
+        try:
+            if self._memory:
+                # One connection for everyone: serialise whole transactions on it.
+                with self._lock:
+                    yield conn
+            else:
+                yield conn
+        finally:
             with self._lock:
-                yield self._conn()
-        else:
-            yield self._conn()
+                self._active -= 1
+                self._idle.notify_all()
 
     def _retrying(self, fn: Callable[[], Any]) -> Any:
         for attempt in range(self.retries + 1):
@@ -261,6 +273,7 @@ class SqliteDb(Db):
         """Close every connection this object opened (in this process)."""
         with self._lock:
             self._closed = True
+            self._idle.wait_for(lambda: self._active == 0, timeout=60)
             if os.getpid() == self._pid:
                 for conn in self._conns:
                     conn.close()

@@ -16,7 +16,7 @@ from .._modes import LearningMode
 from .._sync import run_sync, submit
 from ..db import CountWork, Db, EnqueueWork, ListWork, PendingWork, new_id, utcnow
 from ..embedders import Embedder
-from ..exceptions import ConfigurationError, ValidationError
+from ..exceptions import ConfigurationError, NotFoundError, PermissionDenied, ValidationError
 from ..stores import (
     ApplyingStore,
     AsyncRecallingStore,
@@ -376,13 +376,17 @@ class LearningMachine:
                 proposal_id: The id you were given when you proposed it.
 
             """
-            proposal = await book.aapprove_in_chat(
-                proposal_id,
-                user_id=ctx.get("user_id"),
-                session_id=ctx.get("session_id"),
-                turn_index=ctx.get("turn_index"),
-                message=ctx.get("message"),
-            )
+            try:
+                proposal = await book.aapprove_in_chat(
+                    proposal_id,
+                    user_id=ctx.get("user_id"),
+                    session_id=ctx.get("session_id"),
+                    turn_index=ctx.get("turn_index"),
+                    message=ctx.get("message"),
+                )
+            except (PermissionDenied, ValidationError, NotFoundError) as refused:
+                # The refusal is the tool's answer: the model must tell the user, not retry.
+                return f"NOT approved: {refused}"
             return f"approved; saved as learning {proposal.learning_id}"
 
         return approve_proposal
@@ -483,9 +487,9 @@ class LearningMachine:
 
     async def _background_loop(self) -> None:
         self._wake = asyncio.Event()
-        while True:
+        while self.background:
             self._wake.clear()
-            result = await run_pending(self, worker_id=self._worker_id)
+            result = await run_pending(self, worker_id=self._worker_id, limit=1)
             if result.done or result.failed:
                 continue
             try:
@@ -494,6 +498,25 @@ class LearningMachine:
                 pending = await self.require_db().arun(CountWork(statuses=("pending",)))
                 if pending == 0:
                     return
+
+    def close(self, *, timeout: float = 30.0) -> None:
+        """Stop this process's background worker after the item it is on.
+
+        Work not yet done stays pending in the db, for the next process or a worker command.
+        """
+        self.background = False
+        future = self._background_future
+        if future is None or future.done():
+            return
+        wake = self._wake
+        if wake is not None:
+            from .._sync import portal_loop
+
+            portal_loop().call_soon_threadsafe(wake.set)
+        try:
+            future.result(timeout=timeout)
+        except TimeoutError:
+            future.cancel()
 
     async def arun_pending(self, *, limit: int | None = None) -> WorkResult:
         """Process claimable pending work in this task (what a worker does)."""
