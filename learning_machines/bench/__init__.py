@@ -1,5 +1,25 @@
-"""Benchmarks of learning-machines: retrieval quality, speed and scale, cost per turn.
+"""Benchmarks: retrieval quality on long conversations (LoCoMo format) and a peer comparison.
 
-Modules are imported on demand (``learning_machines.bench.latency``, ``learning_machines.bench.cost``
-…); they need the ``bench`` extra for plots (``pip install "learning-machines[bench]"``).
+Run them with ``learning-machines bench retrieval --data PATH`` and
+``learning-machines bench peers --data PATH`` (``--quick`` for a smoke test). Results are written
+as ``results.json``, ``results.md`` and PNG plots into ``--out`` (default ``bench-results/``).
+Plotting needs ``matplotlib`` and the peer comparison ``mem0ai``:
+``pip install "learning-machines[bench]"``.
 """
+
+from __future__ import annotations
+
+from ._locomo import Conversation, LocomoData, Question, load_locomo
+from ._metrics import QuestionScore, aggregate, ndcg_at_k, recall_at_k, score_question
+
+__all__ = [
+    "Conversation",
+    "LocomoData",
+    "Question",
+    "QuestionScore",
+    "aggregate",
+    "load_locomo",
+    "ndcg_at_k",
+    "recall_at_k",
+    "score_question",
+]

@@ -15,7 +15,7 @@ the answer of each turn, and :meth:`~EpisodicMemoryStore.aadd_episodes` ingests 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -26,7 +26,8 @@ from ..curation import WritePolicy
 from ..db import PRIVATE_NAMESPACE, Learning, LearningFilter, ScoredLearning
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
-from ._shared import fit_lines, save, scope_filter, search, stable_id, turn_time
+from ._episode_ranking import EpisodeRanking, index_texts, search_episodes
+from ._shared import fit_lines, save, scope_filter, stable_id, turn_time
 
 __all__ = [
     "Episode",
@@ -87,6 +88,8 @@ class EpisodicMemoryConfig(StoreConfig):
     """Speaker name of the agent's turns when the context carries no ``agent_id``."""
     max_tokens: int = 500
     """Token budget of the episodes block in the system prompt."""
+    ranking: EpisodeRanking = field(default_factory=EpisodeRanking)
+    """How turns are indexed and ranked (defaults measured on LoCoMo, ``docs/benchmarks.md``)."""
 
     def create_store(self) -> EpisodicMemoryStore:
         """Build the store from this config."""
@@ -172,7 +175,8 @@ class EpisodicMemoryStore(BaseStore):
         size = self.config.batch_size
         for start in range(0, len(episodes), size):
             chunk = list(episodes[start : start + size])
-            texts = [f"{e.speaker}: {e.full_text}" for e in chunk]
+            before = episodes[max(0, start - self.config.ranking.context_turns) : start]
+            texts = index_texts(chunk, self.config.ranking, before=before)
             vectors = await aembed(self.embedder, texts)
             for episode, text, vector in zip(chunk, texts, vectors, strict=True):
                 ids.append(await self._store(episode, text, vector, user_id, ctx))
@@ -246,8 +250,13 @@ class EpisodicMemoryStore(BaseStore):
         """``user_id``'s episodes most relevant to ``query``, best first."""
         if not user_id:
             raise ValidationError("asearch(user_id=...) needs the user whose memory to search.")
-        found: list[ScoredLearning] = await search(
-            self, query, self._filter(user_id, session_id), limit=limit, vector=vector
+        found: list[ScoredLearning] = await search_episodes(
+            self,
+            query,
+            self._filter(user_id, session_id),
+            limit=limit,
+            ranking=self.config.ranking,
+            vector=vector,
         )
         return [
             ScoredEpisode(episode=episode_from(s.learning), score=s.score, id=s.learning.id)

@@ -1,0 +1,228 @@
+"""Retrieval quality on long conversations: episodic memory vs plain BM25 and dense search.
+
+Each LoCoMo conversation is ingested through :meth:`EpisodicMemoryStore.aadd_episodes` as the
+memory of one user (the sample id); every question of categories 1-4 is then asked as a recall
+query for that user, and the evidence turns found are scored (recall@1/5/10, NDCG@10,
+session-level recall@10, overall and per category). Baselines run in the same process on rows
+indexed as plain ``"speaker: text"``: BM25 only (``method="keyword"``), dense only
+(``method="vector"``) and the plain z-score hybrid of the db layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..db import PRIVATE_NAMESPACE, Db, LearningFilter, SearchLearnings, SqliteDb
+from ..stores import EpisodicMemoryConfig, EpisodicMemoryStore, StoreResources, WriteGate
+from ..stores._episode_ranking import EpisodeRanking
+from ._common import CachedEmbedder, make_embedder, percentile, run_info, write_json
+from ._locomo import CATEGORY_NAMES, Conversation, Question, load_locomo
+from ._metrics import QuestionScore, aggregate, score_question
+from ._report import bar_chart, metrics_table
+
+__all__ = ["SYSTEMS", "bind_episodic", "open_backend", "recall_questions", "run_retrieval"]
+
+#: Systems compared, in report order.
+SYSTEMS = ("learning-machines", "plain hybrid", "BM25", "dense")
+QUICK_QUESTIONS = 40
+PG_URL_ENV = "LEARNING_MACHINES_BENCH_PG_URL"
+
+
+def recall_questions(conv: Conversation, quick: bool = False) -> list[Question]:
+    """Questions of categories 1-4 that have evidence (the first 40 with ``quick``)."""
+    qs = [q for q in conv.questions if q.category in (1, 2, 3, 4) and q.evidence]
+    return qs[:QUICK_QUESTIONS] if quick else qs
+
+
+def open_backend(backend: str, folder: Path, name: str) -> Db:
+    """A fresh SQLite file in ``folder``, or PostgreSQL at ``$LEARNING_MACHINES_BENCH_PG_URL``."""
+    if backend == "sqlite":
+        return SqliteDb(str(folder / f"{name}.db"))
+    if backend == "postgres":
+        url = os.environ.get(PG_URL_ENV)
+        if not url:
+            raise ValueError(f"--backend postgres needs ${PG_URL_ENV} (a postgresql:// URL)")
+        from ..db import PostgresDb
+
+        return PostgresDb(url)
+    raise ValueError(f"unknown backend {backend!r}: use 'sqlite' or 'postgres'")
+
+
+def bind_episodic(db: Db, embedder: CachedEmbedder, ranking: EpisodeRanking) -> EpisodicMemoryStore:
+    """An episodic memory store on ``db``, bound the way the machine binds it."""
+    store = EpisodicMemoryConfig(ranking=ranking).create_store()
+    gate = WriteGate(
+        store_name="episodic_memory",
+        learning_type=store.learning_type,
+        mode=store.mode,
+        db=db,
+        store=store,
+    )
+    store.bind(StoreResources(name="episodic_memory", db=db, embedder=embedder, gate=gate))
+    return store
+
+
+def _filter(user_id: str) -> LearningFilter:
+    return LearningFilter(
+        namespaces=(PRIVATE_NAMESPACE,), reader_user_id=user_id, learning_types=("episode",)
+    )
+
+
+class _Runs:
+    """Scores and search latencies per system."""
+
+    def __init__(self) -> None:
+        self.scores: dict[str, list[QuestionScore]] = {s: [] for s in SYSTEMS}
+        self.latency: dict[str, list[float]] = {s: [] for s in SYSTEMS}
+
+    def add(self, system: str, q: Question, refs: Sequence[str | None], seconds: float) -> None:
+        ranked = [r for r in refs if r]
+        self.scores[system].append(score_question(q.category, ranked, q.evidence))
+        self.latency[system].append(seconds)
+
+
+async def _conversation(
+    conv: Conversation,
+    ours: EpisodicMemoryStore,
+    plain: EpisodicMemoryStore,
+    embedder: CachedEmbedder,
+    runs: _Runs,
+    quick: bool,
+) -> None:
+    user = conv.sample_id
+    await ours.aadd_episodes(conv.episodes, user_id=user)
+    if plain is not ours:
+        await plain.aadd_episodes(conv.episodes, user_id=user)
+    questions = recall_questions(conv, quick)
+    vectors = embedder.embed([q.question for q in questions])
+    for q, vec in zip(questions, vectors, strict=True):
+        vector = tuple(float(x) for x in vec)
+        start = time.perf_counter()
+        hits = await ours.asearch(q.question, user_id=user, limit=10, vector=vector)
+        runs.add("learning-machines", q, [h.episode.ref for h in hits], time.perf_counter() - start)
+        for system, method in (
+            ("plain hybrid", "hybrid"),
+            ("BM25", "keyword"),
+            ("dense", "vector"),
+        ):
+            op = SearchLearnings(
+                filter=_filter(user),
+                query=q.question,
+                vector=None if method == "keyword" else vector,
+                embedder=embedder.name,
+                limit=10,
+                method=method,  # type: ignore[arg-type]
+            )
+            start = time.perf_counter()
+            found = await plain.db.arun(op)
+            refs = [s.learning.content.get("ref") for s in found]
+            runs.add(system, q, refs, time.perf_counter() - start)
+
+
+def _changes_index(ranking: EpisodeRanking) -> bool:
+    return ranking.context_turns > 0 or ranking.date_in_text
+
+
+async def _run(
+    convs: Sequence[Conversation],
+    folder: Path,
+    *,
+    quick: bool,
+    backend: str,
+    embedder: CachedEmbedder,
+    ranking: EpisodeRanking,
+) -> _Runs:
+    runs = _Runs()
+    ours_db = open_backend(backend, folder, "ours")
+    plain_db = open_backend(backend, folder, "plain") if _changes_index(ranking) else ours_db
+    try:
+        ours = bind_episodic(ours_db, embedder, ranking)
+        plain = (
+            bind_episodic(plain_db, embedder, EpisodeRanking.plain())
+            if (plain_db is not ours_db)
+            else ours
+        )
+        for conv in convs:
+            await _conversation(conv, ours, plain, embedder, runs, quick)
+    finally:
+        for db in {id(ours_db): ours_db, id(plain_db): plain_db}.values():
+            db.close()
+    return runs
+
+
+def run_retrieval(
+    data_path: str | Path,
+    *,
+    out_dir: str | Path = "bench-results",
+    quick: bool = False,
+    backend: str = "sqlite",
+    embedder: str = "minilm",
+    ranking: EpisodeRanking | None = None,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Run the retrieval benchmark on a LoCoMo-format file; write and return the results.
+
+    Writes ``retrieval.json``, ``retrieval.md`` and ``retrieval.png`` into ``out_dir``.
+    ``quick`` uses one conversation and its first 40 questions (CI smoke test).
+    """
+    ranking = ranking or EpisodeRanking()
+    data = load_locomo(data_path, limit=1 if quick else None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    emb = make_embedder(embedder)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lm-bench-") as tmp:
+        runs = asyncio.run(
+            _run(
+                data.conversations,
+                Path(tmp),
+                quick=quick,
+                backend=backend,
+                embedder=emb,
+                ranking=ranking,
+            )
+        )
+    emb.save()
+    results: dict[str, Any] = {
+        "benchmark": "retrieval",
+        "run": run_info(
+            data=str(data_path),
+            quick=quick,
+            backend=backend,
+            embedder=emb.name,
+            seconds=round(time.perf_counter() - started, 1),
+        ),
+        "data": {
+            "conversations": len(data.conversations),
+            "turns": sum(len(c.episodes) for c in data.conversations),
+            "questions": len(runs.scores["BM25"]),
+            "evidence_ids_fixed": data.fixed_evidence,
+            "evidence_ids_skipped": data.skipped_evidence,
+            "skipped_examples": list(data.skipped_examples),
+        },
+        "ranking": {
+            k: str(v) if not isinstance(v, int | float | bool) else v
+            for k, v in asdict(ranking).items()
+        },
+        "categories": {str(k): v for k, v in CATEGORY_NAMES.items() if k < 5},
+        "systems": {s: aggregate(runs.scores[s]) for s in SYSTEMS},
+        "latency_ms": {
+            s: {
+                "p50": round(percentile(runs.latency[s], 50) * 1000, 2),
+                "p95": round(percentile(runs.latency[s], 95) * 1000, 2),
+            }
+            for s in SYSTEMS
+        },
+    }
+    write_json(out / "retrieval.json", results)
+    (out / "retrieval.md").write_text(metrics_table(results, "Retrieval (LoCoMo)"), "utf-8")
+    if plot:
+        bar_chart(results, out / "retrieval.png")
+    return results
