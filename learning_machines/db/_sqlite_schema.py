@@ -199,6 +199,10 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> int:
     each re-reads the version under it.
     """
     target = len(MIGRATIONS) if target is None else target
+    current = schema_version(conn)
+    if target <= current <= len(MIGRATIONS):
+        # Up to date: no write lock needed, so opening never waits for another writer.
+        return current
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_VERSION_TABLE)

@@ -1,0 +1,358 @@
+"""SQLite only: migrations, threads, processes, locking, the vector cache, forgetting on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import sqlite3
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from learning_machines.db import (
+    Change,
+    ClaimWork,
+    CountLearnings,
+    DeleteLearnings,
+    EnqueueWork,
+    GetLearnings,
+    Learning,
+    LearningFilter,
+    MarkRecalled,
+    PendingWork,
+    Proposal,
+    PurgeUser,
+    PutLearning,
+    PutProposal,
+    SearchLearnings,
+    SetEmbeddings,
+    SqliteDb,
+    utcnow,
+)
+from learning_machines.db._sqlite_rows import LEARNING_COLUMNS, learning_params
+from learning_machines.db._sqlite_schema import MIGRATIONS, migrate, schema_version
+from learning_machines.db._vector_index import VectorCache
+from learning_machines.exceptions import BackendError, ValidationError
+
+CREATE = Change(action="create")
+SHARED = LearningFilter(namespaces=("global",))
+
+
+def vec(key: str, dim: int = 8) -> tuple[float, ...]:
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).normal(size=dim)
+    return tuple(float(x) for x in v / np.linalg.norm(v))
+
+
+def shared_note(text: str, **kw: object) -> Learning:
+    return Learning(learning_type="note", namespace="global", search_text=text, **kw)  # type: ignore[arg-type]
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=1) == 1
+    old = shared_note("written by version one", embedding=vec("old"), embedder="e")
+    conn.execute(
+        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
+        learning_params(old),
+    )
+    conn.close()
+
+    with SqliteDb(path) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert got.search_text == old.search_text
+        new = db.run(
+            PutLearning(
+                learning=shared_note("after", embedding=vec("new"), embedder="e"), change=CREATE
+            )
+        )
+        hits = db.run(
+            SearchLearnings(
+                filter=SHARED, query="", vector=vec("old"), embedder="e", method="vector"
+            )
+        )
+        assert [h.learning.id for h in hits] == [old.id, new.id]
+        assert [h.learning.id for h in db.run(SearchLearnings(filter=SHARED, query="version"))] == [
+            old.id
+        ]
+    conn = sqlite3.connect(path)
+    assert schema_version(conn) == len(MIGRATIONS)
+    conn.close()
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SqliteDb(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("INSERT INTO schema_version VALUES (999, 'future', '')")
+    conn.close()
+    with pytest.raises(BackendError, match="newer"):
+        SqliteDb(path)
+
+
+# --- transactions and errors -------------------------------------------------------------------
+
+
+def test_failing_second_op_rolls_back_the_first(tmp_path: Path) -> None:
+    with SqliteDb(tmp_path / "x.db") as db:
+        p = db.run(
+            PutProposal(
+                proposal=Proposal(
+                    learning_type="n",
+                    store="s",
+                    mode="propose",
+                    namespace="global",
+                    user_id=None,
+                    session_id=None,
+                    turn_id=None,
+                    payload={},
+                )
+            )
+        )
+        first = shared_note("should not survive")
+        with pytest.raises(ValidationError):
+            db.batch(
+                [
+                    PutLearning(learning=first, change=CREATE),
+                    PutProposal(proposal=p, expected_status="approved"),
+                ]
+            )
+        assert db.run(CountLearnings(filter=SHARED)) == 0
+
+
+def test_a_long_lock_becomes_backend_error_and_nothing_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    SqliteDb(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with (
+            SqliteDb(path, busy_timeout=0.01, retries=1) as db,
+            pytest.raises(BackendError, match="locked"),
+        ):
+            db.run(PutLearning(learning=shared_note("x"), change=CREATE))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    with SqliteDb(path) as db:
+        assert db.run(CountLearnings(filter=SHARED)) == 0
+
+
+def test_private_learning_needs_an_owner(tmp_path: Path) -> None:
+    with SqliteDb(tmp_path / "x.db") as db, pytest.raises(ValidationError, match="user_id"):
+        db.run(PutLearning(learning=Learning(learning_type="n", search_text="x"), change=CREATE))
+
+
+def test_closed_db_refuses_work(tmp_path: Path) -> None:
+    db = SqliteDb(tmp_path / "x.db")
+    db.close()
+    with pytest.raises(BackendError, match="closed"):
+        db.run(CountLearnings(filter=SHARED))
+
+
+# --- threads ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_threads_writing_and_searching_lose_nothing(tmp_path: Path, where: str) -> None:
+    db = SqliteDb(tmp_path / "x.db" if where == "file" else ":memory:")
+    counter = db.run(PutLearning(learning=shared_note("counter"), change=CREATE))
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(25):
+                db.run(
+                    PutLearning(
+                        learning=shared_note(
+                            f"thread {t} row {i}", embedding=vec(f"{t}-{i}"), embedder="e"
+                        ),
+                        change=CREATE,
+                    )
+                )
+                db.run(MarkRecalled(ids=(counter.id,), at=utcnow()))
+                db.run(SearchLearnings(filter=SHARED, query="row", vector=vec("q"), embedder="e"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert db.run(CountLearnings(filter=SHARED)) == 201
+    [c] = db.run(GetLearnings(ids=(counter.id,), filter=SHARED))
+    assert c.recall_count == 200
+    db.close()
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # fork skips re-importing everything in each child; spawn where fork does not exist.
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def _put_many(path: str, worker: int, n: int, counter_id: str) -> None:
+    with SqliteDb(path) as db:
+        for i in range(n):
+            db.run(
+                PutLearning(
+                    learning=shared_note(
+                        f"process {worker} row {i}", embedding=vec(f"{worker}-{i}"), embedder="e"
+                    ),
+                    change=CREATE,
+                )
+            )
+            db.run(MarkRecalled(ids=(counter_id,), at=utcnow()))
+
+
+def _claim_all(path: str, worker: str) -> list[str]:
+    claimed: list[str] = []
+    with SqliteDb(path) as db:
+        now = utcnow() + timedelta(seconds=5)
+        while items := db.run(ClaimWork(worker_id=worker, limit=3, now=now)):
+            claimed.extend(w.id for w in items)
+    return claimed
+
+
+def test_processes_writing_one_file_lose_no_update(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+    with SqliteDb(path) as db:
+        counter = db.run(PutLearning(learning=shared_note("counter"), change=CREATE))
+    ctx = _mp_context()
+    procs = [ctx.Process(target=_put_many, args=(path, w, 50, counter.id)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    with SqliteDb(path) as db:
+        assert db.run(CountLearnings(filter=SHARED)) == 201
+        [c] = db.run(GetLearnings(ids=(counter.id,), filter=SHARED))
+        assert c.recall_count == 200
+        hits = db.run(
+            SearchLearnings(
+                filter=SHARED, query="", vector=vec("3-7"), embedder="e", method="vector", limit=1
+            )
+        )
+        assert hits[0].learning.search_text == "process 3 row 7"
+
+
+def test_claiming_processes_never_share_an_item(tmp_path: Path) -> None:
+    path = str(tmp_path / "queue.db")
+    with SqliteDb(path) as db:
+        ids = {
+            db.run(EnqueueWork(work=PendingWork(kind="k", payload={"i": i}))).id for i in range(60)
+        }
+    ctx = _mp_context()
+    with ctx.Pool(4) as pool:
+        results = pool.starmap(_claim_all, [(path, f"w{i}") for i in range(4)])
+    claimed = [i for r in results for i in r]
+    assert len(claimed) == len(set(claimed))
+    assert set(claimed) == ids
+
+
+# --- the vector cache --------------------------------------------------------------------------
+
+
+def test_cache_follows_writes_of_other_connections(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    reader, writer = SqliteDb(path), SqliteDb(path)
+    q = vec("q")
+
+    def top() -> list[str]:
+        hits = reader.run(
+            SearchLearnings(
+                filter=SHARED, query="", vector=q, embedder="e", method="vector", limit=2
+            )
+        )
+        return [h.learning.search_text for h in hits]
+
+    a = writer.run(
+        PutLearning(learning=shared_note("a", embedding=vec("a"), embedder="e"), change=CREATE)
+    )
+    assert top() == ["a"]
+    writer.run(PutLearning(learning=shared_note("b", embedding=q, embedder="e"), change=CREATE))
+    assert top() == ["b", "a"]
+    writer.run(SetEmbeddings(vectors=((a.id, q),), embedder="e"))
+    assert top()[0] == "a" or top()[1] == "a"
+    hits = reader.run(
+        SearchLearnings(filter=SHARED, query="", vector=q, embedder="e", method="vector")
+    )
+    assert all(h.vector_score == pytest.approx(1.0, abs=1e-5) for h in hits)
+    writer.run(DeleteLearnings(ids=(a.id,), change=Change(action="delete")))
+    assert top() == ["b"]
+    reader.close()
+    writer.close()
+
+
+def test_vector_cache_never_serves_a_stale_vector() -> None:
+    cache = VectorCache()
+    blob = lambda v: np.asarray(v, dtype="<f4").tobytes()  # noqa: E731
+    cache.apply([(1, 5, "e", blob([1.0, 0.0])), (2, 6, "e", blob([0.0, 1.0]))], up_to_seq=6)
+    # An older snapshot's refresh arriving late does not overwrite the newer vector.
+    cache.apply([(1, 3, "e", blob([0.0, 1.0]))], up_to_seq=3)
+    q = np.asarray([1.0, 0.0], dtype=np.float32)
+    scores, missing = cache.score("e", q, np.array([1, 2]), np.array([5, 6]))
+    assert scores.tolist() == pytest.approx([1.0, 0.0])
+    assert missing.tolist() == []
+    # A row at a seq the cache has not seen is reported missing, not scored from the cache.
+    scores, missing = cache.score("e", q, np.array([1, 2, 9]), np.array([4, 6, 1]))
+    assert missing.tolist() == [0, 2]
+    # Moving a row to another embedder drops it from the first one.
+    cache.apply([(2, 7, "f", blob([0.0, 1.0]))], up_to_seq=7)
+    assert cache.score("e", q, np.array([2]), np.array([7]))[1].tolist() == [0]
+
+
+# --- forgetting -------------------------------------------------------------------------------
+
+
+def test_purge_leaves_no_row_mentioning_the_user(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    user = "user-to-forget-42"
+    with SqliteDb(path) as db:
+        db.batch(
+            [
+                PutLearning(
+                    learning=Learning(learning_type="n", user_id=user, search_text="mine"),
+                    change=Change(action="create", actor={"user_id": user}),
+                ),
+                PutLearning(
+                    learning=shared_note(
+                        "shared",
+                        user_id=user,
+                        provenance={
+                            "user_id": user,
+                            "session_id": "s",
+                            "merged": [{"user_id": user}],
+                        },
+                    ),
+                    change=CREATE,
+                ),
+                EnqueueWork(work=PendingWork(kind="k", payload={}, user_id=user)),
+            ]
+        )
+        db.run(PurgeUser(user_id=user))
+    conn = sqlite3.connect(path)
+    tables = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'learnings_fts%'"
+        )
+    ]
+    for table in tables:
+        for row in conn.execute(f"SELECT * FROM {table}"):
+            assert user not in repr(row), table
+    conn.close()
