@@ -206,3 +206,16 @@ async def test_updates_are_written_as_given(db: Db) -> None:
     )  # fmt: skip
     assert updated.action == "updated"
     assert [x.search_text for x in active(db)] == ["Draft two"]
+
+
+@pytest.mark.parametrize("answer", [True, False])
+async def test_model_confirmation_asks_the_model(db: Db, answer: bool) -> None:
+    from pydantic_ai.models.test import TestModel
+
+    from learning_machines.curation import model_confirmation
+
+    confirm = model_confirmation(TestModel(custom_output_args=answer))
+    policy = WritePolicy(near_duplicate_threshold=0.99, confirm_threshold=0.3, confirm=confirm)
+    await write(db, note("User prefers dark mode in the editor"))
+    result = await write(db, note("The user prefers dark mode in their code editor"), policy)
+    assert result.action == ("merged" if answer else "created")
