@@ -1,0 +1,114 @@
+"""``learning-machines bench``: retrieval quality, latency, cost and a peer comparison.
+
+Every command writes JSON, a markdown table and PNG plots into ``--out``. Benchmarks import
+lazily, so the rest of the CLI starts fast and works without the ``bench`` extra.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+__all__ = ["register"]
+
+console = Console()
+
+DataOption = Annotated[
+    Path,
+    typer.Option(
+        "--data", help="A conversation file in LoCoMo format.", exists=True, dir_okay=False
+    ),
+]
+QuickOption = Annotated[
+    bool, typer.Option("--quick", help="Smoke test: one conversation, about 40 questions.")
+]
+OutOption = Annotated[Path, typer.Option("--out", help="Folder for results (JSON, md, PNG).")]
+EmbedderOption = Annotated[
+    str, typer.Option("--embedder", help="minilm (default model) or hash (tests only).")
+]
+DEFAULT_OUT = Path("bench-results")
+
+
+def _runner(module: str, name: str) -> Any:
+    """``learning_machines.bench.<module>.<name>``, or exit with a clear message."""
+    try:
+        mod = importlib.import_module(f"learning_machines.bench.{module}")
+    except ModuleNotFoundError as exc:
+        console.print(
+            f"[red]bench {module} is not available: {exc}.[/red] Install the benchmark extra "
+            "with pip install 'learning-machines[bench]', or update learning-machines."
+        )
+        raise typer.Exit(2) from exc
+    return getattr(mod, name)
+
+
+def _show(path: Path) -> None:
+    if path.exists():
+        typer.echo(path.read_text(encoding="utf-8"))
+
+
+def retrieval(
+    data: DataOption,
+    quick: QuickOption = False,
+    out: OutOption = DEFAULT_OUT,
+    backend: Annotated[
+        str,
+        typer.Option(help="sqlite, or postgres ($LEARNING_MACHINES_BENCH_PG_URL)."),
+    ] = "sqlite",
+    embedder: EmbedderOption = "minilm",
+) -> None:
+    """Retrieval quality on LoCoMo: episodic memory vs BM25 vs dense (recall@k, NDCG@10)."""
+    run = _runner("retrieval", "run_retrieval")
+    run(data, out_dir=out, quick=quick, backend=backend, embedder=embedder)
+    _show(out / "retrieval.md")
+
+
+def peers(
+    data: DataOption,
+    quick: QuickOption = False,
+    out: OutOption = DEFAULT_OUT,
+    embedder: EmbedderOption = "minilm",
+) -> None:
+    """The same questions and latency measurement for learning-machines and mem0, offline."""
+    run = _runner("peers", "run_peers")
+    run(data, out_dir=out, quick=quick, embedder=embedder)
+    _show(out / "peers.md")
+
+
+def latency(
+    quick: QuickOption = False,
+    out: OutOption = DEFAULT_OUT,
+    size: Annotated[
+        list[int] | None, typer.Option("--size", help="Number of learnings (repeatable).")
+    ] = None,
+    backend: Annotated[
+        list[str] | None, typer.Option("--backend", help="sqlite and/or postgres (repeatable).")
+    ] = None,
+) -> None:
+    """Recall latency, ingestion throughput and size at growing numbers of learnings."""
+    run = _runner("latency", "run_latency")
+    run(out_dir=out, quick=quick, sizes=size, backends=backend or [])
+    _show(out / "latency.md")
+
+
+def cost(quick: QuickOption = False, out: OutOption = DEFAULT_OUT) -> None:
+    """Tokens and model calls spent on learning, per turn."""
+    run = _runner("cost", "run_cost")
+    run(out_dir=out, quick=quick)
+    _show(out / "cost.md")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``bench`` command group to ``app``."""
+    bench = typer.Typer(
+        help="Benchmarks: retrieval quality, latency, cost, peers.", no_args_is_help=True
+    )
+    bench.command("retrieval")(retrieval)
+    bench.command("peers")(peers)
+    bench.command("latency")(latency)
+    bench.command("cost")(cost)
+    app.add_typer(bench, name="bench")
