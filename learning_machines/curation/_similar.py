@@ -29,7 +29,7 @@ _WORD = re.compile(r"\w+")
 # Words that carry no fact: dropping them makes "User lives in X" equal "The user lives in X".
 _FILLER = frozenset(
     {"the", "a", "an", "user", "users", "is", "are", "was", "were", "their", "they", "them"}
-    | {"to", "of", "s", "it", "its", "this", "that"}
+    | {"to", "of", "s", "it", "its", "this", "that", "i"}
 )
 
 

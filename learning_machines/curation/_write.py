@@ -130,6 +130,11 @@ def names_of(learning: Learning) -> set[str]:
     return names
 
 
+def _aliases(learning: Learning) -> list[Any]:
+    aliases = learning.content.get("aliases")
+    return list(aliases) if isinstance(aliases, list | tuple) else []
+
+
 def _same_value(a: Learning, b: Learning, policy: WritePolicy) -> bool:
     va, vb = a.content.get(policy.value_key), b.content.get(policy.value_key)
     if va is None or vb is None:
@@ -152,11 +157,7 @@ def merge_learnings(
     names = names_of(existing) | names_of(new)
     if names and "name" in content:
         primary = normalize_text(str(content["name"]))
-        aliases = {
-            a
-            for a in (*existing.content.get("aliases", ()), *new.content.get("aliases", ()))
-            if isinstance(a, str)
-        }
+        aliases = {a for x in (existing, new) for a in _aliases(x) if isinstance(a, str)}
         aliases |= {str(x["name"]) for x in (existing.content, new.content) if x.get("name")}
         content["aliases"] = sorted(a for a in aliases if normalize_text(a) != primary)
     entry: dict[str, Any] = {
@@ -360,6 +361,7 @@ async def write_learning(
         named: list[Learning] = await db.arun(GetLearnings(ids=tuple(supersedes), filter=narrow))
         retire.extend(named)
     if key is not None:
+        # Keys live in the JSON content, which no op filters on: scan the (narrow) scope.
         for row in await db.arun(ListLearnings(filter=narrow, limit=None)):
             if row.id in {r.id for r in retire} or conflict_key_of(row, policy) != key:
                 continue
