@@ -6,8 +6,8 @@ without them that parameter is skipped, never failed.
 
 from __future__ import annotations
 
+import importlib
 import os
-
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +18,12 @@ from learning_machines.db import Db, SqliteDb
 
 def _make_postgres_db() -> Db:
     try:
-        from _pg import make_postgres_db  # type: ignore[import-not-found]
-    except ImportError:
-        try:
-            from tests._pg import make_postgres_db  # type: ignore[import-not-found]
-        except ImportError as exc:
-            if os.environ.get("LEARNING_MACHINES_REQUIRE_POSTGRES"):
-                raise  # CI: the PostgreSQL backend is tested for real, never skipped
-            pytest.skip(f"PostgreSQL tests need tests/_pg.py and the postgres extra: {exc}")
-    db: Db = make_postgres_db()
+        pg = importlib.import_module("tests._pg")
+    except ImportError as exc:
+        if os.environ.get("LEARNING_MACHINES_REQUIRE_POSTGRES"):
+            raise  # CI: the PostgreSQL backend is tested for real, never skipped
+        pytest.skip(f"PostgreSQL tests need tests/_pg.py and the postgres extra: {exc}")
+    db: Db = pg.make_postgres_db()
     return db
 
 

@@ -32,7 +32,6 @@ from ._ops import (
     DeleteLearnings,
     EnqueueWork,
     FailWork,
-    UpdateWork,
     FinishWork,
     GetLearnings,
     GetProposal,
@@ -52,6 +51,7 @@ from ._ops import (
     PutProposal,
     SearchLearnings,
     SetEmbeddings,
+    UpdateWork,
 )
 from ._sqlite_schema import migrate
 from ._vector_index import VectorCache

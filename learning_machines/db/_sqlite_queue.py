@@ -14,13 +14,13 @@ from ._ops import (
     CountWork,
     EnqueueWork,
     FailWork,
-    UpdateWork,
     FinishWork,
     GetProposal,
     ListMessages,
     ListProposals,
     ListWork,
     PutProposal,
+    UpdateWork,
 )
 from ._records import Message, PendingWork, Proposal, utcnow
 from ._sqlite_rows import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -174,11 +174,12 @@ def test_scoped_search_finds_a_small_users_rows_among_many_better_ones(db: Db) -
         for i in range(2500)
     ]
     put_all(db, others + theirs)
-    for method in ("keyword", "vector", "hybrid"):
+    methods: tuple[Literal["keyword", "vector", "hybrid"], ...] = ("keyword", "vector", "hybrid")
+    for method in methods:
         hits = db.run(
             SearchLearnings(
                 filter=mine(small), query="topic", vector=q, embedder="e", method=method, limit=10
-            )  # type: ignore[arg-type]
+            )
         )
         assert {h.learning.id for h in hits} == {x.id for x in theirs}, method
     # The crowd's private rows stay out of a search over everything the small user may see...

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -198,7 +199,7 @@ def test_threads_writing_and_searching_lose_nothing(tmp_path: Path, where: str) 
 # --- processes --------------------------------------------------------------------------------
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
+def _mp_context() -> Any:
     # fork skips re-importing everything in each child; spawn where fork does not exist.
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -300,7 +301,10 @@ def test_cache_follows_writes_of_other_connections(tmp_path: Path) -> None:
 
 def test_vector_cache_never_serves_a_stale_vector() -> None:
     cache = VectorCache()
-    blob = lambda v: np.asarray(v, dtype="<f4").tobytes()  # noqa: E731
+
+    def blob(v: list[float]) -> bytes:
+        return np.asarray(v, dtype="<f4").tobytes()
+
     cache.apply([(1, 5, "e", blob([1.0, 0.0])), (2, 6, "e", blob([0.0, 1.0]))], up_to_seq=6)
     # An older snapshot's refresh arriving late does not overwrite the newer vector.
     cache.apply([(1, 3, "e", blob([0.0, 1.0]))], up_to_seq=3)
