@@ -165,10 +165,20 @@ _M002_WRITE_SEQUENCE = [
     "INSERT INTO lm_counters (name, value) SELECT 'seq', COALESCE(MAX(pk), 0) FROM learnings",
 ]
 
+# Scoped reads filter on (namespace, user_id, learning_type, status). With single-column indexes
+# only, SQLite (no ANALYZE statistics) picked the ``status`` index, which matches every active row:
+# a scoped hybrid search scanned the whole table (~85 ms at 10k learnings, linear in size).
+# These match the PostgreSQL scope indexes; one user's search then reads only that user's rows.
+_M003_SCOPE_INDEXES = [
+    "CREATE INDEX learnings_owner_scope ON learnings (namespace, user_id, learning_type, status)",
+    "CREATE INDEX learnings_type_scope ON learnings (learning_type, namespace, status)",
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
     ("write_sequence", _M002_WRITE_SEQUENCE),
+    ("scope_indexes", _M003_SCOPE_INDEXES),
 ]
 
 _VERSION_TABLE = """
