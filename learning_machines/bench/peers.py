@@ -33,6 +33,7 @@ from .retrieval import bind_episodic, open_backend, recall_questions
 __all__ = ["run_peers"]
 
 OURS = "learning-machines"
+_LOCAL = frozenset({"127.0.0.1", "::1", "localhost"})
 MEM0 = "mem0"
 
 
@@ -44,21 +45,29 @@ class _NetworkGuard:
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
-        original = socket.socket.connect
+        original, resolve = socket.socket.connect, socket.getaddrinfo
         guard = self
 
         def connect(sock: socket.socket, address: Any) -> Any:
             host = address[0] if isinstance(address, tuple) else str(address)
-            if sock.family == socket.AF_UNIX or host in ("127.0.0.1", "::1", "localhost"):
+            if sock.family == socket.AF_UNIX or host in _LOCAL:
                 return original(sock, address)
-            guard.attempts.append(str(address))
+            guard.attempts.append(f"connect {address}")
             raise OSError(f"benchmark is offline: connection to {address} refused")
 
+        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+            if host is None or str(host) in _LOCAL:
+                return resolve(host, *args, **kwargs)
+            guard.attempts.append(f"resolve {host}")
+            raise socket.gaierror(f"benchmark is offline: {host} not resolved")
+
         socket.socket.connect = connect  # type: ignore[method-assign]
+        socket.getaddrinfo = getaddrinfo
         try:
             yield
         finally:
             socket.socket.connect = original  # type: ignore[method-assign]
+            socket.getaddrinfo = resolve
 
 
 def _mem0_embedder(embedder: CachedEmbedder) -> Any:
@@ -79,8 +88,14 @@ def _mem0_embedder(embedder: CachedEmbedder) -> Any:
 def _mem0_memory(folder: Path, embedder: CachedEmbedder) -> Any:
     os.environ["MEM0_TELEMETRY"] = "False"  # read when mem0 is imported
     os.environ.setdefault("MEM0_DIR", str(folder / "mem0-home"))
+    import mem0.memory.main as mem0_main
+    import mem0.memory.telemetry as mem0_telemetry
     from mem0 import Memory
     from mem0.configs.base import MemoryConfig
+
+    # In case mem0 was imported before the variable was set: telemetry stays off.
+    mem0_telemetry.MEM0_TELEMETRY = False
+    mem0_main.MEM0_TELEMETRY = False
 
     dummy = {"api_key": "offline-never-called", "openai_base_url": "http://127.0.0.1:9/v1"}
     config = MemoryConfig(

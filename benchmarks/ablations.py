@@ -1,0 +1,73 @@
+"""Measure episodic-memory ranking ideas one at a time on a LoCoMo-format file.
+
+    LEARNING_MACHINES_BENCH_EMBED_CACHE=/tmp/lm-emb.pkl \
+        python benchmarks/ablations.py --data ../shared/data/locomo-dev.json base ctx1 ...
+
+Prints turn-level R@10 (and the other metrics) of the store's search for each named variant,
+next to the BM25 and dense baselines of the same run. The embedding cache (outside the repo:
+vectors are derived from the data) makes repeated runs cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+from learning_machines.bench.retrieval import run_retrieval
+from learning_machines.stores._episode_ranking import EpisodeRanking
+
+PLAIN = EpisodeRanking.plain()
+BEST = EpisodeRanking()
+
+VARIANTS: dict[str, EpisodeRanking] = {
+    "plain": PLAIN,
+    "cand100": replace(PLAIN, candidates=100),
+    "kw0.2": replace(PLAIN, candidates=100, keyword_weight=0.2),
+    "kw0.4": replace(PLAIN, candidates=100, keyword_weight=0.4),
+    "kw0.5": replace(PLAIN, candidates=100, keyword_weight=0.5),
+    "strip": replace(PLAIN, candidates=100, strip_query=True),
+    "speaker0.3": replace(PLAIN, candidates=100, speaker_boost=0.3),
+    "nb0.2": replace(PLAIN, candidates=100, neighbour_weight=0.2),
+    "nb0.4": replace(PLAIN, candidates=100, neighbour_weight=0.4),
+    "nb0.4w2": replace(
+        PLAIN, candidates=100, neighbour_weight=0.4, neighbour_window=timedelta(minutes=2)
+    ),
+    "ctx1": replace(PLAIN, candidates=100, context_turns=1),
+    "ctx2": replace(PLAIN, candidates=100, context_turns=2),
+    "date": replace(PLAIN, candidates=100, date_in_text=True),
+    "default": BEST,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default="/tmp/lm-ablations")
+    parser.add_argument("variants", nargs="*", default=list(VARIANTS))
+    args = parser.parse_args()
+    for name in args.variants:
+        r = run_retrieval(
+            args.data,
+            out_dir=f"{args.out}/{name}",
+            quick=args.quick,
+            ranking=VARIANTS[name],
+            plot=False,
+        )
+        s = r["systems"]
+        row = {
+            "variant": name,
+            "ours": {k: round(v, 3) for k, v in s["learning-machines"]["overall"].items()},
+            "per_cat_R@10": {c: round(s["learning-machines"][c]["R@10"], 3) for c in "1234"},
+            "plain": round(s["plain hybrid"]["overall"]["R@10"], 3),
+            "bm25": round(s["BM25"]["overall"]["R@10"], 3),
+            "dense": round(s["dense"]["overall"]["R@10"], 3),
+            "seconds": r["run"]["seconds"],
+        }
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
