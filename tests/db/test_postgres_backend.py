@@ -393,3 +393,21 @@ def test_purge_leaves_no_row_mentioning_the_user() -> None:
             assert row == (0,), table
     kept = db.run(CountLearnings(filter=LearningFilter()))
     assert kept == 1
+
+
+def test_serialization_failures_are_retried_then_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = make_postgres_db(retries=2)
+    real = db._transaction
+    failures = [psycopg.errors.SerializationFailure("conflict")] * 2
+
+    def flaky(conn: Any, ops: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(conn, ops)
+
+    monkeypatch.setattr(db, "_transaction", flaky)
+    assert db.run(CountLearnings(filter=LearningFilter())) == 0
+    failures.extend([psycopg.errors.DeadlockDetected("deadlock")] * 3)
+    with pytest.raises(BackendError) as info:
+        db.run(CountLearnings(filter=LearningFilter()))
+    assert isinstance(info.value.__cause__, psycopg.errors.DeadlockDetected)
