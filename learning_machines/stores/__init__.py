@@ -1,7 +1,15 @@
 """Kinds of learning ("stores"): the protocol and the built-in stores."""
 
 from ._base import BaseStore, StoreConfig
-from ._entity_model import EntityRecall, EntityView
+from ._entity_model import (
+    EntityExtraction,
+    EntityItem,
+    EntityRecall,
+    EntityView,
+    EventItem,
+    FactItem,
+    RelationItem,
+)
 from ._gate import ApplyingStore, WriteGate, WriteOutcome
 from ._protocol import (
     AsyncProcessingStore,
@@ -15,8 +23,19 @@ from ._protocol import (
 )
 from .entity_memory import EntityMemoryConfig, EntityMemoryStore
 from .episodic_memory import Episode, EpisodicMemoryConfig, EpisodicMemoryStore, ScoredEpisode
-from .learned_knowledge import LearnedKnowledgeConfig, LearnedKnowledgeStore
-from .session_context import SessionContext, SessionContextConfig, SessionContextStore
+from .learned_knowledge import (
+    KnowledgeItem,
+    LearnedKnowledgeConfig,
+    LearnedKnowledgeExtraction,
+    LearnedKnowledgeStore,
+)
+from .session_context import (
+    SessionContext,
+    SessionContextConfig,
+    SessionContextStore,
+    SessionPlanUpdate,
+    SessionSummaryUpdate,
+)
 from .user_profile import UserProfile, UserProfileConfig, UserProfileStore
 
 __all__ = [
@@ -25,6 +44,8 @@ __all__ = [
     "AsyncRecallingStore",
     "BaseStore",
     "BindableStore",
+    "EntityExtraction",
+    "EntityItem",
     "EntityMemoryConfig",
     "EntityMemoryStore",
     "EntityRecall",
@@ -32,16 +53,23 @@ __all__ = [
     "Episode",
     "EpisodicMemoryConfig",
     "EpisodicMemoryStore",
+    "EventItem",
     "ExtractingStore",
     "Extraction",
+    "FactItem",
     "GuidingStore",
+    "KnowledgeItem",
     "LearnedKnowledgeConfig",
+    "LearnedKnowledgeExtraction",
     "LearnedKnowledgeStore",
     "LearningStore",
+    "RelationItem",
     "ScoredEpisode",
     "SessionContext",
     "SessionContextConfig",
     "SessionContextStore",
+    "SessionPlanUpdate",
+    "SessionSummaryUpdate",
     "StoreConfig",
     "StoreResources",
     "UserProfile",
