@@ -1,0 +1,184 @@
+"""Search benchmark (issue 2): recall@10 on LoCoMo and scoped hybrid-search latency at scale.
+
+    python benchmarks/search.py ../shared/data/locomo-dev.json \
+        [--sizes 10000,100000,1000000] [--backends sqlite,postgres] [--queries 50]
+
+Recall: LoCoMo turns (categories 1-4; documents = "speaker: text"), one user_id per
+conversation so every search is scoped to its conversation; keyword-only, vector-only (MiniLM)
+and fused (z-score 0.3/0.7) recall@10 of the evidence turns, for each backend.
+
+Latency: synthetic rows (vocabulary texts, random unit vectors — not MiniLM, which is too slow
+for 1M rows on 2 cores) spread over many users; one user's scoped hybrid SearchLearnings and one
+broad-scope query (shared 'global' namespace), p50/p95; query embedding (MiniLM) timed apart.
+The LoCoMo data is CC BY-NC: pass its path, never commit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from learning_machines.bench._backends import open_bench_db, percentiles
+from learning_machines.bench._locomo import load_locomo
+from learning_machines.bench._metrics import recall_at_k
+from learning_machines.bench._synthetic import (
+    FOCUS_USER,
+    SyntheticPlan,
+    load_synthetic,
+    random_sentence,
+)
+from learning_machines.db import (
+    Change,
+    Learning,
+    LearningFilter,
+    PutLearning,
+    SearchLearnings,
+)
+from learning_machines.embedders import default_embedder
+
+METHODS = ("keyword", "vector", "hybrid")
+
+
+def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
+    data = load_locomo(path)
+    embedder = default_embedder()
+    print(
+        f"LoCoMo: {len(data.conversations)} conversations; evidence ids fixed "
+        f"{data.fixed_evidence}, skipped {data.skipped_evidence}"
+    )
+    docs: list[tuple[str, str, str]] = []  # (user_id, ref, text)
+    for conv in data.conversations:
+        for e in conv.episodes:
+            docs.append((conv.sample_id, str(e.ref), f"{e.speaker}: {e.text}"))
+    questions = [
+        (conv.sample_id, q.question, q.evidence)
+        for conv in data.conversations
+        for q in conv.questions
+        if q.category in (1, 2, 3, 4)
+    ]
+    no_evidence = sum(1 for q in questions if not q[2])
+    questions = [q for q in questions if q[2]]
+    started = time.perf_counter()
+    doc_vectors = embedder.embed([d[2] for d in docs])
+    q_vectors = embedder.embed([q[1] for q in questions])
+    print(
+        f"{len(docs)} turns, {len(questions)} questions (categories 1-4; {no_evidence} without "
+        f"evidence skipped); MiniLM embedding took {time.perf_counter() - started:.0f} s"
+    )
+    change = Change(action="create", actor={"store": "bench"})
+    for backend in backends:
+        bench = open_bench_db(backend, workdir)
+        try:
+            ops = [
+                PutLearning(
+                    learning=Learning(
+                        id=f"{user}:{ref}",
+                        learning_type="episode",
+                        user_id=user,
+                        content={"ref": ref},
+                        search_text=text,
+                        embedding=tuple(v.tolist()),
+                        embedder=embedder.name,
+                    ),
+                    change=change,
+                )
+                for (user, ref, text), v in zip(docs, doc_vectors, strict=True)
+            ]
+            for i in range(0, len(ops), 500):
+                bench.db.batch(ops[i : i + 500])
+            scores: dict[str, list[float]] = {m: [] for m in METHODS}
+            for (user, question, evidence), v in zip(questions, q_vectors, strict=True):
+                flt = LearningFilter(namespaces=("user",), reader_user_id=user)
+                for method in METHODS:
+                    hits = bench.db.run(
+                        SearchLearnings(
+                            filter=flt,
+                            query=question,
+                            vector=tuple(v.tolist()),
+                            embedder=embedder.name,
+                            method=method,  # type: ignore[arg-type]
+                            limit=10,
+                        )
+                    )
+                    ranked = [str(h.learning.content["ref"]) for h in hits]
+                    scores[method].append(recall_at_k(ranked, evidence, 10))
+        finally:
+            bench.close()
+        line = ", ".join(f"{m} {statistics.fmean(s):.3f}" for m, s in scores.items())
+        print(f"recall@10 [{backend}]: {line}")
+
+
+def latency_benchmark(sizes: list[int], backends: list[str], n: int, workdir: Path) -> None:
+    embedder = default_embedder()
+    print(
+        "Latency: synthetic rows (vocabulary texts, random unit vectors, NOT MiniLM embeddings: "
+        "too slow for 1M rows on 2 cores); 60 private rows per user, 5% shared ('global')."
+    )
+    import random
+
+    rng = random.Random(3)
+    queries = [random_sentence(rng, 6, 14) for _ in range(n + 3)]
+    embedder.embed(["warm up"])
+    embed_times, vectors = [], []
+    for q in queries:
+        t = time.perf_counter()
+        vectors.append(tuple(float(x) for x in embedder.embed([q])[0]))
+        embed_times.append(time.perf_counter() - t)
+    e = percentiles(embed_times, 50, 95)
+    print(f"query embedding (MiniLM): p50 {e['p50'] * 1000:.1f} ms, p95 {e['p95'] * 1000:.1f} ms")
+    scoped = LearningFilter(namespaces=("user",), reader_user_id=FOCUS_USER)
+    broad = LearningFilter(namespaces=("global",), reader_user_id=FOCUS_USER)
+    for backend in backends:
+        for size in sizes:
+            bench = open_bench_db(backend, workdir)
+            try:
+                plan = SyntheticPlan(rows=size, embedder=embedder.name)
+                stats = load_synthetic(bench.db, plan, progress=size >= 100_000)
+                for label, flt in (("scoped (1 user)", scoped), ("broad (global)", broad)):
+                    times = []
+                    for i, (q, v) in enumerate(zip(queries, vectors, strict=True)):
+                        t = time.perf_counter()
+                        bench.db.run(
+                            SearchLearnings(
+                                filter=flt, query=q, vector=v, embedder=embedder.name, limit=10
+                            )
+                        )
+                        if i >= 3:
+                            times.append(time.perf_counter() - t)
+                    p = percentiles(times, 50, 95)
+                    print(
+                        f"{backend} {size:>9,} rows ({plan.users:,} users, "
+                        f"{stats.rows_per_second:,.0f} rows/s load): {label:<16} hybrid "
+                        f"p50 {p['p50'] * 1000:7.1f} ms  p95 {p['p95'] * 1000:7.1f} ms"
+                    )
+            finally:
+                bench.close()
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", help="LoCoMo-format JSON (e.g. ../shared/data/locomo-dev.json)")
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated row counts")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--queries", type=int, default=50, help="timed queries per size")
+    parser.add_argument("--skip-recall", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args(argv)
+    backends = [b for b in args.backends.split(",") if b]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    np.random.seed(0)
+    with tempfile.TemporaryDirectory(prefix="lm-search-") as tmp:
+        if not args.skip_recall:
+            recall_benchmark(args.data, backends, Path(tmp))
+        if not args.skip_latency:
+            latency_benchmark(sizes, backends, args.queries, Path(tmp))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
