@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from learning_machines.db import Db, ListLearnings, ListProposals, LearningFilter, Proposal
+from learning_machines.db import Db, LearningFilter, ListLearnings, ListProposals, Proposal
 from learning_machines.embedders import HashEmbedder
 from learning_machines.stores import BaseStore, StoreResources, WriteGate
 
@@ -37,7 +37,9 @@ def bind(db: Db) -> Callable[..., Any]:
     return _bind
 
 
-def ctx(user: str = "alice", session: str = "s1", message: str = "", **extra: Any) -> dict[str, Any]:
+def ctx(
+    user: str = "alice", session: str = "s1", message: str = "", **extra: Any
+) -> dict[str, Any]:
     """The context kwargs the machine passes for one turn."""
     return {
         "user_id": user,

@@ -5,11 +5,11 @@ import pytest
 from learning_machines._modes import LearningMode
 from learning_machines._tokens import estimate_tokens
 from learning_machines.stores import (
+    KnowledgeItem,
     LearnedKnowledgeConfig,
     LearnedKnowledgeExtraction,
     LearnedKnowledgeStore,
 )
-from learning_machines.stores import KnowledgeItem
 
 from .conftest import all_rows, approve, ctx, proposals, tool, tool_names
 
@@ -54,7 +54,8 @@ async def test_recall_is_relevant_not_everything(bind):
     recalled = await store.arecall(**ctx(message="how do I retry HTTP calls safely"))
     assert [s.learning.content["title"] for s in recalled] == ["Retry idempotent calls"]
     text = store.build_context(recalled)
-    assert text.startswith("## Learned knowledge") and "Retry idempotent calls" in text
+    assert text.startswith("## Learned knowledge")
+    assert "Retry idempotent calls" in text
     assert await store.arecall(**ctx(message="")) == []
     assert store.build_context([]) == ""
 
@@ -75,7 +76,8 @@ async def test_background_extraction_round_trip(bind, db):
         {"title": "Pin dependencies", "learning": "Pin exact versions"}, **ctx(mode="background")
     )
     spec = store.extraction(**ctx(message="should I pin dependencies?"))
-    assert spec is not None and spec.output_type is LearnedKnowledgeExtraction
+    assert spec is not None
+    assert spec.output_type is LearnedKnowledgeExtraction
     assert "Pin dependencies" in spec.current_state
     out = LearnedKnowledgeExtraction(
         learnings=[
@@ -101,7 +103,8 @@ async def test_proposals_invisible_until_approved(bind, db, mode):
     assert await store.arecall(**ctx(message="COPY INSERT")) == []
     assert await tool(store, "search_learnings", **ctx())("COPY") == "No learnings found."
     [proposal] = await proposals(db)
-    assert proposal.namespace == "global" and proposal.summary.startswith("learning: Use COPY")
+    assert proposal.namespace == "global"
+    assert proposal.summary.startswith("learning: Use COPY")
     [learning_id] = await approve(store, proposal)
     recalled = await store.arecall(**ctx(user="bob", message="COPY INSERT"))
     assert [s.learning.id for s in recalled] == [learning_id]
@@ -145,7 +148,8 @@ async def test_budget(bind):
             title=f"Tip {i}", learning=f"database tip number {i} " + "detail " * 10
         )
     text = store.build_context(await store.arecall(**ctx(message="database tip")))
-    assert estimate_tokens(text) <= 30 and text.startswith("## Learned knowledge")
+    assert estimate_tokens(text) <= 30
+    assert text.startswith("## Learned knowledge")
 
 
 def test_guidance(bind):

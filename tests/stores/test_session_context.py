@@ -48,8 +48,11 @@ async def test_agentic_planning(bind, db):
         "Progress: write tests; fix bugs",
     ]
     [row] = await all_rows(db, "session_context")
-    assert row.session_id == "s1" and row.user_id == "alice" and row.namespace == "user"
-    assert row.provenance["session_id"] == "s1" and row.provenance["mode"] == "agentic"
+    assert row.session_id == "s1"
+    assert row.user_id == "alice"
+    assert row.namespace == "user"
+    assert row.provenance["session_id"] == "s1"
+    assert row.provenance["mode"] == "agentic"
 
 
 async def test_sessions_are_separate(bind):
@@ -65,7 +68,8 @@ async def test_background_extraction_round_trip(bind):
     store = make(bind, mode=LearningMode.BACKGROUND, enable_planning=True)
     assert tool_names(store, **ctx()) == []
     spec = store.extraction(**ctx())
-    assert spec is not None and spec.output_type is SessionPlanUpdate
+    assert spec is not None
+    assert spec.output_type is SessionPlanUpdate
     assert spec.current_state == "(new session)"
     await store.aapply_extraction(
         SessionPlanUpdate(summary="Migrating to Postgres", goal="migrate", plan=["dump", "load"]),
@@ -73,7 +77,8 @@ async def test_background_extraction_round_trip(bind):
     )
     await store.aapply_extraction(SessionPlanUpdate(progress=["dump"]), **ctx())
     data = await store.arecall(**ctx())
-    assert data.summary == "Migrating to Postgres" and data.progress == ["dump"]
+    assert data.summary == "Migrating to Postgres"
+    assert data.progress == ["dump"]
     spec = await store.aextraction(**ctx())
     assert "1. [x] dump" in spec.current_state
     plain = make(bind, mode=LearningMode.BACKGROUND)
@@ -84,7 +89,8 @@ async def test_planning_fields_ignored_without_planning(bind):
     store = make(bind, mode=LearningMode.BACKGROUND)
     await store.apply_write({"summary": "s", "goal": "g", "plan": ["a"]}, **ctx())
     data = await store.arecall(**ctx())
-    assert data.goal is None and data.plan == []
+    assert data.goal is None
+    assert data.plan == []
     assert store.build_context(data) == "## Current session\nSummary: s"
 
 

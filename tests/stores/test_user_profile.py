@@ -25,7 +25,9 @@ def make(bind, mode=LearningMode.AGENTIC, **kw):
 async def test_agentic_tool_writes_and_recall_renders(bind):
     store = make(bind)
     update = tool(store, "update_user_profile", **ctx())
-    out = await update(name="Alice Smith", preferred_name="Al", role="engineer", projects=["apollo"])
+    out = await update(
+        name="Alice Smith", preferred_name="Al", role="engineer", projects=["apollo"]
+    )
     assert out.startswith("saved (")
     await update(projects=["zeus", "Apollo"], communication_style="terse")
     profile = await store.arecall(**ctx())
@@ -50,7 +52,8 @@ async def test_provenance_and_single_row(bind, db):
     rows = await all_rows(db, "user_profile")
     assert len(rows) == 1
     row = rows[0]
-    assert row.namespace == "user" and row.user_id == "alice"
+    assert row.namespace == "user"
+    assert row.user_id == "alice"
     assert row.provenance["user_id"] == "alice"
     assert row.provenance["session_id"] == "s1"
     assert row.provenance["turn_id"] == "t-alice-s1"
@@ -70,7 +73,8 @@ def test_tool_signature_follows_schema(bind):
     store = make(bind, schema=TeamProfile)
     update = tool(store, "update_user_profile", **ctx())
     params = inspect.signature(update).parameters
-    assert "timezone" in params and "name" in params
+    assert "timezone" in params
+    assert "name" in params
     assert all(p.default is None for p in params.values())
     assert "timezone: IANA timezone" in (update.__doc__ or "")
 
@@ -89,7 +93,8 @@ async def test_extended_schema_round_trip(bind):
     store = make(bind, schema=TeamProfile)
     await tool(store, "update_user_profile", **ctx())(timezone="Europe/Paris")
     profile = await store.arecall(**ctx())
-    assert isinstance(profile, TeamProfile) and profile.timezone == "Europe/Paris"
+    assert isinstance(profile, TeamProfile)
+    assert profile.timezone == "Europe/Paris"
     assert "- Timezone: Europe/Paris" in store.build_context(profile)
 
 
@@ -97,14 +102,17 @@ async def test_background_extraction_round_trip(bind):
     store = make(bind, mode=LearningMode.BACKGROUND)
     assert tool_names(store, **ctx()) == []
     spec = store.extraction(**ctx(message="I'm Alice, I lead the data team"))
-    assert spec is not None and spec.current_state == "(nothing known yet)"
+    assert spec is not None
+    assert spec.current_state == "(nothing known yet)"
     assert spec.output_type.model_fields["role"].description
     data = spec.output_type(name="Alice", team="data", role="lead")
     await store.aapply_extraction(data, **ctx())
     profile = await store.arecall(**ctx())
-    assert profile is not None and profile.team == "data"
+    assert profile is not None
+    assert profile.team == "data"
     spec2 = await store.aextraction(**ctx())
-    assert spec2 is not None and "- Name: Alice" in spec2.current_state
+    assert spec2 is not None
+    assert "- Name: Alice" in spec2.current_state
     [row] = await store.db.arun(ListLearnings(filter=store.read_filter(user_id="alice")))
     assert row.provenance["mode"] == "background"
 
@@ -113,15 +121,19 @@ async def test_background_extraction_round_trip(bind):
 async def test_proposals_are_not_recalled_until_approved(bind, db, mode):
     store = make(bind, mode=mode)
     out = await tool(store, "update_user_profile", **ctx())(name="Alice", role="cto")
-    assert "proposed as" in out and "NOT saved" in out
+    assert "proposed as" in out
+    assert "NOT saved" in out
     assert await store.arecall(**ctx()) is None
     assert await all_rows(db, "user_profile") == []
     [proposal] = await proposals(db)
-    assert proposal.user_id == "alice" and proposal.mode == mode.value
-    assert proposal.namespace == "user" and "name='Alice'" in proposal.summary
+    assert proposal.user_id == "alice"
+    assert proposal.mode == mode.value
+    assert proposal.namespace == "user"
+    assert "name='Alice'" in proposal.summary
     await approve(store, proposal)
     profile = await store.arecall(**ctx())
-    assert profile is not None and profile.role == "cto"
+    assert profile is not None
+    assert profile.role == "cto"
     [row] = await all_rows(db, "user_profile")
     assert row.provenance["mode"] == mode.value
 
@@ -142,7 +154,8 @@ async def test_budget_respected(bind):
         name="Alice", preferences=[f"preference number {i}" for i in range(40)]
     )
     text = store.build_context(await store.arecall(**ctx()))
-    assert estimate_tokens(text) <= 20 and text.startswith("## User profile")
+    assert estimate_tokens(text) <= 20
+    assert text.startswith("## User profile")
 
 
 def test_guidance_per_mode(bind):

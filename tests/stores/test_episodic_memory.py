@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from learning_machines._messages import ChatMessage
+from learning_machines._modes import LearningMode
+from learning_machines._tokens import estimate_tokens
+from learning_machines.exceptions import ConfigurationError, ValidationError
+from learning_machines.stores import Episode, EpisodicMemoryConfig, EpisodicMemoryStore
+
+from .conftest import NOW, all_rows, ctx, tool, tool_names
+
+T0 = datetime(2023, 5, 7, 13, 56, tzinfo=UTC)
+
+
+def make(bind, **kw):
+    return bind(EpisodicMemoryConfig(**kw).create_store())
+
+
+class CountingEmbedder:
+    """Wraps the test embedder and counts embed calls (batches)."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    name = property(lambda self: self.inner.name)
+    dimensions = property(lambda self: self.inner.dimensions)
+
+    def embed(self, texts):
+        self.calls.append(len(texts))
+        return self.inner.embed(texts)
+
+
+async def test_add_and_search_episodes(bind, db):
+    store = make(bind, batch_size=2)
+    counting = CountingEmbedder(store.embedder)
+    store.bind(replace(store.resources, embedder=counting))
+    episodes = [
+        Episode(
+            speaker="Caroline",
+            text="I went to a LGBTQ support group yesterday",
+            at=T0,
+            session_id="c1",
+            ref="D1:3",
+        ),
+        Episode(
+            speaker="Melanie",
+            text="That sounds great! How was it?",
+            at=T0,
+            session_id="c1",
+            ref="D1:4",
+        ),
+        Episode(
+            speaker="Caroline",
+            text="Look what I painted",
+            at=T0 + timedelta(days=3),
+            session_id="c2",
+            ref="D2:1",
+            caption="a painting of a sunset over the lake",
+        ),
+    ]
+    ids = await store.aadd_episodes(episodes, user_id="conv-1")
+    assert len(ids) == 3
+    assert counting.calls == [2, 1]
+    # Ingesting the same conversation twice keeps one copy.
+    assert await store.aadd_episodes(episodes, user_id="conv-1") == ids
+    assert len(await all_rows(db, "episode")) == 0  # private to user "conv-1", not alice/bob
+    hits = await store.asearch("support group", user_id="conv-1", limit=2)
+    assert hits[0].episode.ref == "D1:3"
+    assert hits[0].episode.speaker == "Caroline"
+    assert hits[0].episode.at == T0
+    assert hits[0].episode.session_id == "c1"
+    [painting] = await store.asearch("sunset painting", user_id="conv-1", limit=1)
+    assert (
+        painting.episode.text == "Look what I painted [image: a painting of a sunset over the lake]"
+    )
+    assert painting.episode.caption == "a painting of a sunset over the lake"
+    only_c2 = await store.asearch("Caroline", user_id="conv-1", session_id="c2")
+    assert [h.episode.ref for h in only_c2] == ["D2:1"]
+
+
+def test_sync_api(bind):
+    store = make(bind)
+    store.add_episodes([Episode(speaker="a", text="hello world", at=T0)], user_id="u")
+    [hit] = store.search("hello", user_id="u")
+    assert hit.episode.text == "hello world"
+    assert isinstance(hit.score, float)
+
+
+async def test_process_keeps_user_and_assistant_turns(bind):
+    store = make(bind)
+    messages = [
+        ChatMessage(role="user", content="I adopted a cat named Miso"),
+        ChatMessage(role="assistant", content="[calls lookup()]", name="lookup"),
+        ChatMessage(role="tool", content="result", name="lookup"),
+        ChatMessage(role="assistant", content="Miso is a lovely name!"),
+    ]
+    await store.aprocess(messages, **ctx())
+    hits = await store.asearch("Miso cat", user_id="alice")
+    assert sorted((h.episode.speaker, h.episode.text) for h in hits) == [
+        ("agent", "Miso is a lovely name!"),
+        ("alice", "I adopted a cat named Miso"),
+    ]
+    assert all(h.episode.at == NOW and h.episode.session_id == "s1" for h in hits)
+    recalled = await store.arecall(**ctx(message="what is my cat called?"))
+    text = store.build_context(recalled)
+    assert text.startswith("## Relevant earlier conversation\n")
+    assert "- [2025-03-01 12:00] alice: I adopted a cat named Miso" in text
+    # Processing the same turn again (a retried job) stores nothing new.
+    await store.aprocess(messages, **ctx())
+    assert len(await store.asearch("Miso", user_id="alice", limit=10)) == 2
+
+
+async def test_tools_and_guidance(bind):
+    store = make(bind)
+    assert tool_names(store, **ctx()) == ["search_episodes"]
+    await store.aadd_episodes(
+        [Episode(speaker="alice", text="my sister is Ana", at=T0)], user_id="alice"
+    )
+    out = await tool(store, "search_episodes", **ctx())("sister")
+    assert out == "- [2023-05-07 13:56] alice: my sister is Ana"
+    assert "search_episodes" in store.guidance()
+    assert await store.arecall(**ctx(message="")) == []
+
+
+async def test_budget_and_limit(bind):
+    store = make(bind, limit=20, max_tokens=50)
+    await store.aadd_episodes(
+        [Episode(speaker="alice", text=f"note {i} about gardening " * 3, at=T0) for i in range(20)],
+        user_id="alice",
+    )
+    recalled = await store.arecall(**ctx(message="gardening"))
+    assert len(recalled) == 20
+    assert estimate_tokens(store.build_context(recalled)) <= 50
+    assert len(await make(bind, limit=3).arecall(**ctx(message="gardening"))) == 3
+
+
+@pytest.mark.parametrize("mode", [LearningMode.AGENTIC, LearningMode.PROPOSE, LearningMode.HITL])
+def test_background_only(mode):
+    with pytest.raises(ConfigurationError, match="cannot learn in mode"):
+        EpisodicMemoryStore(EpisodicMemoryConfig(mode=mode))
+
+
+def test_private_only():
+    with pytest.raises(ConfigurationError, match="private"):
+        EpisodicMemoryStore(EpisodicMemoryConfig(namespace="global"))
+
+
+async def test_needs_user(bind):
+    store = make(bind)
+    with pytest.raises(ValidationError):
+        await store.asearch("x", user_id="")
+    with pytest.raises(ValidationError):
+        await store.aadd_episodes([], user_id="")
