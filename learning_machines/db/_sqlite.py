@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import BackendError
+from ..exceptions import BackendError, ValidationError
 from . import _sqlite_curation as curation
 from . import _sqlite_learnings as learnings
 from . import _sqlite_queue as queue
@@ -225,6 +225,11 @@ class SqliteDb(Db):
                 if _is_busy(exc) and attempt < self.retries:
                     time.sleep(min(1.0, 0.01 * 2**attempt) * (0.5 + random.random()))
                     continue
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise ValidationError(
+                        f"{exc}: a row with this id (or unique key) already exists. Use a new id, "
+                        "or the Put… operation that replaces rows. Nothing was written."
+                    ) from exc
                 raise BackendError(
                     f"SQLite failed on {self.path!r}: {exc}. "
                     + (

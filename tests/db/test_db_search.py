@@ -154,6 +154,7 @@ def test_rows_without_embeddings_still_found_by_keyword(db: Db) -> None:
     assert hit.vector_score is None
 
 
+@pytest.mark.slow
 def test_scoped_search_finds_a_small_users_rows_among_many_better_ones(db: Db) -> None:
     small, crowd, ns = uid("small"), uid("crowd"), uid("ns")
     q = vec("topic")

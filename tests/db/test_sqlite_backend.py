@@ -147,6 +147,14 @@ def test_a_long_lock_becomes_backend_error_and_nothing_is_written(tmp_path: Path
         assert db.run(CountLearnings(filter=SHARED)) == 0
 
 
+def test_duplicate_ids_are_the_callers_mistake(tmp_path: Path) -> None:
+    with SqliteDb(tmp_path / "x.db") as db:
+        work = PendingWork(kind="k", payload={})
+        db.run(EnqueueWork(work=work))
+        with pytest.raises(ValidationError, match="already exists"):
+            db.run(EnqueueWork(work=work))
+
+
 def test_private_learning_needs_an_owner(tmp_path: Path) -> None:
     with SqliteDb(tmp_path / "x.db") as db, pytest.raises(ValidationError, match="user_id"):
         db.run(PutLearning(learning=Learning(learning_type="n", search_text="x"), change=CREATE))
