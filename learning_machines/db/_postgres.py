@@ -27,6 +27,7 @@ __all__ = ["PostgresDb"]
 _INSTALL_HINT = 'PostgresDb needs psycopg 3: pip install "learning-machines[postgres]"'
 # SQLSTATEs worth retrying: the whole transaction is re-run from the start.
 _RETRYABLE = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
 
 
 def _import_psycopg() -> Any:
@@ -102,7 +103,9 @@ class _Pool:
     def release(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
         """Give a connection back (a broken one is dropped)."""
         with self._cond:
-            if conn.closed or conn.broken or self._closed or self._pid != os.getpid():
+            # A connection not back to idle (interrupted mid-statement) is not reused.
+            idle = not conn.closed and conn.info.transaction_status == _IDLE
+            if not idle or conn.broken or self._closed or self._pid != os.getpid():
                 if self._pid == os.getpid():
                     self._size -= 1
                 conn.close()

@@ -99,8 +99,10 @@ def _history(
 
 
 def _lock_learnings(ctx: OpContext, ids: tuple[str, ...]) -> dict[str, Learning]:
+    # For history snapshots, which leave the embedding out: do not ship vectors for nothing.
+    select = LEARNING_SELECT.replace("l.embedding::text AS embedding", "NULL::text AS embedding")
     rows = ctx.q(
-        f"SELECT {LEARNING_SELECT} FROM learnings l WHERE l.id = ANY(%s) ORDER BY l.id FOR UPDATE",
+        f"SELECT {select} FROM learnings l WHERE l.id = ANY(%s) ORDER BY l.id FOR UPDATE",
         (list(ids),),
     ).fetchall()
     return {r["id"]: learning_from_row(r) for r in rows}
