@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
-from ..db import LearningFilter, ScoredLearning, SearchLearnings, zscore_fuse
+from ..db import LearningFilter, ScoredLearning, SearchLearnings
 
 if TYPE_CHECKING:
     from ._base import BaseStore
@@ -31,41 +31,11 @@ __all__ = ["EpisodeRanking", "index_texts", "keyword_query", "rank", "search_epi
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that make a question a question; as BM25 terms they match chit-chat, not answers.
-_QUESTION_WORDS = frozenset(
-    [
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "how",
-        "did",
-        "does",
-        "do",
-        "was",
-        "were",
-        "is",
-        "are",
-        "has",
-        "have",
-        "had",
-        "kind",
-        "type",
-        "likely",
-        "would",
-        "could",
-        "might",
-        "ever",
-        "since",
-        "many",
-        "much",
-        "long",
-        "often",
-    ]
-)
+_QUESTION_TEXT = """
+    what when where which who whom whose why how did does do was were is are has have had kind
+    type likely would could might ever since many much long often
+"""
+_QUESTION_WORDS = frozenset(_QUESTION_TEXT.split())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +45,7 @@ class EpisodeRanking:
     keyword_weight: float = 0.3
     """Weight of the keyword (BM25) z-score in the fusion; the vector side gets the rest."""
     candidates: int = 100
-    """Candidates taken from each side before fusing and re-ranking."""
+    """Candidates taken from each side and fused by the db; the best this many are re-ranked."""
     context_turns: int = 0
     """Previous turns of the same session appended to a turn's indexed text (set at ingest)."""
     date_in_text: bool = False
@@ -136,17 +106,15 @@ def _named(query: str, speakers: set[str]) -> set[str]:
 def rank(
     query: str, found: Sequence[ScoredLearning], ranking: EpisodeRanking, limit: int
 ) -> list[ScoredLearning]:
-    """Re-rank hybrid candidates: re-fuse, add speaker boost and neighbour propagation."""
+    """Re-rank fused hybrid candidates: speaker boost and neighbour propagation, best first.
+
+    ``found`` carries the db's fused z-scores (``score``); a re-fusion of a truncated candidate
+    list would shift every z-score, so the scores are only added to.
+    """
     if not found:
         return []
     by_id = {s.learning.id: s for s in found}
-    fused = dict(
-        zscore_fuse(
-            keyword={i: s.keyword_score for i, s in by_id.items() if s.keyword_score is not None},
-            vector={i: s.vector_score for i, s in by_id.items() if s.vector_score is not None},
-            keyword_weight=ranking.keyword_weight,
-        )
-    )
+    fused = {i: s.score for i, s in by_id.items()}
     if ranking.speaker_boost:
         named = _named(query, {str(s.learning.content.get("speaker", "")) for s in found})
         for i, s in by_id.items():
@@ -200,14 +168,15 @@ async def search_episodes(
     if vector is None:
         vector = (await aembed(store.embedder, [query]))[0]
     vec = tuple(float(x) for x in vector)
+    n = max(limit, ranking.candidates)
     found = await store.db.arun(
         SearchLearnings(
             filter=filter,
             query=keyword_query(query, ranking),
             vector=vec,
             embedder=store.embedder.name,
-            limit=max(limit, ranking.candidates),
-            candidates=max(limit, ranking.candidates),
+            limit=n,
+            candidates=n,
             keyword_weight=ranking.keyword_weight,
         )
     )

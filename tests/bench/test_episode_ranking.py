@@ -44,7 +44,7 @@ def test_keyword_query_strips_question_words_only_when_asked():
     assert keyword_query("what did", EpisodeRanking(strip_query=True)) == "what did"
 
 
-def scored(i, kw, vec, speaker="Ann", session="s1"):
+def scored(i, score, speaker="Ann", session="s1"):
     learning = Learning(
         id=f"id{i}",
         learning_type="episode",
@@ -54,11 +54,11 @@ def scored(i, kw, vec, speaker="Ann", session="s1"):
         content={"speaker": speaker, "text": str(i)},
         valid_from=T0 + timedelta(seconds=30 * i),
     )
-    return ScoredLearning(learning=learning, score=0.0, keyword_score=kw, vector_score=vec)
+    return ScoredLearning(learning=learning, score=score)
 
 
 def test_rank_neighbour_propagation_lifts_the_turn_next_to_a_strong_match():
-    found = [scored(0, 9.0, 0.9), scored(1, None, 0.30), scored(5, None, 0.31)]
+    found = [scored(0, 2.0), scored(1, -0.5), scored(5, -0.4)]
     plain = [s.learning.id for s in rank("q", found, EpisodeRanking(neighbour_weight=0.0), 3)]
     assert plain == ["id0", "id5", "id1"]
     lifted = [s.learning.id for s in rank("q", found, EpisodeRanking(neighbour_weight=0.5), 3)]
@@ -66,8 +66,8 @@ def test_rank_neighbour_propagation_lifts_the_turn_next_to_a_strong_match():
 
 
 def test_rank_speaker_boost():
-    found = [scored(0, None, 0.50, "Ann"), scored(3, None, 0.49, "Bob")]
-    ranking = EpisodeRanking(speaker_boost=3.0, neighbour_weight=0.0)
+    found = [scored(0, 0.5, "Ann"), scored(3, 0.4, "Bob")]
+    ranking = EpisodeRanking(speaker_boost=0.3, neighbour_weight=0.0)
     assert [s.learning.id for s in rank("What did Bob say?", found, ranking, 2)] == ["id3", "id0"]
 
 
