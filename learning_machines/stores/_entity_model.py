@@ -65,6 +65,13 @@ class FactItem(BaseModel):
 
     entity: str = Field(description="Name of the entity the fact is about.")
     fact: str = Field(description="The fact, without the entity's name: 'uses PostgreSQL'.")
+    replaces: str = Field(
+        default="",
+        description=(
+            "A known fact about the same entity that this one makes untrue, word for word as "
+            "given in the current state; empty if none."
+        ),
+    )
 
 
 class EventItem(BaseModel):

@@ -128,8 +128,12 @@ async def save(
     context: Mapping[str, Any],
     scope: LearningFilter,
     policy: WritePolicy | None = None,
+    supersedes: Sequence[str] = (),
 ) -> WriteResult:
-    """Write ``learning`` through curation (:func:`write_learning`), with provenance."""
+    """Write ``learning`` through curation (:func:`write_learning`), with provenance.
+
+    ``supersedes`` names learnings the new one replaces (they are kept, marked superseded).
+    """
     learning = replace(learning, provenance={**provenance(store, context), **learning.provenance})
     return await write_learning(
         db=store.db,
@@ -138,6 +142,7 @@ async def save(
         change=change_for(store, action, reason, context),
         scope=scope,
         policy=policy,
+        supersedes=supersedes,
     )
 
 

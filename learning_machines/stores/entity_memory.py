@@ -356,6 +356,8 @@ class EntityMemoryStore(BaseStore):
         content: dict[str, Any],
         text: str,
         context: Mapping[str, Any],
+        *,
+        supersedes: Sequence[str] = (),
         **columns: Any,
     ) -> str:
         learning = Learning(
@@ -369,9 +371,26 @@ class EntityMemoryStore(BaseStore):
         )
         scope = scope_filter(self.config.namespace, learning_type, context, entity_ids=(entity.id,))
         result = await save(
-            self, learning, action="create", reason=text, context=context, scope=scope
+            self,
+            learning,
+            action="create",
+            reason=text,
+            context=context,
+            scope=scope,
+            supersedes=supersedes,
         )
         return result.learning.id
+
+    async def _facts_matching(
+        self, entity: Learning, text: str, context: Mapping[str, Any]
+    ) -> list[str]:
+        """Ids of the entity's current facts that say ``text`` (the facts a new one replaces)."""
+        if not text.strip():
+            return []
+        scope = scope_filter(self.config.namespace, FACT, context, entity_ids=(entity.id,))
+        rows = await self.db.arun(ListLearnings(filter=scope, limit=None))
+        wanted = normalize_text(text)
+        return [r.id for r in rows if normalize_text(str(r.content.get("fact", ""))) == wanted]
 
     async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
         """Apply one entity write: ``{"op": "entity" | "fact" | "event" | "relation", …}``.
@@ -389,10 +408,10 @@ class EntityMemoryStore(BaseStore):
             entity = await self._upsert_entity(EntityItem(name=fact.entity), context, touch=False)
             name = entity.content.get("name", fact.entity)
             content = {"entity": name, "fact": fact.fact.strip()}
-            return [
-                entity.id,
-                await self._save_on(entity, FACT, content, f"{name}: {fact.fact}", context),
-            ]
+            old = await self._facts_matching(entity, fact.replaces, context)
+            text = f"{name}: {fact.fact}"
+            new_id = await self._save_on(entity, FACT, content, text, context, supersedes=old)
+            return [entity.id, new_id, *old]
         if op == "event":
             event = EventItem.model_validate(body)
             entity = await self._upsert_entity(EntityItem(name=event.entity), context, touch=False)
@@ -490,16 +509,20 @@ class EntityMemoryStore(BaseStore):
                 {"op": "entity", **item.model_dump()}, f"entity: {name} ({entity_type})", **ctx
             )
 
-        async def save_entity_fact(entity: str, fact: str) -> str:
+        async def save_entity_fact(entity: str, fact: str, replaces: str = "") -> str:
             """Remember a fact that is true now about an entity, e.g. 'uses PostgreSQL'.
 
             Args:
                 entity: The entity's name, e.g. 'Acme'.
                 fact: The fact, without the entity's name.
+                replaces: A remembered fact this one makes untrue, word for word as shown
+                    (e.g. 'uses MySQL'); it is kept as history. Empty if none.
 
             """
             return await self._write(
-                {"op": "fact", "entity": entity, "fact": fact}, f"fact: {entity} {fact}", **ctx
+                {"op": "fact", "entity": entity, "fact": fact, "replaces": replaces},
+                f"fact: {entity} {fact}" + (f" (replaces: {replaces})" if replaces else ""),
+                **ctx,
             )
 
         async def save_entity_event(entity: str, event: str, date: str = "") -> str:
@@ -569,8 +592,9 @@ class EntityMemoryStore(BaseStore):
                 "Extract named entities (people, companies, projects, products …) the "
                 "conversation says something lasting about: facts true now, events with their "
                 f"dates (ISO YYYY-MM-DD; today is {today}, resolve relative dates), and "
-                "relationships between two entities (subject, relation, object). Skip what is "
-                "already known and small talk."
+                "relationships between two entities (subject, relation, object). When a new fact "
+                "contradicts a known one, set `replaces` to the known fact. Skip what is already "
+                "known and small talk."
             ),
             current_state="\n".join(self.render(known)) if known else "",
         )

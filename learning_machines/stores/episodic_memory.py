@@ -36,9 +36,10 @@ __all__ = [
     "ScoredEpisode",
 ]
 
-# Episodes are verbatim: two people saying "ok" at different times are two episodes, and
-# vectors are computed in one batch before writing.
-_EPISODE_POLICY = WritePolicy(embed=False, dedupe_exact=False)
+# Episodes are verbatim: two people saying "ok" at different times are two episodes (no exact
+# or near-duplicate merging), and vectors are computed in one batch before writing. Re-ingesting
+# is still idempotent: an episode's id is derived from who said what, when.
+_EPISODE_POLICY = WritePolicy(embed=False, dedupe_exact=False, merge_near=False, match_names=False)
 
 
 @dataclass(frozen=True, kw_only=True)

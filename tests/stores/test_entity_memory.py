@@ -6,6 +6,7 @@ import pytest
 
 from learning_machines._modes import LearningMode
 from learning_machines._tokens import estimate_tokens
+from learning_machines.db import LearningFilter, ListLearnings
 from learning_machines.exceptions import ValidationError
 from learning_machines.stores import (
     EntityExtraction,
@@ -214,3 +215,43 @@ async def test_unknown_op(bind):
 def test_guidance(bind):
     assert "save_entity_fact" not in make(bind, mode=LearningMode.BACKGROUND).guidance()
     assert "save_entity_fact" in make(bind).guidance()
+
+
+async def test_new_fact_supersedes_the_one_it_replaces(bind, db):
+    store = make(bind)
+    await seed(store)
+    out = await tool(store, "save_entity_fact", **ctx())(
+        entity="Acme", fact="uses MySQL", replaces="uses PostgreSQL"
+    )
+    assert out.startswith("saved (")
+    [acme] = (await store.alookup("Acme", user_id="alice")).entities
+    assert [f.content["fact"] for f in acme.facts] == ["uses MySQL"]
+    old = [f for f in await all_rows(db, "entity_fact") if f.content["fact"] == "uses PostgreSQL"]
+    assert old == []  # no longer active
+    history = await store.db.arun(
+        ListLearnings(
+            filter=LearningFilter(
+                namespaces=("user",),
+                reader_user_id="alice",
+                learning_types=("entity_fact",),
+                statuses=("superseded",),
+            )
+        )
+    )
+    assert [h.content["fact"] for h in history] == ["uses PostgreSQL"]
+    assert history[0].superseded_by is not None
+
+
+async def test_extraction_can_replace_a_fact(bind):
+    store = make(bind, mode=LearningMode.BACKGROUND)
+    await store.aapply_extraction(
+        EntityExtraction(facts=[FactItem(entity="Acme", fact="is based in Paris")]), **ctx()
+    )
+    await store.aapply_extraction(
+        EntityExtraction(
+            facts=[FactItem(entity="Acme", fact="is based in Berlin", replaces="is based in Paris")]
+        ),
+        **ctx(),
+    )
+    [acme] = (await store.alookup("Acme", user_id="alice")).entities
+    assert [f.content["fact"] for f in acme.facts] == ["is based in Berlin"]
