@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import Tool
 from pydantic_ai import messages as pa
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 from pydantic_ai.models import Model
@@ -87,6 +88,22 @@ def _tool_calls(messages: Sequence[pa.ModelMessage]) -> list[ToolCall]:
                         )
                     )
     return calls
+
+
+#: Tool schemas by the code object of the tool function. Stores return fresh closures every turn
+#: (bound to the turn's context); their schema is the same, so it is built once per process.
+_SCHEMAS: dict[Any, Any] = {}
+
+
+def _as_tool(function: Callable[..., Any]) -> Tool[None]:
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return Tool(function)
+    key = (code, getattr(function, "__name__", ""), getattr(function, "__doc__", None))
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        schema = _SCHEMAS[key] = Tool(function).function_schema
+    return Tool(function, function_schema=dataclasses.replace(schema, function=function))
 
 
 def _without_instructions(messages: Sequence[pa.ModelMessage]) -> list[pa.ModelMessage]:
@@ -205,7 +222,7 @@ class Agent:
             message,
             message_history=history or None,
             instructions=(learned.text or None) if learned is not None else None,
-            toolsets=[FunctionToolset(tools)] if tools else None,
+            toolsets=[FunctionToolset([_as_tool(t) for t in tools])] if tools else None,
         )
         new_messages = _without_instructions(result.new_messages())
         answer = result.output
