@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -160,11 +161,13 @@ class PostgresDb(Db):
         self._psycopg = psycopg
         self._retries = retries
         self._known_indexes: set[tuple[str, int]] = set()
+        self._iterative_scan = True
         self._pool = _Pool(
             conninfo, max_size=pool_size, timeout=pool_timeout, connect_timeout=connect_timeout
         )
         if migrate:
             self._migrate()
+        self._iterative_scan = self._pgvector_version() >= (0, 8)
 
     def _migrate(self) -> None:
         try:
@@ -188,6 +191,24 @@ class PostgresDb(Db):
             raise BackendError(f"Could not create the schema: {exc}") from exc
         finally:
             self._pool.release(conn)
+
+    def _pgvector_version(self) -> tuple[int, ...]:
+        try:
+            conn = self._pool.acquire()
+            try:
+                row = conn.execute(
+                    "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+                ).fetchone()
+            finally:
+                self._pool.release(conn)
+        except self._psycopg.Error as exc:
+            raise BackendError(f"Could not connect to PostgreSQL: {exc}") from exc
+        if row is None:
+            raise ConfigurationError(
+                "The database has no pgvector extension: run CREATE EXTENSION vector as a "
+                "superuser (https://github.com/pgvector/pgvector), or open it with migrate=True."
+            )
+        return tuple(int(p) for p in re.findall(r"\d+", str(row["extversion"]))[:3])
 
     def _execute(self, ops: Sequence[Op[Any]]) -> list[Any]:
         for attempt in range(self._retries + 1):
@@ -214,7 +235,7 @@ class PostgresDb(Db):
     ) -> list[Any]:
         known = set(self._known_indexes)
         with conn.transaction(), conn.cursor() as cur:
-            ctx = OpContext(cur, known)
+            ctx = OpContext(cur, known, iterative_scan=self._iterative_scan)
             results = [run_op(ctx, op) for op in ops]
         # Only indexes seen in committed data are remembered.
         self._known_indexes |= known

@@ -53,15 +53,20 @@ __all__ = ["OpContext", "run_op"]
 
 
 class OpContext:
-    """What op functions share beyond the cursor: the backend's cache of vector indexes."""
+    """What op functions share: the cursor, the cache of vector indexes, pgvector's features."""
 
-    __slots__ = ("cur", "known_indexes")
+    __slots__ = ("cur", "iterative_scan", "known_indexes")
 
     def __init__(
-        self, cur: psycopg.Cursor[dict[str, Any]], known_indexes: set[tuple[str, int]]
+        self,
+        cur: psycopg.Cursor[dict[str, Any]],
+        known_indexes: set[tuple[str, int]],
+        *,
+        iterative_scan: bool = True,
     ) -> None:
         self.cur = cur
         self.known_indexes = known_indexes
+        self.iterative_scan = iterative_scan
 
     def q(self, query: str, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
         """Execute ``query`` (built here from trusted pieces; values always as params)."""
@@ -328,7 +333,7 @@ _HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     GetLearnings: _get_learnings,
     ListLearnings: _list_learnings,
     CountLearnings: _count_learnings,
-    SearchLearnings: lambda ctx, op: search(ctx.cur, op),
+    SearchLearnings: lambda ctx, op: search(ctx.cur, op, iterative_scan=ctx.iterative_scan),
     DeleteLearnings: _delete_learnings,
     MarkRecalled: _mark_recalled,
     ListEmbedders: _list_embedders,

@@ -165,7 +165,12 @@ def _check_embedders(
 
 
 def _vector_candidates(
-    cur: psycopg.Cursor[dict[str, Any]], op: SearchLearnings, where: str, params: list[Any], n: int
+    cur: psycopg.Cursor[dict[str, Any]],
+    op: SearchLearnings,
+    where: str,
+    params: list[Any],
+    n: int,
+    iterative_scan: bool,
 ) -> dict[str, float]:
     assert op.vector is not None
     dims = len(op.vector)
@@ -174,7 +179,9 @@ def _vector_candidates(
     _check_embedders(cur, op, dims, where, params)
     q = vector_literal(op.vector)
     if op.embedder is not None and dims <= _HNSW_MAX_DIMS:
-        cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+        if iterative_scan:
+            # Keep walking the graph until the filtered top-n is full (pgvector >= 0.8).
+            cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
         cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(40, min(n, 1000))),))
         cast = f"(l.embedding::vector({dims}))"
         rows = cur.execute(
@@ -201,8 +208,13 @@ def _vector_candidates(
     return {r["id"]: float(r["score"]) for r in rows}
 
 
-def search(cur: psycopg.Cursor[dict[str, Any]], op: SearchLearnings) -> list[ScoredLearning]:
-    """Run a :class:`SearchLearnings` and return the fused top ``op.limit``."""
+def search(
+    cur: psycopg.Cursor[dict[str, Any]], op: SearchLearnings, *, iterative_scan: bool = True
+) -> list[ScoredLearning]:
+    """Run a :class:`SearchLearnings` and return the fused top ``op.limit``.
+
+    ``iterative_scan``: the server's pgvector has ``hnsw.iterative_scan`` (0.8 and later).
+    """
     if op.limit <= 0:
         return []
     if op.method == "vector" and op.vector is None:
@@ -214,7 +226,7 @@ def search(cur: psycopg.Cursor[dict[str, Any]], op: SearchLearnings) -> list[Sco
     if op.method in ("hybrid", "keyword") and op.query.strip():
         keyword = _keyword_candidates(cur, op, where, params, n)
     if op.method in ("hybrid", "vector") and op.vector is not None:
-        vector = _vector_candidates(cur, op, where, params, n)
+        vector = _vector_candidates(cur, op, where, params, n, iterative_scan)
     fused = zscore_fuse(keyword=keyword, vector=vector, keyword_weight=op.keyword_weight)
     top = fused[: op.limit]
     if not top:
