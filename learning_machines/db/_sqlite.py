@@ -190,6 +190,7 @@ class SqliteDb(Db):
                 # A forked child must not use its parent's connections: start afresh.
                 self._pid = os.getpid()
                 self._conns, self._local, self._shared = [], threading.local(), None
+                self._active = 0
                 self._cache = VectorCache()
             if self._memory:
                 if self._shared is None:
