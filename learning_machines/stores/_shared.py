@@ -34,6 +34,7 @@ __all__ = [
     "format_day",
     "parse_when",
     "provenance",
+    "relevant",
     "require_user_for_private",
     "same_name",
     "save",
@@ -177,6 +178,16 @@ async def search(
             method="hybrid" if vec is not None else "keyword",
         )
     )
+
+
+def relevant(hits: Sequence[ScoredLearning], min_similarity: float) -> list[ScoredLearning]:
+    """Drop hits whose meaning is far from the query (cosine below ``min_similarity``).
+
+    A hybrid search always returns its top ``limit``, related or not; what goes into the
+    prompt unasked should at least be about the message. Keyword-only hits (no vector score)
+    are kept.
+    """
+    return [h for h in hits if h.vector_score is None or h.vector_score >= min_similarity]
 
 
 def fit_lines(header: str, lines: Iterable[str], max_tokens: int) -> str:

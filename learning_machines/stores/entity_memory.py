@@ -56,6 +56,7 @@ from ._shared import (
     describe_mode_writes,
     fit_lines,
     parse_when,
+    relevant,
     require_user_for_private,
     same_name,
     save,
@@ -76,6 +77,9 @@ class EntityMemoryConfig(StoreConfig):
 
     limit: int = 3
     """How many entities are recalled for a turn (the most relevant to its message)."""
+    min_similarity: float = 0.2
+    """Rows whose embedding is less similar than this to the message do not bring their entity
+    into the prompt (cosine; tuned for the default MiniLM embedder)."""
     max_facts: int = 10
     """Facts and relationships shown per entity (newest first)."""
     max_events: int = 20
@@ -219,16 +223,20 @@ class EntityMemoryStore(BaseStore):
         limit: int | None = None,
         vector: Sequence[float] | None = None,
         question: QuestionKind | None = None,
+        min_similarity: float | None = None,
         **context: Any,
     ) -> EntityRecall:
         """Find entities relevant to ``query``, with what is known and one hop along relations.
 
-        Hybrid search runs over names, facts, events and relationships.
+        Hybrid search runs over names, facts, events and relationships. With
+        ``min_similarity``, rows whose cosine to the query is lower bring nothing in.
         """
         self.require_context(context)
         limit = self.config.limit if limit is None else limit
         flt = self._filter(context.get("user_id"))
         hits = await search(self, query, flt, limit=max(4 * limit, 10), vector=vector)
+        if min_similarity is not None:
+            hits = relevant(hits, min_similarity)
         ordered: dict[str, None] = {}
         for hit in hits:
             entity_id = hit.learning.id if hit.learning.learning_type == ENTITY else None
@@ -262,7 +270,12 @@ class EntityMemoryStore(BaseStore):
         if not message.strip():
             return None
         vector = await self.query_vector(context)
-        return await self.asearch(message, vector=vector, user_id=context.get("user_id"))
+        return await self.asearch(
+            message,
+            vector=vector,
+            min_similarity=self.config.min_similarity,
+            user_id=context.get("user_id"),
+        )
 
     def render(self, data: EntityRecall) -> list[str]:
         """Prompt lines for recalled entities, most relevant first."""

@@ -20,6 +20,7 @@ from ._protocol import Extraction
 from ._shared import (
     describe_mode_writes,
     fit_lines,
+    relevant,
     require_user_for_private,
     save,
     scope_filter,
@@ -66,6 +67,9 @@ class LearnedKnowledgeConfig(StoreConfig):
     """Where learnings are written: ``"global"`` (everyone) or a shared name."""
     limit: int = 5
     """How many learnings are recalled for a turn (the most relevant to its message)."""
+    min_similarity: float = 0.2
+    """Learnings whose embedding is less similar than this to the message are not recalled
+    (cosine; tuned for the default MiniLM embedder, where unrelated texts score about 0)."""
     max_tokens: int = 600
     """Token budget of the knowledge block in the system prompt."""
 
@@ -148,7 +152,8 @@ class LearnedKnowledgeStore(BaseStore):
         if not message.strip():
             return []
         vector = await self.query_vector(context)
-        return await self.asearch(message, vector=vector, user_id=context.get("user_id"))
+        found = await self.asearch(message, vector=vector, user_id=context.get("user_id"))
+        return relevant(found, self.config.min_similarity)
 
     def build_context(self, data: Any) -> str:
         """Recalled learnings as a ``## Learned knowledge`` block, most relevant first."""

@@ -156,3 +156,14 @@ def test_guidance(bind):
     assert "save_learning" not in make(bind, mode=LearningMode.BACKGROUND).guidance()
     assert "save_learning" in make(bind).guidance()
     assert isinstance(make(bind), LearnedKnowledgeStore)
+
+
+async def test_unrelated_learnings_are_not_recalled(bind):
+    store = make(bind)
+    save = tool(store, "save_learning", **ctx())
+    await save(title="Backfill before switching reads", learning="Backfill the new database first")
+    await save(title="Pin dependencies", learning="Pin exact versions in a lock file")
+    recalled = await store.arecall(**ctx(message="how should we switch reads to the new database?"))
+    assert [s.learning.content["title"] for s in recalled] == ["Backfill before switching reads"]
+    # An explicit search still ranks everything it may read.
+    assert len(await store.asearch("switch reads to the new database", user_id="alice")) == 2
