@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import BackendError, ConfigurationError
 from ._base import Db
 from ._ops import Op
-from ._postgres_ops import OpContext, run_op
+from ._postgres_ops import OpContext, run_ops
 from ._postgres_schema import migrate
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ class PostgresDb(Db):
         known = set(self._known_indexes)
         with conn.transaction(), conn.cursor() as cur:
             ctx = OpContext(cur, known, iterative_scan=self._iterative_scan)
-            results = [run_op(ctx, op) for op in ops]
+            results = run_ops(ctx, ops)
         # Only indexes seen in committed data are remembered.
         self._known_indexes |= known
         return results

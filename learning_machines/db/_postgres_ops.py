@@ -7,7 +7,7 @@ the operation's type. The connection, pool, transaction and retries live in :mod
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from ._where import filter_where
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["OpContext", "run_op"]
+__all__ = ["OpContext", "run_op", "run_ops"]
 
 
 class OpContext:
@@ -80,27 +80,28 @@ def _where(f: LearningFilter) -> tuple[str, list[Any]]:
 # --- learnings --------------------------------------------------------------------------------
 
 
-def _history(
-    ctx: OpContext, learning_id: str, change: Change, old: Learning | None, new: Learning | None
-) -> None:
+def _history_params(
+    learning_id: str, change: Change, old: Learning | None, new: Learning | None
+) -> tuple[Any, ...]:
     row = new if new is not None else old
-    owner = row.user_id if row is not None else None
-    ctx.q(
-        "INSERT INTO learning_history (id, learning_id, action, old, new, actor, reason, turn_id,"
-        " user_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            new_id(),
-            learning_id,
-            change.action,
-            None if old is None else dumps(learning_json(old), "history"),
-            None if new is None else dumps(learning_json(new), "history"),
-            dumps(change.actor, "Change.actor"),
-            change.reason,
-            change.turn_id,
-            owner,
-            utcnow(),
-        ),
+    return (
+        new_id(),
+        learning_id,
+        change.action,
+        None if old is None else dumps(learning_json(old), "history"),
+        None if new is None else dumps(learning_json(new), "history"),
+        dumps(change.actor, "Change.actor"),
+        change.reason,
+        change.turn_id,
+        row.user_id if row is not None else None,
+        utcnow(),
     )
+
+
+_INSERT_HISTORY = (
+    "INSERT INTO learning_history (id, learning_id, action, old, new, actor, reason, turn_id,"
+    " user_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 
 
 def _lock_learnings(ctx: OpContext, ids: tuple[str, ...]) -> dict[str, Learning]:
@@ -113,19 +114,9 @@ def _lock_learnings(ctx: OpContext, ids: tuple[str, ...]) -> dict[str, Learning]
     return {r["id"]: learning_from_row(r) for r in rows}
 
 
-def _put_learning(ctx: OpContext, op: PutLearning) -> Learning:
-    learning = op.learning
-    if learning.namespace == PRIVATE_NAMESPACE and learning.user_id is None:
-        raise ValidationError(
-            "A learning in the private namespace 'user' needs its owner: set user_id=..."
-        )
-    if learning.embedding is not None:
-        if learning.embedder is None:
-            raise ValidationError("A learning with an embedding needs embedder=... (its name)")
-        ensure_vector_index(ctx.cur, learning.embedder, len(learning.embedding), ctx.known_indexes)
-    old = _lock_learnings(ctx, (learning.id,)).get(learning.id)
-    cols = ", ".join(LEARNING_COLUMNS)
-    values = ", ".join(
+_UPSERT_LEARNING = (
+    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) VALUES ("
+    + ", ".join(
         "%s::vector"
         if c == "embedding"
         else "%s::jsonb"
@@ -133,14 +124,38 @@ def _put_learning(ctx: OpContext, op: PutLearning) -> Learning:
         else "%s"
         for c in LEARNING_COLUMNS
     )
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in LEARNING_COLUMNS if c != "id")
-    ctx.q(
-        f"INSERT INTO learnings ({cols}) VALUES ({values})"
-        f" ON CONFLICT (id) DO UPDATE SET {updates}",
-        learning_params(learning),
+    + ") ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in LEARNING_COLUMNS if c != "id")
+)
+
+
+def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
+    """Run puts of distinct ids together: one lock query, pipelined upserts and history."""
+    params = []
+    for op in ops:
+        learning = op.learning
+        if learning.namespace == PRIVATE_NAMESPACE and learning.user_id is None:
+            raise ValidationError(
+                "A learning in the private namespace 'user' needs its owner: set user_id=..."
+            )
+        if learning.embedding is not None and learning.embedder is None:
+            raise ValidationError("A learning with an embedding needs embedder=... (its name)")
+        params.append(learning_params(learning))
+    for embedder, dims in sorted(
+        {(op.learning.embedder, len(op.learning.embedding)) for op in ops if op.learning.embedding}
+    ):
+        assert embedder is not None
+        ensure_vector_index(ctx.cur, embedder, dims, ctx.known_indexes)
+    old = _lock_learnings(ctx, tuple(op.learning.id for op in ops))
+    ctx.cur.executemany(_UPSERT_LEARNING.encode(), params)
+    ctx.cur.executemany(
+        _INSERT_HISTORY.encode(),
+        [
+            _history_params(op.learning.id, op.change, old.get(op.learning.id), op.learning)
+            for op in ops
+        ],
     )
-    _history(ctx, learning.id, op.change, old, learning)
-    return learning
+    return [op.learning for op in ops]
 
 
 def _get_learnings(ctx: OpContext, op: GetLearnings) -> list[Learning]:
@@ -185,8 +200,10 @@ def _delete_learnings(ctx: OpContext, op: DeleteLearnings) -> int:
     if not old:
         return 0
     ctx.q("DELETE FROM learnings WHERE id = ANY(%s)", (list(old),))
-    for learning_id in sorted(old):
-        _history(ctx, learning_id, op.change, old[learning_id], None)
+    ctx.cur.executemany(
+        _INSERT_HISTORY.encode(),
+        [_history_params(i, op.change, old[i], None) for i in sorted(old)],
+    )
     return len(old)
 
 
@@ -329,7 +346,7 @@ def _put_history(ctx: OpContext, op: PutHistory) -> int:
 
 
 _HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
-    PutLearning: _put_learning,
+    PutLearning: lambda ctx, op: _put_learnings(ctx, [op])[0],
     GetLearnings: _get_learnings,
     ListLearnings: _list_learnings,
     CountLearnings: _count_learnings,
@@ -352,3 +369,30 @@ def run_op(ctx: OpContext, op: Op[Any]) -> Any:
     if handler is None:
         raise TypeError(f"PostgresDb does not support {type(op).__name__}")
     return handler(ctx, op)
+
+
+def run_ops(ctx: OpContext, ops: Sequence[Op[Any]]) -> list[Any]:
+    """Run operations in order; consecutive puts of distinct learnings go together (bulk)."""
+    results: list[Any] = []
+    group: list[PutLearning] = []
+    ids: set[str] = set()
+
+    def flush() -> None:
+        if group:
+            results.extend(_put_learnings(ctx, group))
+            group.clear()
+            ids.clear()
+
+    for op in ops:
+        if isinstance(op, PutLearning) and op.learning.id not in ids:
+            group.append(op)
+            ids.add(op.learning.id)
+            continue
+        flush()
+        if isinstance(op, PutLearning):
+            group.append(op)
+            ids.add(op.learning.id)
+        else:
+            results.append(run_op(ctx, op))
+    flush()
+    return results

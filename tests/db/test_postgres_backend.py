@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from learning_machines.db import (
     Learning,
     LearningFilter,
     ListEmbedders,
+    ListHistory,
     Message,
     PendingWork,
     Proposal,
@@ -412,3 +414,24 @@ def test_serialization_failures_are_retried_then_reported(monkeypatch: pytest.Mo
     with pytest.raises(BackendError) as info:
         db.run(CountLearnings(filter=LearningFilter()))
     assert isinstance(info.value.__cause__, psycopg.errors.DeadlockDetected)
+
+
+def test_a_batch_putting_one_id_twice_records_both_changes_in_order() -> None:
+    db = make_postgres_db()
+    first = _learning(1)
+    second = dataclasses.replace(first, search_text="note 1, revised")
+    other = _learning(2)
+    db.batch(
+        [
+            PutLearning(learning=first, change=CREATE),
+            PutLearning(learning=other, change=CREATE),
+            PutLearning(learning=second, change=Change(action="update")),
+        ]
+    )
+    history = db.run(ListHistory(learning_id=first.id))
+    assert [h.action for h in history] == ["create", "update"]
+    assert history[0].old is None
+    assert history[1].old is not None
+    assert history[1].old["search_text"] == "note 1"
+    assert history[1].new is not None
+    assert history[1].new["search_text"] == "note 1, revised"
