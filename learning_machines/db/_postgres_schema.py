@@ -154,10 +154,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         CREATE TABLE vector_indexes (
             embedder   text NOT NULL,
             dims       integer NOT NULL,
-            index_name text,
+            index_name text,  -- NULL: no index yet; '': too many dimensions for one
             created_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (embedder, dims)
         )
+        """,
+        # Vectors already stored: registered without an index (index_name NULL); the next write
+        # of that embedder creates it.
+        """
+        INSERT INTO vector_indexes (embedder, dims)
+        SELECT DISTINCT coalesce(embedder, ''), vector_dims(embedding) FROM learnings
+        WHERE embedding IS NOT NULL
         """,
     ),
 )

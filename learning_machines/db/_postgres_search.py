@@ -78,7 +78,10 @@ def ensure_vector_index(
     """
     if (embedder, dims) in known:
         return
-    find = "SELECT 1 AS found FROM vector_indexes WHERE embedder = %s AND dims = %s"
+    find = (
+        "SELECT 1 AS found FROM vector_indexes"
+        " WHERE embedder = %s AND dims = %s AND index_name IS NOT NULL"
+    )
     if cur.execute(find, (embedder, dims)).fetchone() is not None:
         known.add((embedder, dims))
         return
@@ -95,10 +98,11 @@ def ensure_vector_index(
                 f"WHERE {_vector_predicate(embedder, dims)}"
             ).encode()
         )
+    # index_name '' means "too many dimensions for HNSW": searched exactly.
     cur.execute(
         "INSERT INTO vector_indexes (embedder, dims, index_name) VALUES (%s, %s, %s)"
-        " ON CONFLICT DO NOTHING",
-        (embedder, dims, name if indexed else None),
+        " ON CONFLICT (embedder, dims) DO UPDATE SET index_name = EXCLUDED.index_name",
+        (embedder, dims, name if indexed else ""),
     )
 
 
@@ -138,8 +142,10 @@ def _check_embedders(
 ) -> None:
     """Raise :class:`EmbedderMismatchError` if rows in scope hold vectors of another embedder."""
     known = cur.execute("SELECT embedder, dims FROM vector_indexes").fetchall()
-    if op.embedder is not None and all(
-        (r["embedder"], r["dims"]) == (op.embedder, dims) for r in known
+    if (
+        op.embedder is not None
+        and known
+        and all((r["embedder"], r["dims"]) == (op.embedder, dims) for r in known)
     ):
         return  # only this embedder ever wrote vectors here: nothing can mismatch
     rows = cur.execute(

@@ -73,18 +73,38 @@ def test_opening_an_older_database_upgrades_it() -> None:
         # A row written by the version-1 schema (no tsvector column yet).
         conn.execute(
             "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
-            " created_at, updated_at) VALUES ('old', 'note', 'global', 'Paris is lovely', 'h',"
-            " now(), now())"
+            " embedding, embedder, created_at, updated_at) VALUES ('old', 'note', 'global',"
+            " 'Paris is lovely', 'h', '[1,0]', 'old-model', now(), now())"
         )
         assert schema_version(conn) == 1
     db = PostgresDb(uri, pool_size=2)
     try:
         found = db.run(SearchLearnings(filter=LearningFilter(), query="paris", method="keyword"))
         assert [s.learning.id for s in found] == ["old"]
+        # Vectors stored before the upgrade still count: a new embedder is refused...
+        db.run(
+            PutLearning(learning=_learning(1, embedding=(0.0, 1.0), embedder="new"), change=CREATE)
+        )
+        with pytest.raises(EmbedderMismatchError):
+            db.run(
+                SearchLearnings(
+                    filter=LearningFilter(), query="", vector=(1.0, 0.0), embedder="new"
+                )
+            )
+        # ... and the old one gets its HNSW index on its next write.
+        db.run(
+            PutLearning(
+                learning=_learning(2, embedding=(1.0, 1.0), embedder="old-model"), change=CREATE
+            )
+        )
     finally:
         db.close()
     with psycopg.connect(uri, autocommit=True) as conn:
         assert schema_version(conn) == SCHEMA_VERSION
+        indexes = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'learnings_hnsw_2_%'"
+        ).fetchone()
+        assert indexes == (2,)
     PostgresDb(uri, pool_size=1).close()  # opening a current database again changes nothing
 
 
