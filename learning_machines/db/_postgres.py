@@ -165,9 +165,13 @@ class PostgresDb(Db):
         self._pool = _Pool(
             conninfo, max_size=pool_size, timeout=pool_timeout, connect_timeout=connect_timeout
         )
-        if migrate:
-            self._migrate()
-        self._iterative_scan = self._pgvector_version() >= (0, 8)
+        try:
+            if migrate:
+                self._migrate()
+            self._iterative_scan = self._pgvector_version() >= (0, 8)
+        except BaseException:
+            self._pool.close()
+            raise
 
     def _migrate(self) -> None:
         try:
