@@ -290,6 +290,8 @@ def _purge_user(ctx: OpContext, op: PurgeUser) -> dict[str, int]:
     }
     for table in ("messages", "pending_work", "proposals"):
         counts[table] = ctx.q(f"DELETE FROM {table} WHERE user_id = %s", (uid,)).rowcount
+    # Other users' proposals they reviewed keep the decision, not the reviewer's id.
+    ctx.q("UPDATE proposals SET decided_by = NULL WHERE decided_by = %s", (uid,))
     return counts
 
 
