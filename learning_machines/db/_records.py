@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
-    "PRIVATE_NAMESPACE",
     "GLOBAL_NAMESPACE",
+    "PRIVATE_NAMESPACE",
     "Change",
     "HistoryEntry",
     "Learning",
@@ -231,7 +231,7 @@ class HistoryEntry:
 
 @dataclass(frozen=True, kw_only=True)
 class PendingWork:
-    """Durable work for a worker: extraction of a finished turn, a curation run, …"""
+    """Durable work for a worker: extraction of a finished turn, a curation run and so on."""
 
     id: str = field(default_factory=new_id)
     """Id of the work item."""

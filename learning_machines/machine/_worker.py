@@ -25,7 +25,7 @@ from pydantic_ai.usage import RunUsage
 from .._messages import ChatMessage, to_chat_messages
 from ..db import ClaimWork, FailWork, FinishWork, PendingWork, UpdateWork, new_id, utcnow
 from ..exceptions import LearningMachinesError
-from ..stores import AsyncProcessingStore, ExtractingStore, Extraction
+from ..stores import AsyncProcessingStore, ExtractingStore, Extraction, LearningStore
 from ._extraction import dump_parts, extract, load_part
 
 if TYPE_CHECKING:
@@ -83,8 +83,8 @@ async def _call_process(
     if isinstance(store, AsyncProcessingStore):
         await store.aprocess(messages, **context)
     else:
-        process = store.process
-        await asyncio.to_thread(process, messages, **context)
+        assert isinstance(store, LearningStore)
+        await asyncio.to_thread(store.process, messages, **context)
 
 
 async def _extract_turn(machine: LearningMachine, item: PendingWork, worker_id: str) -> PendingWork:

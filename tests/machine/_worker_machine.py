@@ -1,4 +1,7 @@
-"""A machine factory for the worker-command test (``--machine tests.machine._worker_machine:build``)."""
+"""A machine factory for the worker-command test.
+
+Used as ``--machine tests.machine._worker_machine:build``.
+"""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from learning_machines import (
     LearningMode,
     PermissionDenied,
 )
+from learning_machines._demo import demo_extraction
 from learning_machines.db import Db
 from learning_machines.embedders import HashEmbedder
 from learning_machines.stores import (
@@ -22,7 +23,6 @@ from learning_machines.stores import (
     UserProfileConfig,
 )
 from learning_machines.testing import ScriptedModel
-from learning_machines._demo import demo_extraction
 
 
 def test_readme_example_learns_the_user_profile_in_the_background(db: Db) -> None:
@@ -86,7 +86,8 @@ def test_cross_user_story_shared_insight_reaches_bob_private_preference_does_not
     )
     agent = Agent(model=model, db=db, learning=machine)
     agent.run(
-        "Lesson learned: when backfilling a large Postgres table, update it in batches of 10k rows.",
+        "Lesson learned: when backfilling a large Postgres table, "
+        "update it in batches of 10k rows.",
         user_id="alice",
         session_id="a1",
     )
@@ -113,7 +114,9 @@ def test_propose_in_chat_needs_a_later_turn_and_a_confirming_message(db: Db) -> 
 
     def tool_calls(prompt: str) -> list[tuple[str, dict[str, Any]]]:
         if prompt.startswith("Remember"):
-            return [("save_learning", {"title": "Pin versions", "learning": "Pin every dependency."})]
+            return [
+                ("save_learning", {"title": "Pin versions", "learning": "Pin every dependency."})
+            ]
         if "proposal_id" in calls:
             return [("approve_proposal", {"proposal_id": calls["proposal_id"]})]
         return []
@@ -179,7 +182,9 @@ def test_propose_cannot_be_approved_in_the_same_turn(db: Db) -> None:
 def test_hitl_only_a_reviewer_approves_and_the_agent_has_no_approve_tool(db: Db) -> None:
     model = ScriptedModel(
         answers="ok",
-        tool_calls=[("save_learning", {"title": "Rotate keys", "learning": "Rotate API keys monthly."})],
+        tool_calls=[
+            ("save_learning", {"title": "Rotate keys", "learning": "Rotate API keys monthly."})
+        ],
     )
     machine = LearningMachine(
         learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.HITL, namespace="security"),
@@ -193,9 +198,9 @@ def test_hitl_only_a_reviewer_approves_and_the_agent_has_no_approve_tool(db: Db)
     assert "approve_proposal" not in tools
     with pytest.raises(PermissionDenied):
         machine.proposals.approve(proposal_id, by="alice")
-    with pytest.raises(PermissionDenied):
-        from learning_machines._sync import run_sync
+    from learning_machines._sync import run_sync
 
+    with pytest.raises(PermissionDenied):
         run_sync(
             machine.proposals.aapprove_in_chat(
                 proposal_id, user_id="alice", session_id="s", turn_index=5, message="yes"
@@ -217,7 +222,9 @@ def test_full_config_level_builds(db: Db) -> None:
     machine = LearningMachine(
         user_profile=UserProfileConfig(mode=LearningMode.AGENTIC),
         session_context=SessionContextConfig(enable_planning=True),
-        learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.PROPOSE, namespace="engineering"),
+        learned_knowledge=LearnedKnowledgeConfig(
+            mode=LearningMode.PROPOSE, namespace="engineering"
+        ),
         entity_memory=EntityMemoryConfig(mode=LearningMode.BACKGROUND),
         embedder=HashEmbedder(),
     )

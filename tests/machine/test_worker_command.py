@@ -23,10 +23,20 @@ def test_worker_command_finishes_work_enqueued_elsewhere(tmp_path: Path) -> None
 
     done = subprocess.run(
         [
-            sys.executable, "-m", "learning_machines.cli", "worker", "--db", str(path),
-            "--machine", "tests.machine._worker_machine:build", "--once",
+            sys.executable,
+            "-m",
+            "learning_machines.cli",
+            "worker",
+            "--db",
+            str(path),
+            "--machine",
+            "tests.machine._worker_machine:build",
+            "--once",
         ],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
