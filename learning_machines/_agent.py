@@ -16,7 +16,17 @@ from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
 
 from ._sync import run_sync
-from .db import AppendMessage, Db, EnqueueWork, ListMessages, Message, PendingWork, new_id, utcnow
+from .db import (
+    AppendMessage,
+    Db,
+    EnqueueWork,
+    ListMessages,
+    MarkRecalled,
+    Message,
+    PendingWork,
+    new_id,
+    utcnow,
+)
 from .embedders import Embedder
 from .exceptions import ConfigurationError
 from .machine import LearningContext, LearningMachine
@@ -242,6 +252,8 @@ class Agent:
                     )
                 )
             ]
+            if learned is not None and learned.learning_ids:
+                ops.append(MarkRecalled(ids=tuple(learned.learning_ids), at=ctx["now"]))
             if self.machine is not None:
                 work = self.machine.extraction_work(new_messages, message=message, **ctx)
                 if work is not None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._tokens import estimate_tokens, truncate_to_tokens
+from ..db import Learning, ScoredLearning
 
 __all__ = ["LearningContext", "assemble_context"]
 
@@ -28,6 +30,34 @@ class LearningContext:
     def tokens(self) -> int:
         """Approximate size of :attr:`text` in tokens."""
         return estimate_tokens(self.text)
+
+    @property
+    def learning_ids(self) -> list[str]:
+        """Ids of the stored learnings found in what the stores recalled (in order, unique).
+
+        ``Agent`` counts them as recalled (a decay signal) when it saves the turn.
+        """
+        found: dict[str, None] = {}
+        _collect_ids(self.recalled, found, depth=0)
+        return list(found)
+
+
+def _collect_ids(value: Any, found: dict[str, None], *, depth: int) -> None:
+    if depth > 6:
+        return
+    if isinstance(value, Learning):
+        found.setdefault(value.id)
+    elif isinstance(value, ScoredLearning):
+        found.setdefault(value.learning.id)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect_ids(item, found, depth=depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_ids(item, found, depth=depth + 1)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            _collect_ids(getattr(value, f.name), found, depth=depth + 1)
 
 
 def _title(name: str) -> str:

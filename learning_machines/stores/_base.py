@@ -33,6 +33,10 @@ class StoreConfig:
     """Extra namespaces it reads besides ``namespace`` (e.g. ``("global",)``)."""
     max_tokens: int = 500
     """Token budget of this store's block in the system prompt."""
+    decay_weight: float = 0.15
+    """How much a learning's retention (recency, recalls, feedback; see
+    ``learning_machines.curation.retention_score``) counts in search ranking, against relevance.
+    ``0`` ranks by relevance alone."""
 
 
 class BaseStore:

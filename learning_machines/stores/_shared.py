@@ -21,6 +21,7 @@ from ..db import (
     ScoredLearning,
     SearchLearnings,
     normalize_text,
+    utcnow,
 )
 from ..exceptions import ConfigurationError, IsolationError
 
@@ -168,7 +169,7 @@ async def search(
         from ..embedders import aembed
 
         vec = tuple(float(x) for x in (await aembed(store.embedder, [query]))[0])
-    return await store.db.arun(
+    found = await store.db.arun(
         SearchLearnings(
             filter=filter,
             query=query,
@@ -178,6 +179,12 @@ async def search(
             method="hybrid" if vec is not None else "keyword",
         )
     )
+    weight = store.config.decay_weight
+    if weight <= 0 or len(found) < 2:
+        return found
+    from ..curation import rerank
+
+    return rerank(found, now=utcnow(), weight=weight)
 
 
 def relevant(hits: Sequence[ScoredLearning], min_similarity: float) -> list[ScoredLearning]:

@@ -232,3 +232,24 @@ def test_full_config_level_builds(db: Db) -> None:
     names = {t.__name__ for t in machine.get_tools(user_id="u", session_id="s")}
     assert {"update_user_profile", "save_learning", "search_learnings", "approve_proposal"} <= names
     assert agent.run("hello", user_id="u", session_id="s").text == "OK."
+
+
+def test_what_was_recalled_is_counted_for_decay(db: Db) -> None:
+    from learning_machines.db import LearningFilter, ListLearnings
+
+    model = ScriptedModel(answers="ok", extraction=demo_extraction)
+    machine = LearningMachine(
+        learned_knowledge=LearnedKnowledgeConfig(namespace="eng"), embedder=HashEmbedder()
+    )
+    agent = Agent(model=model, db=db, learning=machine)
+    agent.run("Lesson learned: cache DNS lookups in workers.", user_id="a", session_id="s")
+    agent.wait_idle(timeout=60)
+    (row,) = db.run(ListLearnings(filter=LearningFilter(namespaces=("eng",)), limit=None))
+    assert row.recall_count == 0
+
+    result = agent.run("Should workers cache DNS lookups?", user_id="b", session_id="t")
+    assert result.context is not None
+    assert row.id in result.context.learning_ids
+    (after,) = db.run(ListLearnings(filter=LearningFilter(namespaces=("eng",)), limit=None))
+    assert after.recall_count == 1
+    assert after.last_recalled_at is not None
