@@ -258,14 +258,46 @@ def list_history(
 # --- search -----------------------------------------------------------------------------------
 
 
+def _scope_token(prefix: str, value: str) -> str:
+    # The same token the ``fts_scope`` generated column indexes (``hex()`` of the UTF-8 bytes).
+    return prefix + value.encode("utf-8").hex().upper()
+
+
+def fts_scope_match(f: LearningFilter) -> str | None:
+    """FTS5 condition on the ``fts_scope`` column narrowing a search to ``f``'s scope.
+
+    ``None`` when the filter does not name its namespaces and types (then only SQL filters).
+    Only ever narrows: the SQL ``WHERE`` of the same filter still applies.
+    """
+    parts: list[str] = []
+    if f.namespaces is not None:
+        tokens = [
+            _scope_token("u", f.reader_user_id or "")
+            if ns == PRIVATE_NAMESPACE
+            else _scope_token("n", ns)
+            for ns in f.namespaces
+        ]
+        if tokens:
+            parts.append("fts_scope : (" + " OR ".join(tokens) + ")")
+    if f.learning_types:
+        parts.append(
+            "fts_scope : (" + " OR ".join(_scope_token("t", t) for t in f.learning_types) + ")"
+        )
+    return " AND ".join(parts) if parts else None
+
+
 def _keyword_candidates(
-    conn: sqlite3.Connection, query: str, w: str, params: list[Any], n: int
+    conn: sqlite3.Connection, query: str, f: LearningFilter, w: str, params: list[Any], n: int
 ) -> dict[int, float]:
     match = fts_query(query)
     if match is None:
         return {}
+    scope = fts_scope_match(f)
+    if scope is not None:
+        match = f"({match}) AND {scope}"
     rows = conn.execute(
-        "SELECT l.pk, bm25(learnings_fts) AS kw FROM learnings_fts "
+        # Weight 0 for the scope column: its tokens narrow the search but never score.
+        "SELECT l.pk, bm25(learnings_fts, 1.0, 0.0) AS kw FROM learnings_fts "
         "JOIN learnings l ON l.pk = learnings_fts.rowid "
         f"WHERE learnings_fts MATCH ? AND {w} ORDER BY kw, l.pk LIMIT ?",
         [match, *params, n],
@@ -275,13 +307,16 @@ def _keyword_candidates(
 
 
 def _check_embedders(
-    conn: sqlite3.Connection, op: SearchLearnings, w: str, params: list[Any]
+    conn: sqlite3.Connection, op: SearchLearnings, w: str, params: list[Any], cache: VectorCache
 ) -> str | None:
     """Return the embedder to score with (``None``: no row in scope has an embedding)."""
+    if op.embedder is not None and cache.embedders() == {op.embedder}:
+        # The whole database holds only the query's embedder: no scan of the scope needed.
+        return op.embedder
     names = {
         name
         for (name,) in conn.execute(
-            f"SELECT DISTINCT l.embedder FROM learnings l WHERE {w} AND l.embedding IS NOT NULL",
+            f"SELECT DISTINCT l.embedder FROM learnings l WHERE {w} AND l.embedder IS NOT NULL",
             params,
         )
     }
@@ -325,13 +360,15 @@ def _vector_candidates(
     cache: VectorCache,
 ) -> dict[int, float]:
     assert op.vector is not None
-    embedder = _check_embedders(conn, op, w, params)
+    refresh_cache(conn, cache)
+    embedder = _check_embedders(conn, op, w, params, cache)
     if embedder is None:
         return {}
     query = np.asarray(op.vector, dtype=np.float32)
-    refresh_cache(conn, cache)
     rows = conn.execute(
-        f"SELECT l.pk, l.seq FROM learnings l WHERE {w} AND l.embedding IS NOT NULL", params
+        # ``embedder`` is set exactly when ``embedding`` is (put_learning checks it); testing it
+        # keeps this an index-only read (the ``*_vec`` covering indexes), never touching blobs.
+        f"SELECT l.pk, l.seq FROM learnings l WHERE {w} AND l.embedder IS NOT NULL", params
     ).fetchall()
     pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
@@ -373,7 +410,7 @@ def search_learnings(
     keyword: dict[int, float] = {}
     vector: dict[int, float] = {}
     if op.method in ("keyword", "hybrid"):
-        keyword = _keyword_candidates(conn, op.query, w, params, n)
+        keyword = _keyword_candidates(conn, op.query, op.filter, w, params, n)
     if op.method in ("vector", "hybrid") and op.vector is not None:
         vector = _vector_candidates(conn, op, w, params, n, cache)
     if op.method == "keyword":

@@ -174,11 +174,64 @@ _M003_SCOPE_INDEXES = [
     "CREATE INDEX learnings_type_scope ON learnings (learning_type, namespace, status)",
 ]
 
+# Scope tokens in the full-text index. FTS5 finds every row matching the query's words in the
+# whole table before the scope filter can apply, so keyword search grew with the table (12-25 ms
+# at 10k learnings, linear beyond). Each row now also indexes one token for where it lives
+# (``u<hex user_id>`` in the private namespace, ``n<hex namespace>`` elsewhere) and one for its
+# type (``t<hex learning_type>``); a scoped query ANDs them with its words, so FTS5 intersects
+# posting lists instead of ranking the whole table (measured ~10x faster at 10k). The SQL scope
+# filter still applies on top: the tokens only narrow, they never decide isolation.
+_FTS_SCOPE = (
+    "CASE WHEN namespace = 'user' THEN 'u' || hex(user_id) ELSE 'n' || hex(namespace) END"
+    " || ' t' || hex(learning_type)"
+)
+_M004_FTS_SCOPE = [
+    f"ALTER TABLE learnings ADD COLUMN fts_scope TEXT GENERATED ALWAYS AS ({_FTS_SCOPE}) VIRTUAL",
+    "DROP TRIGGER learnings_fts_insert",
+    "DROP TRIGGER learnings_fts_delete",
+    "DROP TRIGGER learnings_fts_update",
+    "DROP TABLE learnings_fts",
+    """
+    CREATE VIRTUAL TABLE learnings_fts USING fts5(
+        search_text, fts_scope, content='learnings', content_rowid='pk',
+        tokenize='porter unicode61'
+    )
+    """,
+    "INSERT INTO learnings_fts (learnings_fts) VALUES ('rebuild')",
+    """
+    CREATE TRIGGER learnings_fts_insert AFTER INSERT ON learnings BEGIN
+        INSERT INTO learnings_fts (rowid, search_text, fts_scope)
+        VALUES (new.pk, new.search_text, new.fts_scope);
+    END
+    """,
+    """
+    CREATE TRIGGER learnings_fts_delete AFTER DELETE ON learnings BEGIN
+        INSERT INTO learnings_fts (learnings_fts, rowid, search_text, fts_scope)
+        VALUES ('delete', old.pk, old.search_text, old.fts_scope);
+    END
+    """,
+    """
+    CREATE TRIGGER learnings_fts_update
+    AFTER UPDATE OF search_text, namespace, user_id, learning_type ON learnings BEGIN
+        INSERT INTO learnings_fts (learnings_fts, rowid, search_text, fts_scope)
+        VALUES ('delete', old.pk, old.search_text, old.fts_scope);
+        INSERT INTO learnings_fts (rowid, search_text, fts_scope)
+        VALUES (new.pk, new.search_text, new.fts_scope);
+    END
+    """,
+    # Vector candidates of a scope read (pk, seq) from these covering indexes alone; without
+    # them every candidate row (with its 1.5 kB embedding) was read from the table.
+    "CREATE INDEX learnings_owner_vec ON learnings "
+    "(namespace, user_id, learning_type, status, embedder, seq)",
+    "CREATE INDEX learnings_type_vec ON learnings (learning_type, namespace, status, embedder, seq)",
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
     ("write_sequence", _M002_WRITE_SEQUENCE),
     ("scope_indexes", _M003_SCOPE_INDEXES),
+    ("fts_scope_tokens", _M004_FTS_SCOPE),
 ]
 
 _VERSION_TABLE = """

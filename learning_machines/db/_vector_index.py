@@ -129,6 +129,11 @@ class VectorCache:
                 matrix.put(pk_array, np.asarray(seqs, dtype=np.int64), vectors)
             self.seen_seq = max(self.seen_seq, up_to_seq)
 
+    def embedders(self) -> set[str]:
+        """Names of the embedders whose vectors the cache holds (a superset of those in use)."""
+        with self._lock:
+            return {name for (name, _), matrix in self._matrices.items() if matrix.size}
+
     def score(self, embedder: str, query: F32, pks: I64, seqs: I64) -> tuple[F32, I64]:
         """Cosine similarity of ``query`` with the cached rows ``pks`` (at ``seqs``).
 
