@@ -253,3 +253,18 @@ def test_what_was_recalled_is_counted_for_decay(db: Db) -> None:
     (after,) = db.run(ListLearnings(filter=LearningFilter(namespaces=("eng",)), limit=None))
     assert after.recall_count == 1
     assert after.last_recalled_at is not None
+
+
+def test_curation_runs_by_itself_every_n_turns(db: Db) -> None:
+    from learning_machines.db import ListWork
+
+    model = ScriptedModel(answers="ok", extraction=demo_extraction)
+    machine = LearningMachine(user_profile=True, embedder=HashEmbedder(), curate_every_turns=3)
+    agent = Agent(model=model, db=db, learning=machine)
+    for turn in range(6):
+        agent.run(f"I prefer option {turn}.", user_id="u", session_id="s")
+    agent.wait_idle(timeout=60)
+
+    done = db.run(ListWork(statuses=("done",), kinds=("curate",), limit=None))
+    assert len(done) == 2
+    assert machine.failures() == []
