@@ -27,7 +27,29 @@ VARIANTS: dict[str, EpisodeRanking] = {
     "kw0.2": replace(PLAIN, candidates=100, keyword_weight=0.2),
     "kw0.4": replace(PLAIN, candidates=100, keyword_weight=0.4),
     "kw0.5": replace(PLAIN, candidates=100, keyword_weight=0.5),
+    "kw0.6": replace(PLAIN, candidates=100, keyword_weight=0.6),
+    "kw0.7": replace(PLAIN, candidates=100, keyword_weight=0.7),
+    "nb0.6": replace(PLAIN, candidates=100, neighbour_weight=0.6),
+    "kw0.5+nb0.4": replace(PLAIN, candidates=100, keyword_weight=0.5, neighbour_weight=0.4),
+    "kw0.5+nb0.4+sp": replace(
+        PLAIN, candidates=100, keyword_weight=0.5, neighbour_weight=0.4, speaker_boost=0.3
+    ),
+    "ctx1+kw0.5+nb0.4": replace(
+        PLAIN, candidates=100, keyword_weight=0.5, neighbour_weight=0.4, context_turns=1
+    ),
+    "kw0.8": replace(PLAIN, candidates=100, keyword_weight=0.8),
+    "kw0.7+nb0.4": replace(PLAIN, candidates=100, keyword_weight=0.7, neighbour_weight=0.4),
+    "ctx1+kw0.7+nb0.4": replace(
+        PLAIN, candidates=100, keyword_weight=0.7, neighbour_weight=0.4, context_turns=1
+    ),
+    "ctx1+kw0.7+nb0.2": replace(
+        PLAIN, candidates=100, keyword_weight=0.7, neighbour_weight=0.2, context_turns=1
+    ),
+    "ctx1+kw0.5+nb0.2": replace(
+        PLAIN, candidates=100, keyword_weight=0.5, neighbour_weight=0.2, context_turns=1
+    ),
     "strip": replace(PLAIN, candidates=100, strip_query=True),
+    "when": replace(PLAIN, candidates=100, when_terms=True),
     "speaker0.3": replace(PLAIN, candidates=100, speaker_boost=0.3),
     "nb0.2": replace(PLAIN, candidates=100, neighbour_weight=0.2),
     "nb0.4": replace(PLAIN, candidates=100, neighbour_weight=0.4),
@@ -38,6 +60,8 @@ VARIANTS: dict[str, EpisodeRanking] = {
     "ctx2": replace(PLAIN, candidates=100, context_turns=2),
     "date": replace(PLAIN, candidates=100, date_in_text=True),
     "default": BEST,
+    "default+sp": replace(BEST, speaker_boost=0.3),
+    "default-ctx": replace(BEST, context_turns=0),
 }
 
 

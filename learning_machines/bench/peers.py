@@ -61,7 +61,7 @@ class _NetworkGuard:
             guard.attempts.append(f"resolve {host}")
             raise socket.gaierror(f"benchmark is offline: {host} not resolved")
 
-        socket.socket.connect = connect  # type: ignore[method-assign]
+        socket.socket.connect = connect  # type: ignore[method-assign,assignment]
         socket.getaddrinfo = getaddrinfo
         try:
             yield
