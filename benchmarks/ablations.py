@@ -62,6 +62,9 @@ VARIANTS: dict[str, EpisodeRanking] = {
     "default": BEST,
     "default+sp": replace(BEST, speaker_boost=0.3),
     "default-ctx": replace(BEST, context_turns=0),
+    "default+sp0.6": replace(BEST, speaker_boost=0.6),
+    "default+sp1.0": replace(BEST, speaker_boost=1.0),
+    "default+sp1.5": replace(BEST, speaker_boost=1.5),
 }
 
 

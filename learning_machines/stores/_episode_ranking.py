@@ -11,9 +11,11 @@ Every setting of :class:`EpisodeRanking` was measured on LoCoMo conversations, o
   z-scores; with a stemmed BM25, the keyword side deserves most of the weight.
 * **Neighbours** (default: 0.4). A turn next to a strong match in the same session gets part of
   its score (``neighbour_weight``): answers sit next to the turn that names the topic.
-* **Query handling and speaker** (off). Dropping question words, adding relative-time words to
-  "when" questions and boosting turns by a named speaker each moved recall@10 by less than
-  0.01; they stay available as settings.
+* **Speaker** (default: 1.0). When the query names a participant, their own turns get
+  ``speaker_boost`` (z-score units): recall@1 0.285 → 0.401. Larger boosts gained a little more
+  on LoCoMo but turn the boost into a filter that misses turns where the person is spoken to.
+* **Query handling** (off). Dropping question words and adding relative-time words to "when"
+  questions each moved recall@10 by less than 0.01; they stay available as settings.
 """
 
 from __future__ import annotations
@@ -63,13 +65,19 @@ class EpisodeRanking:
     """Share of the best neighbouring turn's score a turn receives (0 disables)."""
     neighbour_window: timedelta = timedelta(minutes=1)
     """Turns of one session at most this far apart in time are neighbours."""
-    speaker_boost: float = 0.0
+    speaker_boost: float = 1.0
     """Added (in z-score units) to turns said by a participant the query names."""
 
     @classmethod
     def plain(cls) -> EpisodeRanking:
         """Plain hybrid search: ``"speaker: text"`` documents, z-score fusion, nothing else."""
-        return cls(keyword_weight=0.3, candidates=50, context_turns=0, neighbour_weight=0.0)
+        return cls(
+            keyword_weight=0.3,
+            candidates=50,
+            context_turns=0,
+            neighbour_weight=0.0,
+            speaker_boost=0.0,
+        )
 
 
 def index_texts(
