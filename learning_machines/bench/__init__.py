@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from ._locomo import Conversation, LocomoData, Question, load_locomo
 from ._metrics import QuestionScore, aggregate, ndcg_at_k, recall_at_k, score_question
+from .peers import run_peers
+from .retrieval import run_retrieval
 
 __all__ = [
     "Conversation",
@@ -21,5 +23,7 @@ __all__ = [
     "load_locomo",
     "ndcg_at_k",
     "recall_at_k",
+    "run_peers",
+    "run_retrieval",
     "score_question",
 ]

@@ -7,22 +7,16 @@ from typer.testing import CliRunner
 from learning_machines.cli import _app
 
 
+def bench(command, data, out):
+    """``learning-machines bench COMMAND --quick`` on ``data`` with the hash embedder."""
+    args = ["bench", command, "--data", str(data), "--quick", "--embedder", "hash"]
+    args += ["--out", str(out)]
+    return CliRunner().invoke(_app.app, args)
+
+
 def test_bench_retrieval_quick_end_to_end(locomo_file, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        _app.app,
-        [
-            "bench",
-            "retrieval",
-            "--data",
-            str(locomo_file),
-            "--quick",
-            "--embedder",
-            "hash",
-            "--out",
-            str(out),
-        ],
-    )
+    result = bench("retrieval", locomo_file, out)
     assert result.exit_code == 0, result.output
     data = json.loads((out / "retrieval.json").read_text())
     assert data["data"]["questions"] == 5  # categories 1-4 with evidence, one conversation
@@ -41,20 +35,7 @@ def test_bench_peers_quick(locomo_file, tmp_path):
     if importlib.util.find_spec("mem0") is None:  # not imported here: it reads env at import
         pytest.skip("mem0ai not installed (bench extra)")
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        _app.app,
-        [
-            "bench",
-            "peers",
-            "--data",
-            str(locomo_file),
-            "--quick",
-            "--embedder",
-            "hash",
-            "--out",
-            str(out),
-        ],
-    )
+    result = bench("peers", locomo_file, out)
     assert result.exit_code == 0, result.output
     data = json.loads((out / "peers.json").read_text())
     assert set(data["systems"]) == {"learning-machines", "mem0"}
