@@ -10,6 +10,7 @@ from ._entity_model import (
     FactItem,
     RelationItem,
 )
+from ._episode_ranking import EpisodeRanking
 from ._gate import ApplyingStore, WriteGate, WriteOutcome
 from ._protocol import (
     AsyncProcessingStore,
@@ -51,6 +52,7 @@ __all__ = [
     "EntityRecall",
     "EntityView",
     "Episode",
+    "EpisodeRanking",
     "EpisodicMemoryConfig",
     "EpisodicMemoryStore",
     "EventItem",
