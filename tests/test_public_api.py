@@ -59,8 +59,6 @@ def test_seed_api_names_from_the_issue() -> None:
 
     assert {m.name for m in LearningMode} == {"BACKGROUND", "AGENTIC", "PROPOSE", "HITL"}
     members = {
-        name
-        for name in dir(LearningStore)
-        if not name.startswith("_") and name not in {"register"}
+        name for name in dir(LearningStore) if not name.startswith("_") and name not in {"register"}
     }
     assert members == {"learning_type", "recall", "process", "build_context", "get_tools"}

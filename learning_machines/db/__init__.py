@@ -70,6 +70,7 @@ def __getattr__(name: str) -> Any:
         return PostgresDb
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "GLOBAL_NAMESPACE",
     "PRIVATE_NAMESPACE",

@@ -368,7 +368,8 @@ def _vector_candidates(
     rows = conn.execute(
         # ``embedder`` is set exactly when ``embedding`` is (put_learning checks it); testing it
         # keeps this an index-only read (the ``*_vec`` covering indexes), never touching blobs.
-        f"SELECT l.pk, l.seq FROM learnings l WHERE {w} AND l.embedder IS NOT NULL", params
+        f"SELECT l.pk, l.seq FROM learnings l WHERE {w} AND l.embedder IS NOT NULL",
+        params,
     ).fetchall()
     pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))

@@ -223,7 +223,8 @@ _M004_FTS_SCOPE = [
     # them every candidate row (with its 1.5 kB embedding) was read from the table.
     "CREATE INDEX learnings_owner_vec ON learnings "
     "(namespace, user_id, learning_type, status, embedder, seq)",
-    "CREATE INDEX learnings_type_vec ON learnings (learning_type, namespace, status, embedder, seq)",
+    "CREATE INDEX learnings_type_vec ON learnings "
+    "(learning_type, namespace, status, embedder, seq)",
 ]
 
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
