@@ -28,7 +28,7 @@ from .db import (
     utcnow,
 )
 from .embedders import Embedder
-from .exceptions import ConfigurationError
+from .exceptions import ConfigurationError, ValidationError
 from .machine import LearningContext, LearningMachine
 
 __all__ = ["Agent", "RunResult", "ToolCall"]
@@ -99,6 +99,11 @@ def _tool_calls(messages: Sequence[pa.ModelMessage]) -> list[ToolCall]:
                     )
     return calls
 
+
+#: Context keys the agent sets itself.
+_RESERVED_CONTEXT = frozenset(
+    {"agent_id", "turn_id", "turn_index", "now", "message", "query_vector", "mode"}
+)
 
 #: Tool schemas by the code object of the tool function. Stores return fresh closures every turn
 #: (bound to the turn's context); their schema is the same, so it is built once per process.
@@ -211,6 +216,12 @@ class Agent:
 
         Extra keyword arguments (``project_id="apollo"``) reach every store as context.
         """
+        reserved = sorted(set(context) & _RESERVED_CONTEXT)
+        if reserved:
+            raise ValidationError(
+                f"{', '.join(reserved)} are set by the agent for every turn; do not pass them "
+                "as context"
+            )
         session_id = session_id or new_id()
         turn_id = new_id()
         history, turn_index = await self._history(session_id, user_id)

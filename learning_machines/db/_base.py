@@ -44,6 +44,11 @@ class Db(ABC):
     def close(self) -> None:
         """Release connections and files. The object must not be used afterwards."""
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return bool(getattr(self, "_closed", False))
+
     def run(self, op: Op[T]) -> T:
         """Run one operation in its own transaction and return its result."""
         check_ops([op])

@@ -117,13 +117,25 @@ def _claim_work(ctx: OpContext, op: ClaimWork) -> list[Any]:
     if op.limit <= 0:
         return []
     now = op.now or utcnow()
+    # A running item whose lease expired with no attempts left is parked, not handed out again:
+    # a turn that keeps killing its worker must not be retried forever (as on SQLite).
+    park: list[Any] = [now, now]
+    park_kinds = _kinds(op.kinds, park)
+    ctx.q(
+        "UPDATE pending_work SET status = 'failed', locked_by = NULL, locked_until = NULL,"
+        " last_error = 'lease of worker ' || COALESCE(locked_by, '?') || ' expired after '"
+        " || attempts || ' attempts; parked as failed', updated_at = %s"
+        " WHERE status = 'running' AND locked_until <= %s AND attempts >= max_attempts"
+        f"{park_kinds}",
+        park,
+    )
     params: list[Any] = [now, now]
     kinds = _kinds(op.kinds, params)
     params += [op.limit, op.worker_id, now + timedelta(seconds=op.lease_seconds), now]
     # SKIP LOCKED: concurrent claimers (threads, processes, machines) each take different rows.
     rows = ctx.q(
         "WITH c AS (SELECT id FROM pending_work WHERE ((status = 'pending' AND not_before <= %s)"
-        f" OR (status = 'running' AND locked_until < %s)){kinds}"
+        f" OR (status = 'running' AND locked_until <= %s)){kinds}"
         " ORDER BY not_before, created_at, seq LIMIT %s FOR UPDATE SKIP LOCKED)"
         " UPDATE pending_work w SET status = 'running', attempts = w.attempts + 1,"
         " locked_by = %s, locked_until = %s, updated_at = %s FROM c WHERE w.id = c.id"

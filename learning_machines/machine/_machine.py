@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -16,7 +17,13 @@ from .._modes import LearningMode
 from .._sync import run_sync, submit
 from ..db import CountWork, Db, EnqueueWork, ListWork, PendingWork, new_id, utcnow
 from ..embedders import Embedder
-from ..exceptions import ConfigurationError, NotFoundError, PermissionDenied, ValidationError
+from ..exceptions import (
+    BackendError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
 from ..stores import (
     ApplyingStore,
     AsyncRecallingStore,
@@ -37,6 +44,8 @@ if TYPE_CHECKING:
     from ..curation import Curator
 
 __all__ = ["LearningMachine"]
+
+logger = logging.getLogger("learning_machines")
 
 #: Context keys the machine itself sets; callers may not pass them.
 _RESERVED = frozenset({"turn_id", "turn_index", "now", "query_vector", "mode"})
@@ -137,8 +146,9 @@ class LearningMachine:
         self._bound = False
         self._proposals: ProposalBook | None = None
         self._curator: Curator | None = None
-        self._worker_id = default_worker_id()
         self._wake: asyncio.Event | None = None
+        self._woken = False
+        self._loop_running = False
         self._background_future: Any = None
         self._lock = threading.Lock()
         self._turns_since_curation = 0
@@ -421,7 +431,15 @@ class LearningMachine:
             json_ctx[key] = value
         return PendingWork(
             kind="extract",
-            payload={"messages": chat, "context": json_ctx, "stores": names},
+            payload={
+                "messages": chat,
+                "context": json_ctx,
+                "stores": names,
+                "modes": {
+                    name: (mode.value if (mode := store_mode(self.stores[name])) else None)
+                    for name in names
+                },
+            },
             dedupe_key=f"extract:{ctx['turn_id']}",
             user_id=ctx.get("user_id"),
             max_attempts=self.max_attempts,
@@ -476,9 +494,15 @@ class LearningMachine:
         if not self.background:
             return
         with self._lock:
-            if self._background_future is None or self._background_future.done():
+            # Set under the lock the loop reads before it stops: a wake-up is never lost.
+            self._woken = True
+            if not self._loop_running:
+                self._loop_running = True
                 self._background_future = submit(self._background_loop())
                 return
+        self._wake_loop()
+
+    def _wake_loop(self) -> None:
         wake = self._wake
         if wake is not None:
             from .._sync import portal_loop
@@ -487,17 +511,40 @@ class LearningMachine:
 
     async def _background_loop(self) -> None:
         self._wake = asyncio.Event()
-        while self.background:
-            self._wake.clear()
-            result = await run_pending(self, worker_id=self._worker_id, limit=1)
-            if result.done or result.failed:
-                continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-            except TimeoutError:
-                pending = await self.require_db().arun(CountWork(statuses=("pending",)))
-                if pending == 0:
-                    return
+        worker_id = default_worker_id()
+        failures = 0
+        try:
+            while self.background:
+                self._wake.clear()
+                with self._lock:
+                    self._woken = False
+                try:
+                    result = await run_pending(self, worker_id=worker_id, limit=1)
+                    failures = 0
+                except (BackendError, NotFoundError) as exc:
+                    # The db is unreachable or closed: the work stays durable in it. Back off,
+                    # and stop once the machine is closed; a later notify() starts a new loop.
+                    if not self.background or self.require_db().closed:
+                        return
+                    failures += 1
+                    logger.warning("learning worker: %s (attempt %d)", exc, failures)
+                    if failures >= 5:
+                        return
+                    await asyncio.sleep(min(30.0, self.retry_backoff * 2**failures))
+                    continue
+                if result.done or result.failed:
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pending = await self.require_db().arun(CountWork(statuses=("pending",)))
+                    with self._lock:
+                        if pending == 0 and not self._woken:
+                            self._loop_running = False
+                            return
+        finally:
+            with self._lock:
+                self._loop_running = False
 
     def close(self, *, timeout: float = 30.0) -> None:
         """Stop this process's background worker after the item it is on.
@@ -508,11 +555,7 @@ class LearningMachine:
         future = self._background_future
         if future is None or future.done():
             return
-        wake = self._wake
-        if wake is not None:
-            from .._sync import portal_loop
-
-            portal_loop().call_soon_threadsafe(wake.set)
+        self._wake_loop()
         try:
             future.result(timeout=timeout)
         except TimeoutError:
@@ -521,7 +564,7 @@ class LearningMachine:
     async def arun_pending(self, *, limit: int | None = None) -> WorkResult:
         """Process claimable pending work in this task (what a worker does)."""
         self.require_db()
-        return await run_pending(self, worker_id=self._worker_id, limit=limit)
+        return await run_pending(self, worker_id=default_worker_id(), limit=limit)
 
     async def await_idle(self, *, timeout: float | None = 60.0, poll: float = 0.05) -> None:
         """Wait until no work is pending or running, processing claimable work meanwhile.
@@ -529,10 +572,11 @@ class LearningMachine:
         Raises ``TimeoutError`` after ``timeout`` seconds. Failed (parked) work does not count.
         """
         db = self.require_db()
+        worker_id = default_worker_id()
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
-            await run_pending(self, worker_id=self._worker_id)
+            await run_pending(self, worker_id=worker_id)
             if await db.arun(CountWork(statuses=("pending", "running"))) == 0:
                 return
             if deadline is not None and loop.time() > deadline:

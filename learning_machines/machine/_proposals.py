@@ -122,7 +122,12 @@ class ProposalBook:
                 f"proposal {proposal_id} is {proposal.mode.upper()}: it can only be approved by "
                 "a reviewer through the API or the CLI, not in chat"
             )
-        if user_id is None or user_id != proposal.user_id or session_id != proposal.session_id:
+        if (
+            user_id is None
+            or session_id is None
+            or user_id != proposal.user_id
+            or session_id != proposal.session_id
+        ):
             raise PermissionDenied(
                 f"proposal {proposal_id} can only be confirmed in the session that proposed it, "
                 "by the same user"
@@ -191,6 +196,14 @@ class ProposalBook:
             raise ConfigurationError(
                 f"proposal {proposal.id} is for store {proposal.store!r}, which this machine "
                 "does not have (or which cannot apply writes); open the machine with that store"
+            )
+        config_namespace = getattr(getattr(store, "config", None), "namespace", proposal.namespace)
+        if config_namespace != proposal.namespace:
+            raise ConfigurationError(
+                f"proposal {proposal.id} writes to namespace {proposal.namespace!r}, but this "
+                f"machine's {proposal.store!r} store writes to {config_namespace!r}; approve it "
+                "with the app's own machine (learning-machines proposals approve --machine "
+                "module:attribute)"
             )
         # Claim the decision first, so two approvals of the same proposal cannot both apply.
         claimed = await self._db.arun(

@@ -12,6 +12,7 @@ with the error (and raw model output) visible.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import traceback
@@ -24,14 +25,17 @@ from pydantic_ai.usage import RunUsage
 
 from .._messages import ChatMessage, to_chat_messages
 from ..db import ClaimWork, FailWork, FinishWork, PendingWork, UpdateWork, new_id, utcnow
-from ..exceptions import LearningMachinesError
+from ..exceptions import ConfigurationError, LearningMachinesError, NotFoundError
 from ..stores import AsyncProcessingStore, ExtractingStore, Extraction, LearningStore
+from ..stores._protocol import store_mode
 from ._extraction import dump_parts, extract, load_part
 
 if TYPE_CHECKING:
     from ._machine import LearningMachine
 
-__all__ = ["LearningUsage", "WorkResult", "process_claimed", "run_pending"]
+__all__ = ["LearningUsage", "WorkResult", "check_stores", "process_claimed", "run_pending"]
+
+logger = logging.getLogger("learning_machines")
 
 
 @dataclass
@@ -92,7 +96,8 @@ async def _extract_turn(machine: LearningMachine, item: PendingWork, worker_id: 
     context = _context_from_payload(payload)
     messages = to_chat_messages(payload.get("messages", []))
     done: list[str] = list(payload.get("done", []))
-    names = [name for name in payload.get("stores", []) if name in machine.stores]
+    names = list(payload.get("stores", []))
+    check_stores(machine, names, payload.get("modes", {}))
     extracting = {
         name: machine.stores[name]
         for name in names
@@ -146,6 +151,31 @@ async def _extract_turn(machine: LearningMachine, item: PendingWork, worker_id: 
     return item
 
 
+def check_stores(machine: LearningMachine, names: Sequence[str], modes: Mapping[str, Any]) -> None:
+    """Refuse to process a turn with a machine set up differently from the one that wrote it.
+
+    A worker missing a store would drop that store's learning; one with another mode would, say,
+    apply a HITL store's extraction without review. Both fail loudly (the item is parked with
+    this message) instead.
+    """
+    for name in names:
+        store = machine.stores.get(name)
+        if store is None:
+            raise ConfigurationError(
+                f"this turn is for store {name!r}, which this worker's machine does not have; "
+                "run the worker with the app's own machine (learning-machines worker --machine "
+                "module:attribute)"
+            )
+        recorded = modes.get(name)
+        mode = store_mode(store)
+        if recorded is not None and (mode is None or mode.value != recorded):
+            raise ConfigurationError(
+                f"store {name!r} learned in mode {recorded!r} when the turn was written, but "
+                f"this worker's machine has it in mode {mode.value if mode else None!r}; run the "
+                "worker with the app's own machine (--machine module:attribute)"
+            )
+
+
 async def process_claimed(machine: LearningMachine, item: PendingWork, worker_id: str) -> bool:
     """Process one claimed item; ``True`` if it finished, ``False`` if it failed (recorded)."""
     try:
@@ -165,15 +195,19 @@ async def process_claimed(machine: LearningMachine, item: PendingWork, worker_id
         message = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, LearningMachinesError):
             message += "\n" + "".join(traceback.format_exception(exc)[-3:])
-        await machine.require_db().arun(
-            FailWork(
-                id=item.id,
-                worker_id=worker_id,
-                error=message,
-                raw_output=getattr(exc, "raw_output", None),
-                retry_at=retry_at,
+        try:
+            await machine.require_db().arun(
+                FailWork(
+                    id=item.id,
+                    worker_id=worker_id,
+                    error=message,
+                    raw_output=getattr(exc, "raw_output", None),
+                    retry_at=retry_at,
+                )
             )
-        )
+        except NotFoundError:
+            # Our lease expired and another worker claimed the item: it is theirs now.
+            logger.warning("lost the claim on pending work %s (%s)", item.id, message)
         return False
     await machine.require_db().arun(FinishWork(id=item.id, worker_id=worker_id))
     return True

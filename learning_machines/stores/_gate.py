@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from .._modes import LearningMode
-from ..db import Db, Proposal, PutProposal, utcnow
+from ..db import Db, GetProposal, Proposal, PutProposal, new_id, utcnow
 
 __all__ = ["ApplyingStore", "WriteGate", "WriteOutcome"]
 
@@ -79,7 +81,14 @@ class WriteGate:
             ids = await self.store.apply_write(payload, **context)
             return WriteOutcome(applied=True, learning_ids=ids)
         now = utcnow()
+        proposal_id = _proposal_id(self.store_name, payload, context)
+        if proposal_id is not None:
+            existing = await self.db.arun(GetProposal(id=proposal_id))
+            if existing is not None:
+                # The same write from the same turn (a retried extraction): one proposal, not two.
+                return WriteOutcome(applied=False, proposal_id=existing.id)
         proposal = Proposal(
+            id=proposal_id or new_id(),
             learning_type=self.learning_type,
             store=self.store_name,
             mode=self.mode.value,
@@ -95,3 +104,12 @@ class WriteGate:
         )
         stored = await self.db.arun(PutProposal(proposal=proposal))
         return WriteOutcome(applied=False, proposal_id=stored.id)
+
+
+def _proposal_id(store: str, payload: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
+    """A stable id for a write made in a turn, so a retry of that turn re-finds its proposal."""
+    turn_id = context.get("turn_id")
+    if not turn_id:
+        return None
+    body = json.dumps([store, turn_id, payload], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]

@@ -113,6 +113,22 @@ def test_claim_respects_not_before_and_reclaims_expired_leases(db: Db) -> None:
     assert pending.id == later.id
 
 
+def test_an_item_whose_workers_keep_dying_is_parked_not_retried_forever(db: Db) -> None:
+    kind = uid("k")
+    now = utcnow()
+    item = db.run(EnqueueWork(work=work(kind, not_before=now, max_attempts=2)))
+    for attempt in range(2):  # two workers die holding it
+        at = now + timedelta(seconds=61 * attempt)
+        [claimed] = db.run(
+            ClaimWork(worker_id=f"w{attempt}", kinds=(kind,), now=at, lease_seconds=60)
+        )
+        assert claimed.attempts == attempt + 1
+    assert db.run(ClaimWork(worker_id="w3", kinds=(kind,), now=now + timedelta(hours=1))) == []
+    [parked] = db.run(ListWork(statuses=("failed",), kinds=(kind,)))
+    assert parked.id == item.id
+    assert "expired" in (parked.last_error or "")
+
+
 def test_fail_retries_then_parks(db: Db) -> None:
     kind = uid("k")
     item = db.run(EnqueueWork(work=work(kind, max_attempts=2)))

@@ -268,3 +268,78 @@ def test_curation_runs_by_itself_every_n_turns(db: Db) -> None:
     done = db.run(ListWork(statuses=("done",), kinds=("curate",), limit=None))
     assert len(done) == 2
     assert machine.failures() == []
+
+
+def test_a_worker_missing_a_store_or_with_another_mode_parks_the_turn_loudly(db: Db) -> None:
+    from learning_machines.stores import UserProfileConfig as Cfg
+
+    app = LearningMachine(
+        db=db,
+        model=ScriptedModel(extraction=demo_extraction),
+        embedder=HashEmbedder(),
+        user_profile=Cfg(mode=LearningMode.HITL),
+        background=False,
+    )
+    app.process("I'm Alice Chen.", user_id="alice", session_id="s")
+    worker = LearningMachine(
+        db=db,
+        model=ScriptedModel(extraction=demo_extraction),
+        embedder=HashEmbedder(),
+        user_profile=True,
+        background=False,
+        retry_backoff=0.01,
+    )
+    worker.wait_idle(timeout=30)
+    (failed,) = worker.failures()
+    assert "mode 'hitl'" in (failed.last_error or "")
+    assert app.proposals.list() == []  # nothing was applied around the review either
+
+
+def test_approval_with_a_machine_writing_elsewhere_is_refused(db: Db) -> None:
+    from learning_machines import ConfigurationError
+
+    app = LearningMachine(
+        db=db,
+        embedder=HashEmbedder(),
+        model=ScriptedModel(),
+        learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.HITL, namespace="user"),
+    )
+    tools = {t.__name__: t for t in app.get_tools(user_id="alice", session_id="s")}
+    from learning_machines._sync import run_sync
+
+    run_sync(tools["save_learning"](title="salary", learning="Alice earns a lot."))
+    (proposal,) = app.proposals.list()
+    assert proposal.namespace == "user"
+    default_reviewer_machine = LearningMachine(
+        db=db, embedder=HashEmbedder(), learned_knowledge=True, model=ScriptedModel()
+    )
+    with pytest.raises(ConfigurationError, match="namespace 'user'"):
+        default_reviewer_machine.proposals.approve(proposal.id, by="reviewer")
+    assert app.proposals.get(proposal.id).status == "pending"
+
+
+def test_reserved_context_keys_are_refused(db: Db) -> None:
+    from learning_machines import ValidationError
+
+    agent = Agent(model=ScriptedModel(), db=db, learning=LearningMachine(embedder=HashEmbedder()))
+    with pytest.raises(ValidationError, match="turn_index"):
+        agent.run("hi", user_id="u", session_id="s", turn_index=99)
+
+
+def test_chat_approval_needs_a_session(db: Db) -> None:
+    from learning_machines._sync import run_sync
+
+    machine = LearningMachine(
+        db=db,
+        embedder=HashEmbedder(),
+        learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.PROPOSE),
+    )
+    tools = {t.__name__: t for t in machine.get_tools(user_id="u", turn_index=0)}
+    run_sync(tools["save_learning"](title="t", learning="Use UTC everywhere."))
+    (proposal,) = machine.proposals.list()
+    with pytest.raises(PermissionDenied):
+        run_sync(
+            machine.proposals.aapprove_in_chat(
+                proposal.id, user_id="u", session_id=None, turn_index=3, message="yes"
+            )
+        )
