@@ -43,6 +43,8 @@ from learning_machines.db import (
 from learning_machines.embedders import default_embedder
 
 METHODS = ("keyword", "vector", "hybrid")
+#: Keyword weights of the fusion reported beside the default (how the default was chosen).
+FUSION_WEIGHTS = (0.3, 0.5, 0.6, 0.7, 0.8)
 
 
 def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
@@ -93,9 +95,13 @@ def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
             for i in range(0, len(ops), 500):
                 bench.db.batch(ops[i : i + 500])
             scores: dict[str, list[float]] = {m: [] for m in METHODS}
+            scores.update({f"hybrid@{w}": [] for w in FUSION_WEIGHTS})
             for (user, question, evidence), v in zip(questions, q_vectors, strict=True):
                 flt = LearningFilter(namespaces=("user",), reader_user_id=user)
-                for method in METHODS:
+                runs = [(m, m, {}) for m in METHODS] + [
+                    (f"hybrid@{w}", "hybrid", {"keyword_weight": w}) for w in FUSION_WEIGHTS
+                ]
+                for label, method, extra in runs:
                     hits = bench.db.run(
                         SearchLearnings(
                             filter=flt,
@@ -104,10 +110,11 @@ def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
                             embedder=embedder.name,
                             method=method,  # type: ignore[arg-type]
                             limit=10,
+                            **extra,  # type: ignore[arg-type]
                         )
                     )
                     ranked = [str(h.learning.content["ref"]) for h in hits]
-                    scores[method].append(recall_at_k(ranked, evidence, 10))
+                    scores[label].append(recall_at_k(ranked, evidence, 10))
         finally:
             bench.close()
         line = ", ".join(f"{m} {statistics.fmean(s):.3f}" for m, s in scores.items())
