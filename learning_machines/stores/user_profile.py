@@ -201,6 +201,10 @@ class UserProfileStore(BaseStore):
             content=content,
             search_text="\n".join(render_profile(profile)),
             created_at=row.created_at if row is not None else utcnow(),
+            # An update keeps the signals curation ranks by.
+            recall_count=row.recall_count if row is not None else 0,
+            last_recalled_at=row.last_recalled_at if row is not None else None,
+            feedback=row.feedback if row is not None else 0.0,
         )
         result = await save(
             self,

@@ -343,3 +343,22 @@ def test_chat_approval_needs_a_session(db: Db) -> None:
                 proposal.id, user_id="u", session_id=None, turn_index=3, message="yes"
             )
         )
+
+
+def test_updating_a_profile_keeps_its_recall_signals(db: Db) -> None:
+    from learning_machines.db import LearningFilter, ListLearnings, MarkRecalled, utcnow
+
+    model = ScriptedModel(answers="ok", extraction=demo_extraction)
+    machine = LearningMachine(user_profile=True, embedder=HashEmbedder())
+    agent = Agent(model=model, db=db, learning=machine)
+    agent.run("I'm Alice Chen.", user_id="alice", session_id="s")
+    agent.wait_idle(timeout=60)
+    flt = LearningFilter(namespaces=("user",), reader_user_id="alice")
+    (row,) = db.run(ListLearnings(filter=flt))
+    db.run(MarkRecalled(ids=(row.id,), at=utcnow()))
+    agent.run("Keep answers short.", user_id="alice", session_id="s")
+    agent.wait_idle(timeout=60)
+    (updated,) = db.run(ListLearnings(filter=flt))
+    assert updated.content["communication_style"] == "keep answers short"
+    assert updated.recall_count == 1
+    assert updated.last_recalled_at is not None
