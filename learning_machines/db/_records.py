@@ -181,7 +181,9 @@ class LearningFilter:
 
     A row matches when ``created_at <= as_of`` and it was not yet retired then (it is active, or
     its ``updated_at`` — when it was superseded or archived — is after ``as_of``), and
-    ``valid_from``/``valid_to`` (when set) enclose ``as_of``. ``statuses`` is ignored.
+    ``valid_from``/``valid_to`` (when set) enclose ``as_of``. ``statuses`` is ignored. Rows come
+    back with their current content: exact for facts (never edited in place; a change is a new
+    row superseding the old), while earlier states of rows updated in place are in their history.
     """
     content_hash: str | None = None
     """Only rows whose normalised search text has this hash."""
