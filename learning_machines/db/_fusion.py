@@ -1,9 +1,23 @@
 """Fusion of keyword and vector candidates into one ranking (pure, no I/O).
 
 Measured on LoCoMo turns (``shared/data/README.md``): reciprocal-rank fusion was *worse* than
-BM25 alone (0.539 vs 0.570 recall@10), while z-score-normalised weighted fusion (0.3 keyword +
-0.7 vector) was clearly better than either (0.632). Raw scores carry how *much* better a candidate
-is, which rank fusion throws away; z-scores put BM25 (unbounded) and cosine (-1..1) on one scale.
+BM25 alone (0.539 vs 0.570 recall@10), while z-score-normalised weighted fusion was clearly better
+than either. Raw scores carry how *much* better a candidate is, which rank fusion throws away;
+z-scores put BM25 (unbounded) and cosine (-1..1) on one scale.
+
+The weight is ours, measured with our keyword side (FTS5 BM25 with Porter stemming, PostgreSQL
+``ts_rank_cd``), which is stronger than the reference BM25, so it deserves more weight than the
+reference's 0.3. ``python benchmarks/search.py ../shared/data/locomo-dev.json --skip-latency``,
+recall@10 on five LoCoMo conversations, MiniLM vectors (2026-11-23):
+
+=========  =======  ======  =====  =====  =====  =====  =====
+backend    keyword  vector  0.3    0.5    0.6    0.7    0.8
+=========  =======  ======  =====  =====  =====  =====  =====
+SQLite     0.611    0.508   0.587  0.649  0.660  0.652  0.641
+Postgres   0.573    0.508   0.600  0.653  0.649  0.641  0.632
+=========  =======  ======  =====  =====  =====  =====  =====
+
+0.6 is the best mean of the two backends.
 """
 
 from __future__ import annotations
@@ -11,7 +25,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["zscore_fuse"]
+__all__ = ["DEFAULT_KEYWORD_WEIGHT", "zscore_fuse"]
+
+#: Keyword share of the fused score, measured (see the table above).
+DEFAULT_KEYWORD_WEIGHT = 0.6
 
 
 def _zscores(scores: Mapping[str, float]) -> dict[str, float]:
@@ -30,7 +47,7 @@ def zscore_fuse(
     *,
     keyword: Mapping[str, float],
     vector: Mapping[str, float],
-    keyword_weight: float = 0.3,
+    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
 ) -> list[tuple[str, float]]:
     """Fuse two candidate lists by weighted z-scores; return ``(id, score)`` best first.
 

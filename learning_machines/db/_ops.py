@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
+from ._fusion import DEFAULT_KEYWORD_WEIGHT
 from ._records import (
     Change,
     HistoryEntry,
@@ -125,7 +126,8 @@ class SearchLearnings(Op[list[ScoredLearning]]):
 
     The filter is applied inside both candidate queries, so a user with few rows among millions
     still gets their top ``limit``. Fusion is z-score normalised and weighted
-    (``keyword_weight`` for keyword, ``1 - keyword_weight`` for vector), as measured on LoCoMo.
+    (``keyword_weight`` for keyword, ``1 - keyword_weight`` for vector), weights measured on
+    LoCoMo.
     """
 
     filter: LearningFilter
@@ -140,8 +142,8 @@ class SearchLearnings(Op[list[ScoredLearning]]):
     """Results to return."""
     method: Literal["hybrid", "keyword", "vector"] = "hybrid"
     """Which signals to use."""
-    keyword_weight: float = 0.3
-    """Weight of the keyword side in hybrid fusion."""
+    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT
+    """Weight of the keyword side in hybrid fusion (0.6: measured, see ``db/_fusion.py``)."""
     candidates: int = 50
     """Candidates taken from each side before fusion."""
 

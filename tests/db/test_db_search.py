@@ -124,8 +124,16 @@ def test_hybrid_fuses_both_sides(db: Db) -> None:
     meaning = note("money planning", user=user, embedding=near(q, "m", 0.95), embedder="e")
     neither = note("cats sleep", user=user, embedding=near(q, "n", -0.5), embedder="e")
     put_all(db, [both, words, meaning, neither])
+    # With a balanced weight, the row strong on both sides beats the one strong on words only.
     hits = db.run(
-        SearchLearnings(filter=mine(user), query="budget review", vector=q, embedder="e", limit=3)
+        SearchLearnings(
+            filter=mine(user),
+            query="budget review",
+            vector=q,
+            embedder="e",
+            keyword_weight=0.3,
+            limit=3,
+        )
     )
     ids = [h.learning.id for h in hits]
     assert ids[0] == both.id
