@@ -170,6 +170,24 @@ def _check_embedders(
         )
 
 
+#: Below this many rows in scope, vector search is exact (the scope index finds them at once);
+#: the HNSW graph is only walked for scopes at least this large. Measured: a one-user scope of
+#: 46 rows at 10k learnings took 74 ms p50 through the graph (iterative scan, then the exact
+#: fallback because the scope holds fewer rows than the candidates asked for).
+EXACT_BELOW = 5000
+
+
+def _scope_is_large(cur: psycopg.Cursor[dict[str, Any]], where: str, params: list[Any]) -> bool:
+    row = cur.execute(
+        (
+            "SELECT count(*) AS n FROM (SELECT 1 FROM learnings l "
+            f"WHERE l.embedding IS NOT NULL AND {where} LIMIT %s) s"
+        ).encode(),
+        [*params, EXACT_BELOW],
+    ).fetchone()
+    return row is not None and int(row["n"]) >= EXACT_BELOW
+
+
 def _vector_candidates(
     cur: psycopg.Cursor[dict[str, Any]],
     op: SearchLearnings,
@@ -184,7 +202,7 @@ def _vector_candidates(
         raise ValidationError("the query vector is empty; pass the embedding of the query")
     _check_embedders(cur, op, dims, where, params)
     q = vector_literal(op.vector)
-    if op.embedder is not None and dims <= _HNSW_MAX_DIMS:
+    if op.embedder is not None and dims <= _HNSW_MAX_DIMS and _scope_is_large(cur, where, params):
         if iterative_scan:
             # Keep walking the graph until the filtered top-n is full (pgvector >= 0.8).
             cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
