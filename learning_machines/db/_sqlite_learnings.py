@@ -514,4 +514,6 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> d
     }
     for table in ("messages", "pending_work", "proposals"):
         counts[table] = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (uid,)).rowcount
+    # A forgotten reviewer's name leaves other users' proposals too (as on PostgreSQL).
+    conn.execute("UPDATE proposals SET decided_by = NULL WHERE decided_by = ?", (uid,))
     return counts

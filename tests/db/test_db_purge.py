@@ -137,3 +137,24 @@ def test_purge_can_delete_shared_rows_too(db: Db) -> None:
     assert counts["learnings"] == 2
     f = LearningFilter(namespaces=(ns,))
     assert db.run(GetLearnings(ids=(rows["shared"].id,), filter=f)) == []
+
+
+def test_purge_removes_a_reviewer_from_other_users_proposals(db: Db) -> None:
+    reviewer, author = f"rev-{uuid.uuid4().hex[:6]}", f"au-{uuid.uuid4().hex[:6]}"
+    proposal = Proposal(
+        learning_type="note",
+        store="s",
+        mode="hitl",
+        namespace="global",
+        user_id=author,
+        session_id=None,
+        turn_id=None,
+        payload={},
+        status="approved",
+        decided_by=reviewer,
+    )
+    db.run(PutProposal(proposal=proposal))
+    db.run(PurgeUser(user_id=reviewer))
+    (kept,) = db.run(ListProposals(statuses=None, user_id=author))
+    assert kept.decided_by is None
+    assert kept.status == "approved"
