@@ -170,6 +170,14 @@ async def import_user(
                 f"Learning {learning.id} in the export of {user_id!r} is not private to them; "
                 "an export holds only the user's private learnings."
             )
+    # Every record must be the exported user's: an edited export must not write other users' data.
+    for section in ("history", "messages", "proposals", "pending_work"):
+        for record in data.get(section, []):
+            if isinstance(record, Mapping) and record.get("user_id") not in (user_id, None):
+                raise ValidationError(
+                    f"A {section} record in the export of {user_id!r} belongs to "
+                    f"{record.get('user_id')!r}; an export holds only one user's data."
+                )
     counts = {"learnings": 0, "history": 0, "messages": 0, "proposals": 0, "pending_work": 0}
     entries = tuple(_from_dict(HistoryEntry, x) for x in data.get("history", []))
     if entries:

@@ -275,6 +275,10 @@ async def test_export_then_import_restores_everything_idempotently(db: Db) -> No
                      "pending_work": 0}  # fmt: skip
     with pytest.raises(ValidationError):
         await curator.aimport({"format": "something else"})
+    tampered = json.loads(text)
+    tampered["messages"][0]["user_id"] = "dave"
+    with pytest.raises(ValidationError, match="belongs to 'dave'"):
+        await curator.aimport(tampered)
 
 
 def test_sync_wrappers(db: Db) -> None:
