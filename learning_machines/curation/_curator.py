@@ -38,7 +38,7 @@ from ..db import (
     normalize_text,
     utcnow,
 )
-from ..db._records import LearningStatus
+from ..db._records import ALL_STATUSES
 from ..embedders import Embedder, aembed
 from ..exceptions import NotFoundError, ValidationError
 from ._decay import CurationPolicy, policy_for, retention_score
@@ -50,7 +50,6 @@ __all__ = ["CURATION_ACTIONS", "CurationAction", "CurationReport", "Curator"]
 
 #: History actions that :meth:`Curator.arestore` undoes by default.
 CURATION_ACTIONS = frozenset({"merge", "supersede", "archive", "delete", "update", "import"})
-_ALL_STATUSES: tuple[LearningStatus, ...] = ("active", "archived", "superseded")
 _CURATOR = {"curator": "learning_machines"}
 
 
@@ -381,7 +380,7 @@ class Curator:
                 filter=LearningFilter(
                     namespaces=(namespace,),
                     reader_user_id=owner if namespace == PRIVATE_NAMESPACE else None,
-                    statuses=_ALL_STATUSES,
+                    statuses=ALL_STATUSES,
                 ),
             )
         )

@@ -37,7 +37,7 @@ from ..db import (
     PutProposal,
     utcnow,
 )
-from ..db._records import LearningStatus
+from ..db._records import ALL_STATUSES
 from ..exceptions import ValidationError
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "export_user", "import_user", "learning_from_dict"]
@@ -47,7 +47,6 @@ EXPORT_FORMAT = "learning-machines/user-export"
 #: ``version`` field of an export; importing a newer version is refused.
 EXPORT_VERSION = 1
 
-_ALL_STATUSES: tuple[LearningStatus, ...] = ("active", "archived", "superseded")
 _TIME_FIELDS = frozenset(
     {
         "created_at",
@@ -101,7 +100,7 @@ def learning_from_dict(data: Mapping[str, Any]) -> Learning:
 
 def _private(user_id: str) -> LearningFilter:
     return LearningFilter(
-        namespaces=(PRIVATE_NAMESPACE,), reader_user_id=user_id, statuses=_ALL_STATUSES
+        namespaces=(PRIVATE_NAMESPACE,), reader_user_id=user_id, statuses=ALL_STATUSES
     )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
+    "ALL_STATUSES",
     "GLOBAL_NAMESPACE",
     "PRIVATE_NAMESPACE",
     "Change",
@@ -39,6 +40,8 @@ PRIVATE_NAMESPACE = "user"
 GLOBAL_NAMESPACE = "global"
 
 LearningStatus = Literal["active", "archived", "superseded"]
+#: Every status a learning can have (``LearningFilter(statuses=ALL_STATUSES)`` reads them all).
+ALL_STATUSES: tuple[LearningStatus, ...] = ("active", "archived", "superseded")
 ProposalStatus = Literal["pending", "approved", "rejected", "expired"]
 WorkStatus = Literal["pending", "running", "done", "failed"]
 

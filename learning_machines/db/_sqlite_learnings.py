@@ -30,12 +30,12 @@ from ._ops import (
     SetEmbeddings,
 )
 from ._records import (
+    ALL_STATUSES,
     PRIVATE_NAMESPACE,
     Change,
     HistoryEntry,
     Learning,
     LearningFilter,
-    LearningStatus,
     ScoredLearning,
     new_id,
     utcnow,
@@ -47,6 +47,7 @@ from ._sqlite_rows import (
     fts_query,
     learning_params,
     learning_snapshot,
+    marks,
     row_to_history,
     row_to_learning,
     to_json,
@@ -69,16 +70,11 @@ __all__ = [
 ]
 
 _CHUNK = 500
-_ALL_STATUSES: tuple[LearningStatus, ...] = ("active", "archived", "superseded")
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
 
 
 def _where(f: LearningFilter) -> tuple[str, list[Any]]:
@@ -134,7 +130,7 @@ def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> Learning | None:
 
 _UPSERT = (
     f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, seq) "
-    f"VALUES ({_marks(len(LEARNING_COLUMNS) + 1)}) ON CONFLICT (id) DO UPDATE SET "
+    f"VALUES ({marks(len(LEARNING_COLUMNS) + 1)}) ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*LEARNING_COLUMNS[1:], "seq"))
 )
 
@@ -174,7 +170,7 @@ def mark_recalled(conn: sqlite3.Connection, op: MarkRecalled, cache: VectorCache
     for chunk in _chunks(ids):
         conn.execute(
             "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = ? "
-            f"WHERE id IN ({_marks(len(chunk))})",
+            f"WHERE id IN ({marks(len(chunk))})",
             [enc_time(op.at), *chunk],
         )
 
@@ -197,12 +193,12 @@ def set_embeddings(conn: sqlite3.Connection, op: SetEmbeddings, cache: VectorCac
 def get_learnings(conn: sqlite3.Connection, op: GetLearnings, cache: VectorCache) -> list[Learning]:
     """Rows by id in the order given, whatever their status, through the filter's isolation."""
     ids = list(dict.fromkeys(op.ids))
-    f = dataclasses.replace(op.filter, ids=None, statuses=_ALL_STATUSES)
+    f = dataclasses.replace(op.filter, ids=None, statuses=ALL_STATUSES)
     w, params = _where(f)
     found: dict[str, Learning] = {}
     for chunk in _chunks(ids):
         rows = conn.execute(
-            f"SELECT * FROM learnings l WHERE l.id IN ({_marks(len(chunk))}) AND {w}",
+            f"SELECT * FROM learnings l WHERE l.id IN ({marks(len(chunk))}) AND {w}",
             [*chunk, *params],
         )
         for row in rows:
@@ -381,7 +377,7 @@ def _vector_candidates(
         for chunk in _chunks(pks[missing].tolist()):
             by_pk.update(
                 conn.execute(
-                    f"SELECT pk, embedding FROM learnings WHERE pk IN ({_marks(len(chunk))})",
+                    f"SELECT pk, embedding FROM learnings WHERE pk IN ({marks(len(chunk))})",
                     chunk,
                 ).fetchall()
             )
@@ -431,7 +427,7 @@ def search_learnings(
     pks = [pk for pk, _ in ranked]
     rows = {
         row["pk"]: row_to_learning(row)
-        for row in conn.execute(f"SELECT * FROM learnings WHERE pk IN ({_marks(len(pks))})", pks)
+        for row in conn.execute(f"SELECT * FROM learnings WHERE pk IN ({marks(len(pks))})", pks)
     }
     return [
         ScoredLearning(
@@ -484,7 +480,7 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> d
     ]
     delete_ids = private + (authored if op.delete_shared else [])
     for chunk in _chunks(delete_ids):
-        conn.execute(f"DELETE FROM learnings WHERE id IN ({_marks(len(chunk))})", chunk)
+        conn.execute(f"DELETE FROM learnings WHERE id IN ({marks(len(chunk))})", chunk)
     anonymized = 0
     gone = set(delete_ids)
     for r in linked:
@@ -500,7 +496,7 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> d
     history = 0
     for chunk in _chunks(delete_ids):
         history += conn.execute(
-            f"DELETE FROM learning_history WHERE learning_id IN ({_marks(len(chunk))})", chunk
+            f"DELETE FROM learning_history WHERE learning_id IN ({marks(len(chunk))})", chunk
         ).rowcount
     history += conn.execute(
         "DELETE FROM learning_history WHERE user_id = ? OR instr(actor, ?) > 0 "

@@ -28,6 +28,7 @@ from ._sqlite_rows import (
     PROPOSAL_COLUMNS,
     WORK_COLUMNS,
     enc_time,
+    marks,
     message_params,
     proposal_params,
     row_to_message,
@@ -53,17 +54,13 @@ __all__ = [
 ]
 
 
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
 def _in(column: str, values: tuple[str, ...] | None, clauses: list[str], params: list[Any]) -> None:
     if values is None:
         return
     if not values:
         clauses.append("1 = 0")
         return
-    clauses.append(f"{column} IN ({_marks(len(values))})")
+    clauses.append(f"{column} IN ({marks(len(values))})")
     params.extend(values)
 
 
@@ -78,7 +75,7 @@ def append_message(conn: sqlite3.Connection, op: AppendMessage, cache: VectorCac
     """Store a finished turn."""
     conn.execute(
         f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
-        f"VALUES ({_marks(len(MESSAGE_COLUMNS))})",
+        f"VALUES ({marks(len(MESSAGE_COLUMNS))})",
         message_params(op.message),
     )
     return op.message
@@ -112,8 +109,7 @@ def enqueue_work(conn: sqlite3.Connection, op: EnqueueWork, cache: VectorCache) 
         if row is not None:
             return row_to_work(row)
     conn.execute(
-        f"INSERT INTO pending_work ({', '.join(WORK_COLUMNS)}) "
-        f"VALUES ({_marks(len(WORK_COLUMNS))})",
+        f"INSERT INTO pending_work ({', '.join(WORK_COLUMNS)}) VALUES ({marks(len(WORK_COLUMNS))})",
         work_params(w),
     )
     return w
@@ -265,7 +261,7 @@ def count_work(conn: sqlite3.Connection, op: CountWork, cache: VectorCache) -> i
 
 _PROPOSAL_UPSERT = (
     f"INSERT INTO proposals ({', '.join(PROPOSAL_COLUMNS)}) "
-    f"VALUES ({_marks(len(PROPOSAL_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
+    f"VALUES ({marks(len(PROPOSAL_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in PROPOSAL_COLUMNS[1:])
 )
 

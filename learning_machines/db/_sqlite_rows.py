@@ -31,6 +31,7 @@ __all__ = [
     "fts_query",
     "learning_params",
     "learning_snapshot",
+    "marks",
     "row_to_history",
     "row_to_learning",
     "row_to_message",
@@ -40,6 +41,11 @@ __all__ = [
 ]
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def marks(n: int) -> str:
+    """``n`` comma-separated ``?`` placeholders (for ``IN (...)``)."""
+    return ", ".join("?" * n)
 
 
 def enc_time(t: datetime | None) -> str | None:

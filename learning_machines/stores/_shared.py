@@ -33,6 +33,7 @@ __all__ = [
     "describe_mode_writes",
     "fit_lines",
     "format_day",
+    "kept_on_update",
     "parse_when",
     "provenance",
     "relevant",
@@ -72,6 +73,22 @@ def provenance(store: BaseStore, context: Mapping[str, Any]) -> dict[str, Any]:
         "turn_id": context.get("turn_id"),
         "mode": str(context.get("mode") or store.mode.value),
         "store": store.resources.name,
+    }
+
+
+def kept_on_update(row: Learning | None) -> dict[str, Any]:
+    """Fields a row keeps when it is rewritten in place.
+
+    When it was first learned, and the signals curation ranks by (recalls, feedback); a new row
+    (``row is None``) only gets its creation time.
+    """
+    if row is None:
+        return {"created_at": utcnow()}
+    return {
+        "created_at": row.created_at,
+        "recall_count": row.recall_count,
+        "last_recalled_at": row.last_recalled_at,
+        "feedback": row.feedback,
     }
 
 

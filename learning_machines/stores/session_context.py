@@ -14,11 +14,11 @@ from pydantic import BaseModel, Field
 
 from .._modes import LearningMode
 from .._sync import run_sync
-from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning, utcnow
+from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError
 from ._base import BaseStore, StoreConfig
 from ._protocol import Extraction
-from ._shared import fit_lines, save, scope_filter, stable_id
+from ._shared import fit_lines, kept_on_update, save, scope_filter, stable_id
 
 __all__ = [
     "SessionContext",
@@ -196,11 +196,7 @@ class SessionContextStore(BaseStore):
             agent_id=context.get("agent_id"),
             content=content,
             search_text="\n".join(self.render(data)),
-            created_at=row.created_at if row is not None else utcnow(),
-            # An update keeps the signals curation ranks by.
-            recall_count=row.recall_count if row is not None else 0,
-            last_recalled_at=row.last_recalled_at if row is not None else None,
-            feedback=row.feedback if row is not None else 0.0,
+            **kept_on_update(row),
         )
         result = await save(
             self,

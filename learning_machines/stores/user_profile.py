@@ -20,11 +20,18 @@ from pydantic import BaseModel, Field, create_model
 
 from .._modes import LearningMode
 from .._sync import run_sync
-from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning, utcnow
+from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._protocol import Extraction
-from ._shared import describe_mode_writes, fit_lines, save, scope_filter, stable_id
+from ._shared import (
+    describe_mode_writes,
+    fit_lines,
+    kept_on_update,
+    save,
+    scope_filter,
+    stable_id,
+)
 
 __all__ = ["UserProfile", "UserProfileConfig", "UserProfileStore"]
 
@@ -200,11 +207,7 @@ class UserProfileStore(BaseStore):
             user_id=user_id,
             content=content,
             search_text="\n".join(render_profile(profile)),
-            created_at=row.created_at if row is not None else utcnow(),
-            # An update keeps the signals curation ranks by.
-            recall_count=row.recall_count if row is not None else 0,
-            last_recalled_at=row.last_recalled_at if row is not None else None,
-            feedback=row.feedback if row is not None else 0.0,
+            **kept_on_update(row),
         )
         result = await save(
             self,
