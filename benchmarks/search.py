@@ -2,6 +2,7 @@
 
     python benchmarks/search.py ../shared/data/locomo-dev.json \
         [--sizes 10000,100000,1000000] [--backends sqlite,postgres] [--queries 50]
+        [--skip-recall] [--skip-latency]
 
 Recall: LoCoMo turns (categories 1-4; documents = "speaker: text"), one user_id per
 conversation so every search is scoped to its conversation; keyword-only, vector-only (MiniLM)
@@ -24,15 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from learning_machines.bench._backends import open_bench_db, percentiles
+from learning_machines.bench._backends import open_bench_db
 from learning_machines.bench._locomo import load_locomo
 from learning_machines.bench._metrics import recall_at_k
-from learning_machines.bench._synthetic import (
-    FOCUS_USER,
-    SyntheticPlan,
-    load_synthetic,
-    random_sentence,
-)
+from learning_machines.bench.latency import run_latency
 from learning_machines.db import (
     Change,
     Learning,
@@ -98,7 +94,7 @@ def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
             scores.update({f"hybrid@{w}": [] for w in FUSION_WEIGHTS})
             for (user, question, evidence), v in zip(questions, q_vectors, strict=True):
                 flt = LearningFilter(namespaces=("user",), reader_user_id=user)
-                runs = [(m, m, {}) for m in METHODS] + [
+                runs: list[tuple[str, str, dict[str, float]]] = [(m, m, {}) for m in METHODS] + [
                     (f"hybrid@{w}", "hybrid", {"keyword_weight": w}) for w in FUSION_WEIGHTS
                 ]
                 for label, method, extra in runs:
@@ -121,61 +117,45 @@ def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
         print(f"recall@10 [{backend}]: {line}")
 
 
-def latency_benchmark(sizes: list[int], backends: list[str], n: int, workdir: Path) -> None:
-    embedder = default_embedder()
+def latency_benchmark(sizes: list[int], backends: list[str], n: int, out: Path) -> None:
+    """Run ``bench latency`` (one load per backend and size) and print its search-layer rows.
+
+    The same run also times the full ``build_context`` and writes latency.json/md/png to
+    ``out``: one measurement, printed here for the search layer alone.
+    """
+    result = run_latency(out_dir=out, quick=False, sizes=sizes, backends=backends, queries=n)
+    e = result["query_embedding_ms"]
     print(
         "Latency: synthetic rows (vocabulary texts, random unit vectors, NOT MiniLM embeddings: "
         "too slow for 1M rows on 2 cores); 60 private rows per user, 5% shared ('global')."
     )
-    import random
-
-    rng = random.Random(3)
-    queries = [random_sentence(rng, 6, 14) for _ in range(n + 3)]
-    embedder.embed(["warm up"])
-    embed_times, vectors = [], []
-    for q in queries:
-        t = time.perf_counter()
-        vectors.append(tuple(float(x) for x in embedder.embed([q])[0]))
-        embed_times.append(time.perf_counter() - t)
-    e = percentiles(embed_times, 50, 95)
-    print(f"query embedding (MiniLM): p50 {e['p50'] * 1000:.1f} ms, p95 {e['p95'] * 1000:.1f} ms")
-    scoped = LearningFilter(namespaces=("user",), reader_user_id=FOCUS_USER)
-    broad = LearningFilter(namespaces=("global",), reader_user_id=FOCUS_USER)
-    for backend in backends:
-        for size in sizes:
-            bench = open_bench_db(backend, workdir)
-            try:
-                plan = SyntheticPlan(rows=size, embedder=embedder.name)
-                stats = load_synthetic(bench.db, plan, progress=size >= 100_000)
-                for label, flt in (("scoped (1 user)", scoped), ("broad (global)", broad)):
-                    times = []
-                    for i, (q, v) in enumerate(zip(queries, vectors, strict=True)):
-                        t = time.perf_counter()
-                        bench.db.run(
-                            SearchLearnings(
-                                filter=flt, query=q, vector=v, embedder=embedder.name, limit=10
-                            )
-                        )
-                        if i >= 3:
-                            times.append(time.perf_counter() - t)
-                    p = percentiles(times, 50, 95)
-                    print(
-                        f"{backend} {size:>9,} rows ({plan.users:,} users, "
-                        f"{stats.rows_per_second:,.0f} rows/s load): {label:<16} hybrid "
-                        f"p50 {p['p50'] * 1000:7.1f} ms  p95 {p['p95'] * 1000:7.1f} ms"
-                    )
-            finally:
-                bench.close()
+    print(f"query embedding (MiniLM): p50 {e['p50']:.1f} ms, p95 {e['p95']:.1f} ms")
+    for row in result["recall"]:
+        load = f"{row['ingest_rows_per_second']:,.0f} rows/s load"
+        if row["index_build_seconds"]:
+            load += f", HNSW built in {row['index_build_seconds']:,.0f} s"
+        for label, p in row["search_ms"].items():
+            scope = "scoped (1 user)" if label == "scoped" else "broad (global)"
+            print(
+                f"{row['backend']} {row['rows']:>9,} rows ({row['users']:,} users, {load}): "
+                f"{scope:<16} hybrid p50 {p['p50']:7.1f} ms  p95 {p['p95']:7.1f} ms"
+            )
+    print(f"(build_context and ingestion figures of the same run: {out / 'latency.md'})")
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", help="LoCoMo-format JSON (e.g. ../shared/data/locomo-dev.json)")
-    parser.add_argument("--sizes", default="10000,100000", help="comma-separated row counts")
+    parser.add_argument(
+        "--sizes", default="10000,100000,1000000", help="comma-separated row counts"
+    )
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--queries", type=int, default=50, help="timed queries per size")
     parser.add_argument("--skip-recall", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument(
+        "--out", default="bench-results", help="folder for the latency run's JSON/md/PNG"
+    )
     args = parser.parse_args(argv)
     backends = [b for b in args.backends.split(",") if b]
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -184,7 +164,7 @@ def main(argv: list[str]) -> None:
         if not args.skip_recall:
             recall_benchmark(args.data, backends, Path(tmp))
         if not args.skip_latency:
-            latency_benchmark(sizes, backends, args.queries, Path(tmp))
+            latency_benchmark(sizes, backends, args.queries, Path(args.out))
 
 
 if __name__ == "__main__":

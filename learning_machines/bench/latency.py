@@ -34,6 +34,7 @@ from ..embedders import Embedder, default_embedder
 from ..machine import LearningMachine
 from ..testing import ScriptedModel
 from ._backends import BenchDb, open_bench_db, percentiles
+from ._search_timing import time_searches
 from ._synthetic import (
     FOCUS_USER,
     SyntheticPlan,
@@ -82,12 +83,14 @@ class _Settings:
     answer_rows: int
 
 
-def _settings(quick: bool, sizes: list[int] | None, backends: list[str]) -> _Settings:
+def _settings(
+    quick: bool, sizes: list[int] | None, backends: list[str], queries: int | None
+) -> _Settings:
     if quick:
         return _Settings(
             sizes=sizes or [_QUICK_SIZE],
             backends=backends or ["sqlite"],
-            queries=8,
+            queries=queries or 8,
             warmup=2,
             embed_sample=100,
             answer_turns=5,
@@ -96,7 +99,7 @@ def _settings(quick: bool, sizes: list[int] | None, backends: list[str]) -> _Set
     return _Settings(
         sizes=sizes or list(DEFAULT_SIZES),
         backends=backends or ["sqlite", "postgres"],
-        queries=100,
+        queries=queries or 100,
         warmup=5,
         embed_sample=1000,
         answer_turns=40,
@@ -178,6 +181,7 @@ def _embedding_ingest(
         "embed_seconds": round(embedded - started, 3),
         "write_seconds": round(done - embedded, 3),
         "rows_per_second_with_embedding": round(len(rows) / (done - started), 1),
+        "rows_per_second_writes_only": round(len(rows) / (done - embedded), 1),
     }
 
 
@@ -289,6 +293,13 @@ async def _arun_latency(settings: _Settings, workdir: Path, progress: bool) -> d
                 size_bytes = bench.size_bytes()
                 machine = _machine(bench.db, lookup)
                 times, first, tokens = await _time_recall(machine, queries, settings.warmup)
+                search = time_searches(
+                    bench.db,
+                    queries=queries,
+                    vectors=[vectors[q] for q in queries],
+                    embedder=minilm.name,
+                    warmup=settings.warmup,
+                )
             finally:
                 bench.close()
             row = {
@@ -296,12 +307,17 @@ async def _arun_latency(settings: _Settings, workdir: Path, progress: bool) -> d
                 "rows": size,
                 "users": plan.users,
                 "ingest_rows_per_second": round(stats.rows_per_second, 1),
+                "index_build_seconds": round(stats.index_seconds, 1),
+                "ingest_rows_per_second_with_index": round(stats.rows_per_second_with_index, 1),
                 "bytes_per_learning": round(size_bytes / size, 1),
                 "db_megabytes": round(size_bytes / 1e6, 1),
                 "first_query_ms": _ms(first),
                 "queries": len(times),
                 "context_tokens_mean": round(sum(tokens) / max(1, len(tokens)), 1),
                 **{k + "_ms": _ms(v) for k, v in percentiles(times, 50, 95, 99).items()},
+                "search_ms": {
+                    scope: {k: _ms(v) for k, v in p.items()} for scope, p in search.items()
+                },
             }
             if progress:
                 print(f"[latency] {row}", flush=True)
@@ -322,14 +338,29 @@ def _markdown(result: dict[str, Any]) -> str:
         *[f"- {note}" for note in result["notes"]],
         "",
         "| backend | learnings | build_context p50 | p95 | p99 | first (cold) | "
-        "ingest/s (no embedding) | bytes/learning |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "bulk ingest/s (no embedding) | index build | bytes/learning |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["recall"]:
+        index = f"{r['index_build_seconds']:,.0f} s" if r.get("index_build_seconds") else "—"
         lines.append(
             f"| {r['backend']} | {r['rows']:,} | {r['p50_ms']:.1f} ms | {r['p95_ms']:.1f} ms | "
             f"{r['p99_ms']:.1f} ms | {r['first_query_ms']:.0f} ms | "
-            f"{r['ingest_rows_per_second']:,.0f} | {r['bytes_per_learning']:,.0f} |"
+            f"{r['ingest_rows_per_second']:,.0f} | {index} | {r['bytes_per_learning']:,.0f} |"
+        )
+    lines += [
+        "",
+        "One hybrid top-10 `SearchLearnings` on the same databases (the search layer alone): "
+        "one user's private scope, and the shared `global` namespace (5% of all rows):",
+        "",
+        "| backend | learnings | scoped p50 | scoped p95 | broad p50 | broad p95 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["recall"]:
+        sc, br = r["search_ms"]["scoped"], r["search_ms"]["broad"]
+        lines.append(
+            f"| {r['backend']} | {r['rows']:,} | {sc['p50']:.1f} ms | {sc['p95']:.1f} ms | "
+            f"{br['p50']:.1f} ms | {br['p95']:.1f} ms |"
         )
     e = result["query_embedding_ms"]
     lines += [
@@ -337,12 +368,15 @@ def _markdown(result: dict[str, Any]) -> str:
         f"Query embedding (MiniLM int8, one query): p50 {e['p50']:.1f} ms, p95 {e['p95']:.1f} ms, "
         f"p99 {e['p99']:.1f} ms.",
         "",
-        "| backend | ingest/s with MiniLM embedding | sample rows |",
-        "|---|---:|---:|",
+        "Ordinary writes (index live, one batch of 1,000 at a time) on a fresh database:",
+        "",
+        "| backend | ingest/s with MiniLM embedding | writes only | sample rows |",
+        "|---|---:|---:|---:|",
     ]
     for backend, ing in result["ingest_with_embedding"].items():
         rate = ing["rows_per_second_with_embedding"]
-        lines.append(f"| {backend} | {rate:,.0f} | {ing['rows']} |")
+        writes = ing["rows_per_second_writes_only"]
+        lines.append(f"| {backend} | {rate:,.0f} | {writes:,.0f} | {ing['rows']} |")
     a = result["answer_path"]
     lines += [
         "",
@@ -386,7 +420,12 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 
 def run_latency(
-    *, out_dir: Path, quick: bool, sizes: list[int] | None, backends: list[str]
+    *,
+    out_dir: Path,
+    quick: bool,
+    sizes: list[int] | None,
+    backends: list[str],
+    queries: int | None = None,
 ) -> dict[str, Any]:
     """Measure recall latency, ingestion and size; write JSON, markdown and a PNG plot.
 
@@ -395,6 +434,7 @@ def run_latency(
         quick: A smoke run: 2k learnings, SQLite only, a few queries (well under a minute).
         sizes: Numbers of learnings to measure (default 10k, 100k, 1M; 2k with ``quick``).
         backends: ``"sqlite"`` and/or ``"postgres"`` (empty: both; SQLite only with ``quick``).
+        queries: Timed queries per size (default 100; 8 with ``quick``).
 
     Returns:
         The result dict that is also written as JSON.
@@ -402,7 +442,7 @@ def run_latency(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    settings = _settings(quick, sizes, list(backends))
+    settings = _settings(quick, sizes, list(backends), queries)
     with tempfile.TemporaryDirectory(prefix="lm-bench-") as tmp:
         result = asyncio.run(_arun_latency(settings, Path(tmp), progress=not quick))
     result["quick"] = quick

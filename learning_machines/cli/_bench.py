@@ -80,7 +80,10 @@ def peers(
 
 
 def latency(
-    quick: QuickOption = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Smoke test: 2,000 learnings, SQLite only, a few queries."),
+    ] = False,
     out: OutOption = DEFAULT_OUT,
     size: Annotated[
         list[int] | None, typer.Option("--size", help="Number of learnings (repeatable).")
@@ -95,7 +98,12 @@ def latency(
     _show(out / "latency.md")
 
 
-def cost(quick: QuickOption = False, out: OutOption = DEFAULT_OUT) -> None:
+def cost(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke test: the first 5 turns only.")
+    ] = False,
+    out: OutOption = DEFAULT_OUT,
+) -> None:
     """Tokens and model calls spent on learning, per turn."""
     run = _runner("cost", "run_cost")
     run(out_dir=out, quick=quick)

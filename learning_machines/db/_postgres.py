@@ -11,7 +11,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import BackendError, ConfigurationError
@@ -19,6 +20,7 @@ from ._base import Db
 from ._ops import Op
 from ._postgres_ops import OpContext, run_ops
 from ._postgres_schema import migrate
+from ._postgres_search import create_vector_indexes, drop_vector_indexes
 
 if TYPE_CHECKING:
     import psycopg
@@ -124,6 +126,13 @@ class _Pool:
             conn.close()
 
 
+def _check_memory(setting: str) -> None:
+    if not re.fullmatch(r"\d+\s*(kB|MB|GB|TB)?", setting.strip()):
+        raise ConfigurationError(
+            f"maintenance_work_mem must look like '512MB' or '2GB', got {setting!r}"
+        )
+
+
 class PostgresDb(Db):
     """Learnings in PostgreSQL, with keyword search (tsvector) and vector search (pgvector).
 
@@ -162,6 +171,7 @@ class PostgresDb(Db):
         self._retries = retries
         self._known_indexes: set[tuple[str, int]] = set()
         self._iterative_scan = True
+        self._bulk_loads = 0
         self._pool = _Pool(
             conninfo, max_size=pool_size, timeout=pool_timeout, connect_timeout=connect_timeout
         )
@@ -239,11 +249,74 @@ class PostgresDb(Db):
     ) -> list[Any]:
         known = set(self._known_indexes)
         with conn.transaction(), conn.cursor() as cur:
-            ctx = OpContext(cur, known, iterative_scan=self._iterative_scan)
+            ctx = OpContext(
+                cur,
+                known,
+                iterative_scan=self._iterative_scan,
+                defer_indexes=self._bulk_loads > 0,
+            )
             results = run_ops(ctx, ops)
         # Only indexes seen in committed data are remembered.
         self._known_indexes |= known
         return results
+
+    @contextmanager
+    def bulk_load(self, *, maintenance_work_mem: str = "1GB") -> Iterator[None]:
+        """Write many learnings fast: HNSW indexes are dropped now and rebuilt at the end.
+
+        Inserting into an HNSW graph costs milliseconds per vector, so loading a large export
+        (or a benchmark's million rows) row by row into an indexed table takes hours; building
+        the index once afterwards takes minutes. While the block runs, searches through any
+        connection stay correct but are exact (slower); writes of this ``PostgresDb`` create no
+        new HNSW index. On leaving the block, even by an exception, every registered index that
+        is missing is built, with ``maintenance_work_mem`` for the build (pgvector builds much
+        faster when the graph fits in it).
+
+        Example::
+
+            with db.bulk_load():
+                for chunk in chunks:
+                    db.batch([PutLearning(learning=x, change=change) for x in chunk])
+        """
+        _check_memory(maintenance_work_mem)
+        with self._admin() as conn, conn.transaction():
+            drop_vector_indexes(conn.cursor())
+        self._bulk_loads += 1
+        try:
+            yield
+        finally:
+            self._bulk_loads -= 1
+            if self._bulk_loads == 0:
+                self.create_vector_indexes(maintenance_work_mem=maintenance_work_mem)
+
+    def create_vector_indexes(self, *, maintenance_work_mem: str | None = None) -> list[str]:
+        """Build every registered HNSW index that is missing; return the names built.
+
+        :meth:`bulk_load` calls this when it ends; call it yourself if a bulk load was killed
+        before it could (until then vector searches are exact, hence slower, but correct).
+        """
+        with self._admin() as conn, conn.transaction():
+            cur = conn.cursor()
+            if maintenance_work_mem is not None:
+                _check_memory(maintenance_work_mem)
+                cur.execute(
+                    "SELECT set_config('maintenance_work_mem', %s, true)",
+                    (maintenance_work_mem.strip(),),
+                )
+            return create_vector_indexes(cur)
+
+    @contextmanager
+    def _admin(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        try:
+            conn = self._pool.acquire()
+        except self._psycopg.Error as exc:
+            raise BackendError(f"Could not connect to PostgreSQL: {exc}") from exc
+        try:
+            yield conn
+        except self._psycopg.Error as exc:
+            raise BackendError(f"PostgreSQL failed ({type(exc).__name__}): {exc}") from exc
+        finally:
+            self._pool.release(conn)
 
     def close(self) -> None:
         """Close the pooled connections."""

@@ -55,7 +55,7 @@ __all__ = ["OpContext", "run_op", "run_ops"]
 class OpContext:
     """What op functions share: the cursor, the cache of vector indexes, pgvector's features."""
 
-    __slots__ = ("cur", "iterative_scan", "known_indexes")
+    __slots__ = ("cur", "defer_indexes", "iterative_scan", "known_indexes")
 
     def __init__(
         self,
@@ -63,10 +63,12 @@ class OpContext:
         known_indexes: set[tuple[str, int]],
         *,
         iterative_scan: bool = True,
+        defer_indexes: bool = False,
     ) -> None:
         self.cur = cur
         self.known_indexes = known_indexes
         self.iterative_scan = iterative_scan
+        self.defer_indexes = defer_indexes
 
     def q(self, query: str, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
         """Execute ``query`` (built here from trusted pieces; values always as params)."""
@@ -145,7 +147,9 @@ def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
         {(op.learning.embedder, len(op.learning.embedding)) for op in ops if op.learning.embedding}
     ):
         assert embedder is not None
-        ensure_vector_index(ctx.cur, embedder, dims, ctx.known_indexes)
+        ensure_vector_index(
+            ctx.cur, embedder, dims, ctx.known_indexes, create=not ctx.defer_indexes
+        )
     old = _lock_learnings(ctx, tuple(op.learning.id for op in ops))
     ctx.cur.executemany(_UPSERT_LEARNING.encode(), params)
     ctx.cur.executemany(

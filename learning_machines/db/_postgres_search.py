@@ -30,7 +30,15 @@ from ._where import filter_where
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["LEARNING_SELECT", "ensure_vector_index", "json_text", "search", "sql_literal"]
+__all__ = [
+    "LEARNING_SELECT",
+    "create_vector_indexes",
+    "drop_vector_indexes",
+    "ensure_vector_index",
+    "json_text",
+    "search",
+    "sql_literal",
+]
 
 #: Select list for full learning rows of alias ``l`` (the embedding as pgvector text).
 LEARNING_SELECT = (
@@ -69,12 +77,19 @@ def _vector_predicate(embedder: str, dims: int, alias: str = "") -> str:
 
 
 def ensure_vector_index(
-    cur: psycopg.Cursor[dict[str, Any]], embedder: str, dims: int, known: set[tuple[str, int]]
+    cur: psycopg.Cursor[dict[str, Any]],
+    embedder: str,
+    dims: int,
+    known: set[tuple[str, int]],
+    *,
+    create: bool = True,
 ) -> None:
     """Record (embedder, dims) and create its HNSW index if this database has none yet.
 
     Runs inside the caller's transaction. ``known`` caches pairs seen committed, so the usual
     write costs nothing; an advisory lock makes concurrent first writers create the index once.
+    ``create=False`` (during a bulk load) only records the pair: :func:`create_vector_indexes`
+    builds the index afterwards.
     """
     if (embedder, dims) in known:
         return
@@ -90,20 +105,45 @@ def ensure_vector_index(
     if cur.execute(find, (embedder, dims)).fetchone() is not None:
         return
     indexed = 1 <= dims <= _HNSW_MAX_DIMS
-    if indexed:
-        cur.execute(
-            (
-                f"CREATE INDEX IF NOT EXISTS {name} ON learnings USING hnsw "
-                f"((embedding::vector({int(dims)})) vector_cosine_ops) "
-                f"WHERE {_vector_predicate(embedder, dims)}"
-            ).encode()
-        )
+    if indexed and create:
+        cur.execute(_create_index_sql(name, embedder, dims))
     # index_name '' means "too many dimensions for HNSW": searched exactly.
     cur.execute(
         "INSERT INTO vector_indexes (embedder, dims, index_name) VALUES (%s, %s, %s)"
         " ON CONFLICT (embedder, dims) DO UPDATE SET index_name = EXCLUDED.index_name",
         (embedder, dims, name if indexed else ""),
     )
+
+
+def _create_index_sql(name: str, embedder: str, dims: int) -> bytes:
+    return (
+        f"CREATE INDEX IF NOT EXISTS {name} ON learnings USING hnsw "
+        f"((embedding::vector({int(dims)})) vector_cosine_ops) "
+        f"WHERE {_vector_predicate(embedder, dims)}"
+    ).encode()
+
+
+def drop_vector_indexes(cur: psycopg.Cursor[dict[str, Any]]) -> list[str]:
+    """Drop every HNSW index of the registry (they stay registered); return their names."""
+    rows = cur.execute(
+        "SELECT index_name FROM vector_indexes WHERE index_name <> '' ORDER BY index_name"
+    ).fetchall()
+    names = [str(r["index_name"]) for r in rows]
+    for name in names:
+        cur.execute(f"DROP INDEX IF EXISTS {name}".encode())
+    return names
+
+
+def create_vector_indexes(cur: psycopg.Cursor[dict[str, Any]]) -> list[str]:
+    """Build every registered HNSW index that does not exist; return the names built."""
+    rows = cur.execute(
+        "SELECT v.embedder, v.dims, v.index_name FROM vector_indexes v"
+        " WHERE v.index_name <> '' AND to_regclass(v.index_name) IS NULL"
+        " ORDER BY v.index_name"
+    ).fetchall()
+    for r in rows:
+        cur.execute(_create_index_sql(str(r["index_name"]), str(r["embedder"]), int(r["dims"])))
+    return [str(r["index_name"]) for r in rows]
 
 
 def _ts_query(cur: psycopg.Cursor[dict[str, Any]], text: str) -> str | None:

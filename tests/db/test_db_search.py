@@ -255,3 +255,30 @@ def test_search_sees_updates_and_deletes(db: Db) -> None:
         )
     )
     assert [h.learning.id for h in db.run(search)] == [y.id]
+
+
+def test_keyword_ranking_in_a_users_scope_ignores_other_users_rows(db: Db) -> None:
+    # Word rarity is judged within the scope searched: another user's many private rows about
+    # "invoice" neither change this user's ranking nor its scores.
+    user, other = uid(), uid()
+    a = note("invoice for the acme account is overdue", user=user)
+    b = note("the acme account renewal is due in march", user=user)
+    c = note("lunch with the acme team", user=user)
+    put_all(db, [a, b, c])
+    query = SearchLearnings(filter=mine(user), query="acme invoice account", method="keyword")
+    before = [(h.learning.id, h.score) for h in db.run(query)]
+    put_all(db, [note(f"invoice number {i} sent", user=other) for i in range(60)])
+    after = [(h.learning.id, h.score) for h in db.run(query)]
+    assert [i for i, _ in before] == [a.id, b.id, c.id]
+    if db.backend_name == "sqlite":
+        assert after == before
+    else:  # PostgreSQL's ts_rank has no document frequency at all: same ranking.
+        assert [i for i, _ in after] == [i for i, _ in before]
+
+
+def test_keyword_search_matches_word_forms_in_a_small_scope(db: Db) -> None:
+    user = uid()
+    a = note("She runs every weekend", user=user)
+    put_all(db, [a, note("He swims", user=user)])
+    hits = db.run(SearchLearnings(filter=mine(user), query="running", method="keyword"))
+    assert [h.learning.id for h in hits] == [a.id]

@@ -455,3 +455,66 @@ def test_a_batch_putting_one_id_twice_records_both_changes_in_order() -> None:
     assert history[1].old["search_text"] == "note 1"
     assert history[1].new is not None
     assert history[1].new["search_text"] == "note 1, revised"
+
+
+# --- bulk loads -------------------------------------------------------------------------------
+
+
+def _hnsw_indexes(uri: str) -> list[str]:
+    with psycopg.connect(uri, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE indexname LIKE 'learnings_hnsw_%'"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _unit(i: int, dim: int = 8) -> tuple[float, ...]:
+    v = np.random.default_rng(i).normal(size=dim)
+    return tuple(float(x) for x in v / np.linalg.norm(v))
+
+
+def test_bulk_load_builds_the_vector_index_once_at_the_end() -> None:
+    db = make_postgres_db()
+    uri = db._pool._conninfo  # type: ignore[attr-defined]
+    db.run(PutLearning(learning=_learning(0, embedding=_unit(0), embedder="e"), change=CREATE))
+    assert len(_hnsw_indexes(uri)) == 1
+    with db.bulk_load():
+        assert _hnsw_indexes(uri) == []
+        db.batch(
+            [
+                PutLearning(learning=_learning(i, embedding=_unit(i), embedder="e"), change=CREATE)
+                for i in range(1, 200)
+            ]
+        )
+        # Searches stay correct meanwhile (exact): the row's own vector finds it first.
+        hits = db.run(
+            SearchLearnings(
+                filter=LearningFilter(), query="", vector=_unit(123), embedder="e", limit=1
+            )
+        )
+        assert hits[0].learning.search_text == "note 123"
+    assert len(_hnsw_indexes(uri)) == 1
+    assert db.run(CountLearnings(filter=LearningFilter())) == 200
+
+
+def test_bulk_load_rebuilds_the_index_even_when_the_load_fails() -> None:
+    db = make_postgres_db()
+    uri = db._pool._conninfo  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="import broke"), db.bulk_load():
+        # The first vector of a new embedder inside a bulk load: registered, index deferred.
+        db.run(PutLearning(learning=_learning(1, embedding=_unit(1), embedder="e"), change=CREATE))
+        assert _hnsw_indexes(uri) == []
+        raise RuntimeError("import broke")
+    assert len(_hnsw_indexes(uri)) == 1
+    assert db.run(CountLearnings(filter=LearningFilter())) == 1  # what was written stays
+    assert db.create_vector_indexes() == []  # nothing left to build
+
+
+def test_bulk_load_refuses_a_bad_memory_setting_before_touching_anything() -> None:
+    db = make_postgres_db()
+    uri = db._pool._conninfo  # type: ignore[attr-defined]
+    db.run(PutLearning(learning=_learning(0, embedding=_unit(0), embedder="e"), change=CREATE))
+    with pytest.raises(ConfigurationError, match="maintenance_work_mem"):
+        with db.bulk_load(maintenance_work_mem="lots"):
+            pass  # pragma: no cover
+    assert len(_hnsw_indexes(uri)) == 1
