@@ -135,30 +135,25 @@ def _scoped_bm25(
         return {}
     pks = list(held)
     words = [term.strip('"') for term in terms]
-    # Per term, how often its word occurs in the lower-cased text (a verbatim count: at least
-    # one occurrence is known from the match, stemmed forms may add more).
-    counts = ", ".join(
-        "(length(lower(l.search_text)) - length(replace(lower(l.search_text), ?, ''))) / ?"
-        for _ in words
-    )
-    count_params: list[Any] = [x for word in words for x in (word, len(word) or 1)]
     rows = conn.execute(
-        # Words approximated as space-separated pieces: length(text) - length(text sans spaces).
-        "SELECT l.pk, length(l.search_text) - length(replace(l.search_text, ' ', '')) + 1, "
-        f"{counts} FROM learnings l "
-        f"WHERE l.pk IN ({marks(len(pks))}) AND {where}",
-        [*count_params, *pks, *params],
+        f"SELECT l.pk, l.search_text FROM learnings l WHERE l.pk IN ({marks(len(pks))}) "
+        f"AND {where}",
+        [*pks, *params],
     ).fetchall()
     if not rows:
         return {}
     idf = [math.log(1 + (size - df + 0.5) / (df + 0.5)) for df in doc_freq]
-    mean_length = sum(row[1] for row in rows) / len(rows) or 1.0
+    texts = {int(pk): str(text).casefold() for pk, text in rows}
+    # Words approximated as space-separated pieces.
+    lengths = {pk: text.count(" ") + 1 for pk, text in texts.items()}
+    mean_length = sum(lengths.values()) / len(lengths)
     scores: dict[int, float] = {}
-    for pk, length, *tfs in rows:
-        norm = _K1 * (1 - _B + _B * length / mean_length)
+    for pk, text in texts.items():
+        norm = _K1 * (1 - _B + _B * lengths[pk] / mean_length)
         score = 0.0
         for i in held[pk]:
-            tf = max(1, int(tfs[i]))
+            # Verbatim occurrences; the match itself proves at least one (maybe stemmed).
+            tf = max(1, text.count(words[i]))
             score += idf[i] * tf * (_K1 + 1) / (tf + norm)
         scores[pk] = score
     best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
