@@ -172,6 +172,7 @@ class PostgresDb(Db):
         self._known_indexes: set[tuple[str, int]] = set()
         self._iterative_scan = True
         self._bulk_loads = 0
+        self._bulk_lock = threading.Lock()
         self._pool = _Pool(
             conninfo, max_size=pool_size, timeout=pool_timeout, connect_timeout=connect_timeout
         )
@@ -281,12 +282,15 @@ class PostgresDb(Db):
         _check_memory(maintenance_work_mem)
         with self._admin() as conn, conn.transaction():
             drop_vector_indexes(conn.cursor())
-        self._bulk_loads += 1
+        with self._bulk_lock:
+            self._bulk_loads += 1
         try:
             yield
         finally:
-            self._bulk_loads -= 1
-            if self._bulk_loads == 0:
+            with self._bulk_lock:
+                self._bulk_loads -= 1
+                last = self._bulk_loads == 0
+            if last:
                 self.create_vector_indexes(maintenance_work_mem=maintenance_work_mem)
 
     def create_vector_indexes(self, *, maintenance_work_mem: str | None = None) -> list[str]:
