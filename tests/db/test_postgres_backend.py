@@ -500,11 +500,17 @@ def test_bulk_load_builds_the_vector_index_once_at_the_end() -> None:
 def test_bulk_load_rebuilds_the_index_even_when_the_load_fails() -> None:
     db = make_postgres_db()
     uri = db._pool._conninfo  # type: ignore[attr-defined]
-    with pytest.raises(RuntimeError, match="import broke"), db.bulk_load():
-        # The first vector of a new embedder inside a bulk load: registered, index deferred.
-        db.run(PutLearning(learning=_learning(1, embedding=_unit(1), embedder="e"), change=CREATE))
-        assert _hnsw_indexes(uri) == []
-        raise RuntimeError("import broke")
+
+    def failing_load() -> None:
+        with db.bulk_load():
+            # The first vector of a new embedder inside a bulk load: registered, index deferred.
+            learning = _learning(1, embedding=_unit(1), embedder="e")
+            db.run(PutLearning(learning=learning, change=CREATE))
+            assert _hnsw_indexes(uri) == []
+            raise RuntimeError("import broke")
+
+    with pytest.raises(RuntimeError, match="import broke"):
+        failing_load()
     assert len(_hnsw_indexes(uri)) == 1
     assert db.run(CountLearnings(filter=LearningFilter())) == 1  # what was written stays
     assert db.create_vector_indexes() == []  # nothing left to build
@@ -514,7 +520,9 @@ def test_bulk_load_refuses_a_bad_memory_setting_before_touching_anything() -> No
     db = make_postgres_db()
     uri = db._pool._conninfo  # type: ignore[attr-defined]
     db.run(PutLearning(learning=_learning(0, embedding=_unit(0), embedder="e"), change=CREATE))
-    with pytest.raises(ConfigurationError, match="maintenance_work_mem"):
-        with db.bulk_load(maintenance_work_mem="lots"):
-            pass  # pragma: no cover
+    with (
+        pytest.raises(ConfigurationError, match="maintenance_work_mem"),
+        db.bulk_load(maintenance_work_mem="lots"),
+    ):
+        pass  # pragma: no cover
     assert len(_hnsw_indexes(uri)) == 1
