@@ -32,7 +32,6 @@ from ._ops import (
 from ._postgres_queue import QUEUE_HANDLERS
 from ._postgres_rows import (
     LEARNING_COLUMNS,
-    check_vector,
     dumps,
     history_from_row,
     learning_from_row,
@@ -233,9 +232,10 @@ def _list_embedders(ctx: OpContext, op: ListEmbedders) -> dict[str, int]:
 def _set_embeddings(ctx: OpContext, op: SetEmbeddings) -> int:
     updated = 0
     for dims in sorted({len(v) for _, v in op.vectors}):
-        ensure_vector_index(ctx.cur, op.embedder, dims, ctx.known_indexes)
+        ensure_vector_index(
+            ctx.cur, op.embedder, dims, ctx.known_indexes, create=not ctx.defer_indexes
+        )
     for learning_id, vector in op.vectors:
-        check_vector(vector)
         cur = ctx.q(
             "UPDATE learnings SET embedding = %s::vector, embedder = %s WHERE id = %s",
             (vector_literal(vector), op.embedder, learning_id),

@@ -18,7 +18,6 @@ __all__ = [
     "MESSAGE_COLUMNS",
     "PROPOSAL_COLUMNS",
     "WORK_COLUMNS",
-    "check_vector",
     "dumps",
     "history_from_row",
     "learning_from_row",
@@ -59,11 +58,6 @@ def dumps(value: Any, what: str) -> str:
         raise ValidationError(
             f"{what} must be JSON-serialisable (str, numbers, bool, None, lists, dicts): {exc}"
         ) from exc
-
-
-def check_vector(vector: tuple[float, ...] | list[float]) -> None:
-    """Raise :class:`ValidationError` unless ``vector`` is a non-empty list of finite numbers."""
-    _finite(vector)
 
 
 def _finite(vector: tuple[float, ...] | list[float]) -> list[float]:

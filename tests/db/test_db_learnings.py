@@ -28,7 +28,7 @@ from learning_machines.db import (
     content_hash,
     utcnow,
 )
-from learning_machines.exceptions import IsolationError
+from learning_machines.exceptions import IsolationError, ValidationError
 
 CREATE = Change(action="create", actor={"store": "test"}, reason="test")
 
@@ -239,6 +239,23 @@ def test_embedders_listed_and_replaced(db: Db) -> None:
     assert got.embedding is not None
     assert len(got.embedding) == 4
     assert db.run(ListEmbedders(all_rows=True)).get("new", 0) >= 2
+
+
+@pytest.mark.parametrize("bad", [(0.1, float("nan")), (float("inf"), 0.2), ()])
+def test_non_finite_or_empty_vectors_are_refused_and_nothing_changes(
+    db: Db, bad: tuple[float, ...]
+) -> None:
+    ns = uid("ns")
+    kept = put(db, note("kept", ns=ns, embedding=vec("k"), embedder="e"))
+    f = LearningFilter(namespaces=(ns,))
+    [before] = db.run(GetLearnings(ids=(kept.id,), filter=f))
+    with pytest.raises(ValidationError, match="finite"):
+        db.run(PutLearning(learning=note("new", ns=ns, embedding=bad, embedder="e"), change=CREATE))
+    with pytest.raises(ValidationError, match="finite"):
+        db.run(SetEmbeddings(vectors=((kept.id, bad),), embedder="e2"))
+    [got] = db.run(GetLearnings(ids=(kept.id,), filter=f))
+    assert (got.embedder, got.embedding) == ("e", before.embedding)
+    assert [x.id for x in db.run(ListLearnings(filter=f))] == [kept.id]
 
 
 def test_batch_is_atomic(db: Db) -> None:
