@@ -39,6 +39,7 @@ __all__ = [
     "random_sentence",
     "synthetic_batches",
     "user_name",
+    "with_embedding",
 ]
 
 #: Words the synthetic texts are drawn from (shared by rows and queries, so keyword search hits).
@@ -252,7 +253,7 @@ def synthetic_batches(plan: SyntheticPlan, *, batch_size: int = 1000) -> Iterato
         vectors = np_rng.standard_normal((len(rows), plan.dimensions)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         return [
-            _replace_embedding(row, tuple(vector.tolist()))
+            with_embedding(row, tuple(vector.tolist()))
             for row, vector in zip(rows, vectors, strict=True)
         ]
 
@@ -276,7 +277,8 @@ def synthetic_batches(plan: SyntheticPlan, *, batch_size: int = 1000) -> Iterato
         yield with_vectors(pending)
 
 
-def _replace_embedding(row: Learning, vector: tuple[float, ...]) -> Learning:
+def with_embedding(row: Learning, vector: tuple[float, ...]) -> Learning:
+    """``row`` with ``vector`` as its embedding (set in place on the frozen record)."""
     # dataclasses.replace re-runs field defaults of nothing; this keeps ids and times.
     object.__setattr__(row, "embedding", vector)
     return row
@@ -322,12 +324,13 @@ def load_synthetic(
     """
     from ..db import PostgresDb
 
+    postgres = db if isinstance(db, PostgresDb) else None
     written = 0
     spent = 0.0
     next_report = 100_000
     with ExitStack() as stack:
-        if isinstance(db, PostgresDb):
-            stack.enter_context(db.bulk_load(maintenance_work_mem="2GB"))
+        if postgres is not None:
+            stack.enter_context(postgres.bulk_load(maintenance_work_mem="2GB"))
         for batch in synthetic_batches(plan, batch_size=batch_size):
             ops: Sequence[PutLearning] = [
                 PutLearning(learning=row, change=_CHANGE) for row in batch
@@ -340,7 +343,7 @@ def load_synthetic(
                 print(f"  … {written:,} rows ({written / spent:,.0f}/s)", flush=True)
                 next_report += 100_000
         index_started = time.perf_counter()
-    index_seconds = time.perf_counter() - index_started if isinstance(db, PostgresDb) else 0.0
+    index_seconds = time.perf_counter() - index_started if postgres is not None else 0.0
     if progress and index_seconds:
         print(f"  … HNSW index built in {index_seconds:,.0f} s", flush=True)
     return LoadStats(rows=written, seconds=spent, index_seconds=index_seconds)

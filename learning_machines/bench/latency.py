@@ -41,6 +41,7 @@ from ._synthetic import (
     load_synthetic,
     random_sentence,
     synthetic_batches,
+    with_embedding,
 )
 
 __all__ = ["DEFAULT_SIZES", "run_latency"]
@@ -166,7 +167,7 @@ def _embedding_ingest(
         embedded = time.perf_counter()
         ops = [
             PutLearning(
-                learning=_with_vector(row, tuple(v.tolist())),
+                learning=with_embedding(row, tuple(v.tolist())),
                 change=change,
             )
             for row, v in zip(rows, vectors, strict=True)
@@ -183,11 +184,6 @@ def _embedding_ingest(
         "rows_per_second_with_embedding": round(len(rows) / (done - started), 1),
         "rows_per_second_writes_only": round(len(rows) / (done - embedded), 1),
     }
-
-
-def _with_vector(row: Any, vector: tuple[float, ...]) -> Any:
-    object.__setattr__(row, "embedding", vector)
-    return row
 
 
 async def _answer_path(workdir: Path, rows: int, turns: int) -> dict[str, Any]:

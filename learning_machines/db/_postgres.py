@@ -208,16 +208,10 @@ class PostgresDb(Db):
             self._pool.release(conn)
 
     def _pgvector_version(self) -> tuple[int, ...]:
-        try:
-            conn = self._pool.acquire()
-            try:
-                row = conn.execute(
-                    "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
-                ).fetchone()
-            finally:
-                self._pool.release(conn)
-        except self._psycopg.Error as exc:
-            raise BackendError(f"Could not connect to PostgreSQL: {exc}") from exc
+        with self._admin() as conn:
+            row = conn.execute(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+            ).fetchone()
         if row is None:
             raise ConfigurationError(
                 "The database has no pgvector extension: run CREATE EXTENSION vector as a "
