@@ -12,12 +12,15 @@ from ._modes import LearningMode
 from .exceptions import (
     BackendError,
     ConfigurationError,
+    ConflictError,
     EmbedderMismatchError,
     IsolationError,
     LearningMachinesError,
     ModelError,
     NotFoundError,
     PermissionDenied,
+    RuntimeFailure,
+    UsageError,
     ValidationError,
 )
 from .machine import LearningContext, LearningMachine
@@ -30,6 +33,7 @@ __all__ = [
     "BackendError",
     "ChatMessage",
     "ConfigurationError",
+    "ConflictError",
     "EmbedderMismatchError",
     "Extraction",
     "IsolationError",
@@ -42,7 +46,9 @@ __all__ = [
     "NotFoundError",
     "PermissionDenied",
     "RunResult",
+    "RuntimeFailure",
     "ToolCall",
+    "UsageError",
     "ValidationError",
     "__version__",
 ]

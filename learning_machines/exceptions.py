@@ -1,16 +1,20 @@
 """Every exception Learning Machines raises, in one place.
 
-The hierarchy separates a caller's mistake from a failure at run time::
+The hierarchy separates a caller's mistake (fix the call) from a failure at run time (retry,
+or look at the database or the model)::
 
     LearningMachinesError
-    ├── ConfigurationError      the machine, agent or a store was set up wrongly
-    ├── ValidationError         a value passed in (or produced by a model) is not acceptable
-    ├── NotFoundError           an id names nothing (learning, proposal, pending work)
-    ├── PermissionDenied        the caller may not do this (approve their own HITL proposal, …)
-    ├── IsolationError          a read or write would cross a user's private namespace
-    ├── EmbedderMismatchError   stored vectors were made by another embedder
-    ├── BackendError            the database failed (after retries); nothing was half-written
-    └── ModelError              the language model failed or its output did not validate
+    ├── UsageError                  the caller did something that can never work as written
+    │   ├── ConfigurationError      the machine, agent or a store was set up wrongly
+    │   ├── ValidationError         a value passed in (or produced by a model) is not acceptable
+    │   ├── NotFoundError           an id names nothing (learning, proposal, pending work)
+    │   ├── PermissionDenied        the caller may not do this (approve their own HITL proposal, …)
+    │   └── IsolationError          a read or write would cross a user's private namespace
+    └── RuntimeFailure              the call was right, something at run time failed
+        ├── ConflictError           another writer got there first (a lost race); reload, retry
+        ├── EmbedderMismatchError   stored vectors were made by another embedder
+        ├── BackendError            the database failed (after retries); nothing was half-written
+        └── ModelError              the language model failed or its output did not validate
 
 Every message says what went wrong *and* how to fix it.
 """
@@ -20,12 +24,15 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "ConfigurationError",
+    "ConflictError",
     "EmbedderMismatchError",
     "IsolationError",
     "LearningMachinesError",
     "ModelError",
     "NotFoundError",
     "PermissionDenied",
+    "RuntimeFailure",
+    "UsageError",
     "ValidationError",
 ]
 
@@ -34,43 +41,58 @@ class LearningMachinesError(Exception):
     """Base class of every error raised by Learning Machines."""
 
 
-class ConfigurationError(LearningMachinesError):
+class UsageError(LearningMachinesError):
+    """The caller made a mistake: the same call will fail again until it is changed."""
+
+
+class RuntimeFailure(LearningMachinesError):
+    """Something failed at run time (database, model, a concurrent writer); the call was valid."""
+
+
+class ConfigurationError(UsageError):
     """The machine, the agent or a store is configured in a way that cannot work.
 
     Raised when the object is built, never later as a silent no-op.
     """
 
 
-class ValidationError(LearningMachinesError, ValueError):
+class ValidationError(UsageError, ValueError):
     """A value passed in, or produced by a model, is not acceptable."""
 
 
-class NotFoundError(LearningMachinesError, LookupError):
+class NotFoundError(UsageError, LookupError):
     """An id does not name an existing learning, proposal or piece of pending work."""
 
 
-class PermissionDenied(LearningMachinesError):
+class PermissionDenied(UsageError):
     """The caller is not allowed to perform this action (for example approving a HITL proposal)."""
 
 
-class IsolationError(LearningMachinesError):
+class IsolationError(UsageError):
     """A read or write would reach another user's private namespace."""
 
 
-class EmbedderMismatchError(LearningMachinesError):
-    """Stored vectors were made by a different embedder than the one in use.
+class ConflictError(RuntimeFailure):
+    """Another writer changed the same thing first (a lost race).
 
-    Mixing vectors from two models gives meaningless similarities, so searches refuse to do it.
-    Re-embed with ``learning-machines reembed`` (or ``db.reembed(embedder=...)``), or use the
-    embedder named in the message.
+    Nothing of this call was written. Reload what you were changing and try again; the library
+    does so itself where it can (profile and session updates are re-applied on a fresh copy).
     """
 
 
-class BackendError(LearningMachinesError):
+class EmbedderMismatchError(RuntimeFailure):
+    """Stored vectors were made by a different embedder than the one in use.
+
+    Mixing vectors from two models gives meaningless similarities, so searches refuse to do it.
+    Use the embedder named in the message, or re-embed the stored rows with the new one.
+    """
+
+
+class BackendError(RuntimeFailure):
     """The database failed after retries. The transaction was rolled back; nothing half-written."""
 
 
-class ModelError(LearningMachinesError):
+class ModelError(RuntimeFailure):
     """The language model failed, or its output did not parse or validate after retries.
 
     ``raw_output`` keeps what the model said, when there was anything.

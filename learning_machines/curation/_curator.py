@@ -40,7 +40,7 @@ from ..db import (
 )
 from ..db._records import ALL_STATUSES
 from ..embedders import Embedder, aembed
-from ..exceptions import NotFoundError, ValidationError
+from ..exceptions import ConflictError, NotFoundError, ValidationError
 from ._decay import CurationPolicy, policy_for, retention_score
 from ._export import export_user, import_user, learning_from_dict
 from ._similar import distinguishing
@@ -349,7 +349,7 @@ class Curator:
             expired = dataclasses.replace(p, status="expired", decided_by="curator", decided_at=now)
             try:
                 await self.db.arun(PutProposal(proposal=expired, expected_status="pending"))
-            except ValidationError:
+            except ConflictError:
                 report.expired.pop()  # decided meanwhile by someone else: theirs stands
 
     # --- history, archive, restore -------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import NotFoundError, ValidationError
+from ..exceptions import ConflictError, NotFoundError
 from ._ops import (
     AppendMessage,
     ClaimWork,
@@ -245,7 +245,7 @@ def _put_proposal(ctx: OpContext, op: PutProposal) -> Any:
     if cur.rowcount != 1:
         row = ctx.q("SELECT status FROM proposals WHERE id = %s", (p.id,)).fetchone()
         now = "does not exist" if row is None else f"is {row['status']!r}"
-        raise ValidationError(
+        raise ConflictError(
             f"Proposal {p.id!r} {now}, not {op.expected_status!r}: someone else decided it "
             "first. Reload it and decide again if still needed."
         )

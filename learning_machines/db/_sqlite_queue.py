@@ -7,7 +7,7 @@ import sqlite3
 from datetime import timedelta
 from typing import Any
 
-from ..exceptions import NotFoundError, ValidationError
+from ..exceptions import ConflictError, NotFoundError
 from ._ops import (
     AppendMessage,
     ClaimWork,
@@ -273,7 +273,7 @@ def put_proposal(conn: sqlite3.Connection, op: PutProposal, cache: VectorCache) 
         row = conn.execute("SELECT status FROM proposals WHERE id = ?", (p.id,)).fetchone()
         stored = None if row is None else row[0]
         if stored != op.expected_status:
-            raise ValidationError(
+            raise ConflictError(
                 f"Proposal {p.id!r} is {stored or 'missing'!r}, not {op.expected_status!r}: "
                 "someone decided it first. Reload it with GetProposal before deciding again."
             )

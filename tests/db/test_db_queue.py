@@ -25,7 +25,7 @@ from learning_machines.db import (
     PutProposal,
     utcnow,
 )
-from learning_machines.exceptions import LearningMachinesError, ValidationError
+from learning_machines.exceptions import ConflictError, LearningMachinesError
 
 
 def uid(prefix: str = "u") -> str:
@@ -191,7 +191,7 @@ def test_proposal_decision_is_compare_and_set(db: Db) -> None:
     approved = Proposal(**{**p.__dict__, "status": "approved", "decided_by": "ann"})
     rejected = Proposal(**{**p.__dict__, "status": "rejected", "decided_by": "bob"})
     db.run(PutProposal(proposal=approved, expected_status="pending"))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConflictError):
         db.run(PutProposal(proposal=rejected, expected_status="pending"))
     stored = db.run(GetProposal(id=p.id))
     assert stored is not None

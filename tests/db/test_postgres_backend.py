@@ -37,8 +37,8 @@ from learning_machines.db._postgres_schema import SCHEMA_VERSION, migrate, schem
 from learning_machines.exceptions import (
     BackendError,
     ConfigurationError,
+    ConflictError,
     EmbedderMismatchError,
-    ValidationError,
 )
 
 psycopg = pytest.importorskip("psycopg")
@@ -150,7 +150,7 @@ def test_failed_batch_writes_nothing() -> None:
         payload={},
     )
     db.run(PutProposal(proposal=proposal))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConflictError):
         db.batch(
             [
                 PutLearning(learning=_learning(1), change=CREATE),

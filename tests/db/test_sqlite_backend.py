@@ -36,7 +36,7 @@ from learning_machines.db import (
 from learning_machines.db._sqlite_rows import LEARNING_COLUMNS, learning_params
 from learning_machines.db._sqlite_schema import MIGRATIONS, migrate, schema_version
 from learning_machines.db._vector_index import VectorCache
-from learning_machines.exceptions import BackendError, ValidationError
+from learning_machines.exceptions import BackendError, ConflictError, ValidationError
 
 CREATE = Change(action="create")
 SHARED = LearningFilter(namespaces=("global",))
@@ -119,7 +119,7 @@ def test_failing_second_op_rolls_back_the_first(tmp_path: Path) -> None:
             )
         )
         first = shared_note("should not survive")
-        with pytest.raises(ValidationError):
+        with pytest.raises(ConflictError):
             db.batch(
                 [
                     PutLearning(learning=first, change=CREATE),
