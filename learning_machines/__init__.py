@@ -15,6 +15,7 @@ from .exceptions import (
     ConflictError,
     EmbedderMismatchError,
     IsolationError,
+    LearningFailedError,
     LearningMachinesError,
     ModelError,
     NotFoundError,
@@ -23,8 +24,8 @@ from .exceptions import (
     UsageError,
     ValidationError,
 )
-from .machine import LearningContext, LearningMachine
-from .stores import Extraction, LearningStore
+from .machine import LearningContext, LearningMachine, LearningService, Turn, TurnContext
+from .stores import Extraction, LearningStore, ToolSpec
 
 __version__ = "0.1.0"
 
@@ -38,9 +39,11 @@ __all__ = [
     "Extraction",
     "IsolationError",
     "LearningContext",
+    "LearningFailedError",
     "LearningMachine",
     "LearningMachinesError",
     "LearningMode",
+    "LearningService",
     "LearningStore",
     "ModelError",
     "NotFoundError",
@@ -48,6 +51,9 @@ __all__ = [
     "RunResult",
     "RuntimeFailure",
     "ToolCall",
+    "ToolSpec",
+    "Turn",
+    "TurnContext",
     "UsageError",
     "ValidationError",
     "__version__",
