@@ -141,11 +141,17 @@ class StoreSlot:
             await asyncio.to_thread(self.store.process, messages, **context)
 
     async def extraction(
-        self, context: Mapping[str, Any], recalled: Any = None
+        self, context: Mapping[str, Any], recalled: Mapping[str, Any]
     ) -> Extraction | None:
-        """What the store wants extracted from this turn (from ``recalled`` when it can)."""
-        if self.reuses_recall and recalled is not None:
-            result: Extraction | None = await self.store.aextraction_from(recalled, **context)
+        """What the store wants extracted from this turn.
+
+        ``recalled`` is what the turn's stores recalled, by slot (empty when the turn ran in
+        another process); a store that can reuses its own part instead of recalling again.
+        """
+        if self.reuses_recall and self.name in recalled:
+            result: Extraction | None = await self.store.aextraction_from(
+                recalled[self.name], **context
+            )
             return result
         if isinstance(self.store, AsyncExtractingStore):
             return await self.store.aextraction(**context)

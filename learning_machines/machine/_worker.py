@@ -286,7 +286,7 @@ class Worker:
         describing = [n for n in todo if self.registry[n].describes_extraction]
         specs: dict[str, Extraction] = {}
         for name in describing:
-            spec = await self.registry[name].extraction(context, recalled.get(name))
+            spec = await self.registry[name].extraction(context, recalled)
             if spec is not None:
                 specs[name] = spec
         saved = job.extraction

@@ -136,11 +136,16 @@ def tool_from_function(function: Callable[..., Any]) -> ToolSpec[BaseModel]:
     return ToolSpec(name=name, description=description or name, args=args, handler=handler)
 
 
-@functools.cache
+_SIGNATURES: dict[type[BaseModel], inspect.Signature] = {}
+
+
 def _signature(args: type[BaseModel]) -> inspect.Signature:
     """Parameters in field order (positional while the order allows it), typed, with defaults."""
+    known = _SIGNATURES.get(args)
+    if known is not None:
+        return known
     params = []
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    kind: inspect._ParameterKind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     seen_default = False
     for name, info in args.model_fields.items():
         default = inspect.Parameter.empty if info.is_required() else info.get_default()
@@ -148,7 +153,8 @@ def _signature(args: type[BaseModel]) -> inspect.Signature:
             kind = inspect.Parameter.KEYWORD_ONLY
         seen_default = seen_default or default is not inspect.Parameter.empty
         params.append(inspect.Parameter(name, kind, default=default, annotation=info.annotation))
-    return inspect.Signature(params, return_annotation=str)
+    signature = _SIGNATURES[args] = inspect.Signature(params, return_annotation=str)
+    return signature
 
 
 def _arguments(
