@@ -4,6 +4,11 @@ Memory is learning — about the user, the task at hand, insights that hold acro
 people and companies the agent deals with. A :class:`LearningMachine` runs the loop for a set of
 stores (recall → context → answer with tools → extract → store, plus curation);
 :class:`Agent` is a pydantic-ai agent wired to one.
+
+The five built-in stores' configs are exported here too, so the three levels of configuration
+read as the design writes them: ``LearningMachine(learned_knowledge=LearnedKnowledgeConfig(...))``
+with one import line. Backends stay in :mod:`learning_machines.db` (``SqliteDb``, ``PostgresDb``,
+which needs the ``postgres`` extra), embedders in :mod:`learning_machines.embedders`.
 """
 
 from ._agent import Agent, RunResult, ToolCall
@@ -24,7 +29,15 @@ from .exceptions import (
     ValidationError,
 )
 from .machine import LearningContext, LearningMachine
-from .stores import Extraction, LearningStore
+from .stores import (
+    EntityMemoryConfig,
+    EpisodicMemoryConfig,
+    Extraction,
+    LearnedKnowledgeConfig,
+    LearningStore,
+    SessionContextConfig,
+    UserProfileConfig,
+)
 
 __version__ = "0.1.0"
 
@@ -35,8 +48,11 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "EmbedderMismatchError",
+    "EntityMemoryConfig",
+    "EpisodicMemoryConfig",
     "Extraction",
     "IsolationError",
+    "LearnedKnowledgeConfig",
     "LearningContext",
     "LearningMachine",
     "LearningMachinesError",
@@ -47,8 +63,10 @@ __all__ = [
     "PermissionDenied",
     "RunResult",
     "RuntimeFailure",
+    "SessionContextConfig",
     "ToolCall",
     "UsageError",
+    "UserProfileConfig",
     "ValidationError",
     "__version__",
 ]
