@@ -36,7 +36,7 @@ from pydantic_ai.exceptions import UnexpectedModelBehavior
 from pydantic_ai.models import Model
 
 from .._tokens import estimate_tokens
-from ..db import SqliteDb, utcnow
+from ..db import ListWork, SqliteDb, utcnow
 from ..exceptions import ConfigurationError, ModelError
 from ..machine import LearningMachine
 from ..machine._context import assemble_context
@@ -281,7 +281,7 @@ async def _learn(conv: QAConversation, learner: LearningMachine) -> int:
         # One session at a time: what is learned next depends on what is known, and a rerun
         # must send the same requests to find them in the cache.
         await learner.await_idle(timeout=None)
-    failed = learner.failures()
+    failed = await learner.require_db().arun(ListWork(statuses=("failed",), limit=None))
     for work in failed:
         logger.warning("bench qa: learning failed for %s: %s", conv.id, work.last_error)
     return len(failed)

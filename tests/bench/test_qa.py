@@ -360,3 +360,21 @@ def test_bench_qa_with_a_learning_model_learns_each_session(qa_file, tmp_path):
     assert report["models"]["learning"]["calls"] == 4  # one extraction call per session
     assert report["learning_failures"] == 0
     assert report["run"]["stores"] == ["episodic_memory", "user_profile", "entity_memory"]
+
+
+def test_failed_learning_is_reported_not_silent(tmp_path, caplog):
+    path = tmp_path / "one-session.json"
+    path.write_text(json.dumps([_sample("conv-z", sessions=1)]), encoding="utf-8")
+
+    def broken(messages: list[pa.ModelMessage], info: AgentInfo) -> pa.ModelResponse:
+        raise RuntimeError("learning provider down")
+
+    answerer, judge = Recorder(), Recorder()
+    report = run(
+        path, tmp_path / "out", answerer, judge, questions=1, learn_model=FunctionModel(broken)
+    )
+
+    assert report["learning_failures"] == 1
+    assert "learning work that failed: 1" in (tmp_path / "out" / "qa.md").read_text()
+    assert "learning failed for conv-z" in caplog.text
+    assert report["data"]["questions"] == 1  # the questions were still asked, on episodes
