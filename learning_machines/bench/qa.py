@@ -55,7 +55,14 @@ from ._qa_grading import (
 from ._qa_models import CachingModel, ModelCache, RoleUsage
 from ._qa_report import qa_markdown
 
-__all__ = ["LEARNING_STORES", "QUICK_QUESTIONS", "QuestionResult", "run_qa"]
+__all__ = [
+    "LEARNING_STORES",
+    "QUICK_HISTORIES",
+    "QUICK_QUESTIONS",
+    "QuestionResult",
+    "run_qa",
+    "select",
+]
 
 logger = logging.getLogger("learning_machines")
 
@@ -63,6 +70,8 @@ logger = logging.getLogger("learning_machines")
 LEARNING_STORES = ("user_profile", "entity_memory", "session_context", "learned_knowledge")
 #: Questions of the one conversation a ``--quick`` run asks, spread over the categories.
 QUICK_QUESTIONS = 40
+#: LongMemEval histories (one question each) a ``--quick`` run asks about.
+QUICK_HISTORIES = 5
 _LEARNED = re.compile(r"<learned_context>.*?</learned_context>", re.DOTALL)
 
 
@@ -182,19 +191,25 @@ def _spread(questions: Sequence[QAQuestion], n: int) -> list[QAQuestion]:
 def select(
     data: QADataset, *, quick: bool, conversations: int | None, questions: int | None
 ) -> list[QAConversation]:
-    """The conversations and questions a run asks (all of them unless limited)."""
+    """The conversations and questions a run asks (all of them unless limited).
+
+    LoCoMo: ``quick`` is one conversation and 40 questions; ``questions`` is per conversation.
+    LongMemEval has one question per history: ``quick`` is 5 of them, ``questions`` the number
+    of histories; both spread over the question types.
+    """
     convs = list(data.conversations)
-    if data.format == "longmemeval" and (quick or questions):
-        # One question per conversation there: spread the conversations over categories.
-        first = {c.questions[0].id: c for c in convs}
-        keep = _spread([c.questions[0] for c in convs], questions or 5)
-        convs = [first[q.id] for q in keep]
+    if data.format == "longmemeval":
+        if quick or questions:
+            first = {c.questions[0].id: c for c in convs}
+            keep = _spread([c.questions[0] for c in convs], questions or QUICK_HISTORIES)
+            convs = [first[q.id] for q in keep]
+        return convs[:conversations] if conversations is not None else convs
     if quick:
         conversations = conversations or 1
         questions = questions or QUICK_QUESTIONS
     if conversations is not None:
         convs = convs[:conversations]
-    if questions is not None and data.format != "longmemeval":
+    if questions is not None:
         convs = [
             QAConversation(
                 id=c.id,
@@ -355,7 +370,7 @@ async def _conversation(
     async def one(q: QAQuestion) -> QuestionResult:
         async with limit:
             result = await _ask(conv, q, machine, run)
-        progress.advance(f"{conv.id} {q.id}")
+        progress.advance(q.id)
         return result
 
     run.results.extend(await asyncio.gather(*(one(q) for q in conv.questions)))

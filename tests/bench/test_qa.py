@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from learning_machines.bench._qa_data import ABSTENTION, load_longmemeval, load_qa_data
 from learning_machines.bench._qa_grading import is_dont_know
-from learning_machines.bench.qa import run_qa
+from learning_machines.bench.qa import run_qa, select
 from learning_machines.cli import _app
 from learning_machines.exceptions import ConfigurationError, ModelError, ValidationError
 
@@ -304,6 +304,19 @@ def test_longmemeval_run_keeps_each_history_to_its_question(lme_file, tmp_path):
     assert any("GOLD-MISO-1" in r for r in judge.requests)
     assert "Miso" in answerer.requests[0]  # the history was recalled for its question
     assert all("UNANSWERABLE" in r for r in judge.requests if "What is my dog" in r)
+
+
+def test_longmemeval_quick_spreads_histories_over_question_types():
+    types = ["single-session-user", "multi-session", "temporal-reasoning", "knowledge-update"]
+    data = load_longmemeval(
+        [_lme(f"q{i}", "?", "a", types[i % 2 if i < 6 else i % 4]) for i in range(9)]
+    )
+
+    quick = select(data, quick=True, conversations=None, questions=None)
+    assert len(quick) == 5
+    assert len({c.questions[0].category for c in quick}) == 4
+    assert len(select(data, quick=False, conversations=None, questions=None)) == 9
+    assert len(select(data, quick=False, conversations=2, questions=None)) == 2
 
 
 @pytest.mark.parametrize(
