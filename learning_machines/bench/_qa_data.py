@@ -5,7 +5,8 @@ the questions asked about it afterwards. No data is shipped; users pass the file
 
 - **LoCoMo** (Maharana et al., 2024): a list of samples with ``conversation`` and ``qa`` (see
   :mod:`._locomo`). Every question is kept, all five categories; category 5 ("adversarial") has
-  no answer in the conversation, so the right reply is to say so.
+  no answer in the conversation, so the right reply is to say so (the few that carry an
+  ``answer`` all the same are graded against it).
 - **LongMemEval** (Wu et al., ICLR 2025; ``longmemeval_s.json``, ``_m``, ``_oracle``): a list
   of instances, each with its own chat history: ``question_id``, ``question_type``,
   ``question``, ``answer``, ``question_date``, ``haystack_session_ids``, ``haystack_dates``
@@ -36,6 +37,7 @@ __all__ = [
     "from_locomo",
     "load_longmemeval",
     "load_qa_data",
+    "parse_longmemeval_date",
 ]
 
 #: Category of questions whose right answer is "the conversation does not say".
@@ -104,7 +106,9 @@ def from_locomo(conversations: Sequence[Conversation]) -> QADataset:
                 question=q.question,
                 answer=q.answer or "Not mentioned in the conversation.",
                 category=CATEGORY_NAMES.get(q.category, str(q.category)),
-                abstain=q.category == 5,
+                # A few adversarial questions carry a real answer ("Is Oscar Melanie's pet?" -
+                # "No"): those are graded against it, the rest by abstaining.
+                abstain=q.category == 5 and not q.answer,
                 trap=q.adversarial_answer,
                 asked_at=asked_at,
             )

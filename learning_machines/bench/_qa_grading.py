@@ -110,11 +110,11 @@ def judge_prompt(question: QAQuestion, answer: str) -> str:
     lines = [f"Question: {question.question}"]
     if question.abstain:
         lines.append("UNANSWERABLE: the conversation does not contain the answer.")
-        if question.trap:
-            lines.append(f"Tempting wrong answer: {question.trap}")
         lines.append(f"Note from the data set: {question.answer}")
     else:
         lines.append(f"Reference answer: {question.answer}")
+    if question.trap:
+        lines.append(f"Tempting wrong answer: {question.trap}")
     lines.append(f"Category: {question.category}")
     lines.append(f"Answer to grade: {answer.strip() or '(empty)'}")
     return "\n".join(lines)

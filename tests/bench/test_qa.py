@@ -197,6 +197,29 @@ def test_i_dont_know_is_right_only_where_the_conversation_cannot_answer(qa_file,
     assert report["accuracy"]["overall"]["correct"] == 2
 
 
+def test_an_adversarial_question_with_a_real_answer_is_graded_against_it(tmp_path):
+    sample = _sample("conv-w", sessions=1)
+    sample["qa"] = [
+        {
+            "question": "Is Oscar Ann's pet?",
+            "answer": "GOLD-NO-7",
+            "adversarial_answer": "Yes",
+            "category": 5,
+            "evidence": ["D1:1"],
+        }
+    ]
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps([sample]), encoding="utf-8")
+    (question,) = load_qa_data(path).conversations[0].questions
+    assert question.category == "adversarial"
+    assert not question.abstain
+    assert question.answer == "GOLD-NO-7"
+
+    answerer, judge = Recorder(answer="I don't know."), Recorder()
+    report = run(path, tmp_path / "out", answerer, judge)
+    assert report["accuracy"]["overall"]["correct"] == 0  # abstaining is wrong where it is known
+
+
 def test_dont_know_detection_is_exact():
     assert is_dont_know("I don't know.")
     assert is_dont_know("i dont know")
