@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai.exceptions import UnexpectedModelBehavior
+from pydantic_ai.exceptions import UnexpectedModelBehavior, UserError
 from pydantic_ai.models import Model
 
 from .._tokens import estimate_tokens
@@ -464,20 +464,27 @@ def run_qa(
     out.mkdir(parents=True, exist_ok=True)
     model_cache = ModelCache(cache if cache is not None else out / "qa-cache.jsonl")
     usage = {"answer": RoleUsage(), "judge": RoleUsage(), "learning": RoleUsage()}
+
+    def cached(value: Model | str, option: str, role: str) -> CachingModel:
+        try:
+            return CachingModel(value, cache=model_cache, usage=usage[role])
+        except UserError as exc:  # unknown provider, missing key or SDK: say which option
+            raise ConfigurationError(f"{option} {value!r}: {exc}") from exc
+
+    answer_model = cached(model, "--model", "answer")
+    judge_model = cached(judge, "--judge", "judge")
     cached_learner = (
-        CachingModel(learn_model, cache=model_cache, usage=usage["learning"])
-        if learn_model is not None
-        else None
+        cached(learn_model, "--learn-model", "learning") if learn_model is not None else None
     )
     run = _Run(
         budget=budget,
         answerer=PydanticAgent(
-            CachingModel(model, cache=model_cache, usage=usage["answer"]),
+            answer_model,
             instructions=ANSWER_INSTRUCTIONS,
             name="qa-answer",
         ),
         judge=PydanticAgent(
-            CachingModel(judge, cache=model_cache, usage=usage["judge"]),
+            judge_model,
             output_type=Verdict,
             instructions=JUDGE_RUBRIC,
             name="qa-judge",

@@ -162,22 +162,28 @@ def qa(
     ] = None,
 ) -> None:
     """Answer accuracy judged by a model (LoCoMo, LongMemEval); cached and resumable."""
+    from ..exceptions import LearningMachinesError, UsageError
+
     run = _runner("qa", "run_qa")
-    run(
-        data,
-        model=model,
-        judge=judge,
-        out_dir=out,
-        budget=budget,
-        quick=quick,
-        conversations=conversations,
-        questions=questions,
-        learn_model=learn_model,
-        stores=tuple(store) if store else ("user_profile", "entity_memory"),
-        embedder=embedder,
-        concurrency=concurrency,
-        cache=cache,
-    )
+    try:
+        run(
+            data,
+            model=model,
+            judge=judge,
+            out_dir=out,
+            budget=budget,
+            quick=quick,
+            conversations=conversations,
+            questions=questions,
+            learn_model=learn_model,
+            stores=tuple(store) if store else ("user_profile", "entity_memory"),
+            embedder=embedder,
+            concurrency=concurrency,
+            cache=cache,
+        )
+    except LearningMachinesError as exc:
+        console.print(f"[red]bench qa: {exc}[/red]")
+        raise typer.Exit(2 if isinstance(exc, UsageError) else 1) from exc
     _show(out / "qa.md")
 
 

@@ -414,3 +414,13 @@ def test_failed_learning_is_reported_not_silent(tmp_path, caplog):
     assert "learning work that failed: 1" in (tmp_path / "out" / "qa.md").read_text()
     assert "learning failed for conv-z" in caplog.text
     assert report["data"]["questions"] == 1  # the questions were still asked, on episodes
+
+
+def test_bench_qa_names_the_option_of_an_unknown_model(qa_file, tmp_path):
+    args = ["bench", "qa", "--model", "test", "--judge", "nosuch:model", "--data", str(qa_file)]
+    args += ["--quick", "--embedder", "hash", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(_app.app, args)
+
+    assert result.exit_code == 2
+    assert "--judge 'nosuch:model'" in result.output
+    assert not (tmp_path / "out" / "qa.json").exists()
