@@ -148,6 +148,14 @@ def _instance(item: Mapping[str, Any], index: int) -> QAConversation:
     qid = str(item["question_id"])
     sessions: Sequence[Any] = item["haystack_sessions"]
     dates: Sequence[Any] = item["haystack_dates"]
+    if not isinstance(sessions, list) or not all(
+        isinstance(session, list) and all(isinstance(turn, Mapping) for turn in session)
+        for session in sessions
+    ):
+        raise ValidationError(
+            f"LongMemEval instance {qid}: haystack_sessions must be a list of sessions, each a "
+            'list of {"role": ..., "content": ...} turns'
+        )
     ids: Sequence[Any] = item.get("haystack_session_ids") or [f"s{n}" for n in range(len(sessions))]
     if not (len(sessions) == len(dates) == len(ids)):
         raise ValidationError(

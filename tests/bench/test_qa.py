@@ -347,6 +347,11 @@ def test_longmemeval_quick_spreads_histories_over_question_types():
     [
         ([{"hello": 1}], "not a LoCoMo file"),
         ([{"question_id": "q", "haystack_sessions": []}], "has no 'question'"),
+        (
+            [{**_lme("q", "?", "a", "x"), "haystack_sessions": [["hi"], ["there"]]}],
+            "must be a list of sessions",
+        ),
+        ([{**_lme("q", "?", "a", "x"), "haystack_dates": ["soon", "later"]}], "unreadable"),
         ("not json at all {", "is not JSON"),
     ],
 )
