@@ -4,6 +4,11 @@ Memory is learning — about the user, the task at hand, insights that hold acro
 people and companies the agent deals with. A :class:`LearningMachine` runs the loop for a set of
 stores (recall → context → answer with tools → extract → store, plus curation);
 :class:`Agent` is a pydantic-ai agent wired to one.
+
+The five built-in stores' configs are exported here too, so the three levels of configuration
+read as the design writes them: ``LearningMachine(learned_knowledge=LearnedKnowledgeConfig(...))``
+with one import line. Backends stay in :mod:`learning_machines.db` (``SqliteDb``, ``PostgresDb``,
+which needs the ``postgres`` extra), embedders in :mod:`learning_machines.embedders`.
 """
 
 from ._agent import Agent, RunResult, ToolCall
@@ -25,7 +30,16 @@ from .exceptions import (
     ValidationError,
 )
 from .machine import LearningContext, LearningMachine, LearningService, Turn, TurnContext
-from .stores import Extraction, LearningStore, ToolSpec
+from .stores import (
+    EntityMemoryConfig,
+    EpisodicMemoryConfig,
+    Extraction,
+    LearnedKnowledgeConfig,
+    LearningStore,
+    SessionContextConfig,
+    ToolSpec,
+    UserProfileConfig,
+)
 
 __version__ = "0.1.0"
 
@@ -36,8 +50,11 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "EmbedderMismatchError",
+    "EntityMemoryConfig",
+    "EpisodicMemoryConfig",
     "Extraction",
     "IsolationError",
+    "LearnedKnowledgeConfig",
     "LearningContext",
     "LearningFailedError",
     "LearningMachine",
@@ -50,11 +67,13 @@ __all__ = [
     "PermissionDenied",
     "RunResult",
     "RuntimeFailure",
+    "SessionContextConfig",
     "ToolCall",
     "ToolSpec",
     "Turn",
     "TurnContext",
     "UsageError",
+    "UserProfileConfig",
     "ValidationError",
     "__version__",
 ]

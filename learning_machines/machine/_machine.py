@@ -11,7 +11,7 @@ import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic_ai.models import Model
@@ -286,6 +286,7 @@ class LearningMachine:
         agent_id: str | None = None,
         team_id: str | None = None,
         history_turns: int = 0,
+        now: datetime | None = None,
         recall: bool = True,
         message_required: bool = True,
         **extra: Any,
@@ -294,8 +295,10 @@ class LearningMachine:
 
         Every id and the message are checked before anything else happens (a clear
         :class:`ValidationError` says how to fix a bad one). ``history_turns`` of the session's
-        recent turns are loaded into ``turn.history``; ``recall=False`` skips recall (a turn
-        that is only recorded). Extra keywords (``project_id="apollo"``) reach every store.
+        recent turns are loaded into ``turn.history``. ``now`` is when the turn happens
+        (default: now; pass it when replaying recorded conversations). ``recall=False`` skips
+        recall (a turn that is only recorded). Extra keywords (``project_id="apollo"``) reach
+        every store.
         """
         parts = self._require()
         context = TurnContext.new(
@@ -306,7 +309,7 @@ class LearningMachine:
             team_id=team_id,
             turn_id=new_id(),
             turn_index=0,
-            now=utcnow(),
+            now=now or utcnow(),
             extra=extra,
             message_required=message_required,
         )
