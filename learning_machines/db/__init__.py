@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._base import Db
 from ._fusion import zscore_fuse
 from ._ops import (
+    AddEvidence,
     AppendMessage,
     ClaimWork,
     CountLearnings,
@@ -29,6 +30,7 @@ from ._ops import (
     ListScopes,
     ListUserMessages,
     ListWork,
+    LocateLearnings,
     MarkRecalled,
     Op,
     PurgeUser,
@@ -39,6 +41,7 @@ from ._ops import (
     ScopeCount,
     SearchLearnings,
     SetEmbeddings,
+    SetEvidence,
     UpdateWork,
 )
 from ._records import (
@@ -48,6 +51,7 @@ from ._records import (
     HistoryEntry,
     Learning,
     LearningFilter,
+    LearningLocation,
     Message,
     PendingWork,
     Proposal,
@@ -76,6 +80,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "GLOBAL_NAMESPACE",
     "PRIVATE_NAMESPACE",
+    "AddEvidence",
     "AppendMessage",
     "Change",
     "ClaimWork",
@@ -92,6 +97,7 @@ __all__ = [
     "HistoryEntry",
     "Learning",
     "LearningFilter",
+    "LearningLocation",
     "ListEmbedders",
     "ListHistory",
     "ListLearnings",
@@ -100,6 +106,7 @@ __all__ = [
     "ListScopes",
     "ListUserMessages",
     "ListWork",
+    "LocateLearnings",
     "MarkRecalled",
     "Message",
     "Op",
@@ -115,6 +122,7 @@ __all__ = [
     "ScoredLearning",
     "SearchLearnings",
     "SetEmbeddings",
+    "SetEvidence",
     "SqliteDb",
     "UpdateWork",
     "content_hash",

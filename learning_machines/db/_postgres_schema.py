@@ -167,6 +167,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE embedding IS NOT NULL
         """,
     ),
+    # 3: outcome evidence from behavioural feedback (how much a learning helped or misled the
+    # turns that recalled it); ``feedback`` stays the net value retention reads.
+    (
+        "ALTER TABLE learnings ADD COLUMN helpful double precision NOT NULL DEFAULT 0",
+        "ALTER TABLE learnings ADD COLUMN harmful double precision NOT NULL DEFAULT 0",
+    ),
 )
 
 #: The version a database has once every migration is applied.

@@ -21,6 +21,7 @@ __all__ = [
     "HistoryEntry",
     "Learning",
     "LearningFilter",
+    "LearningLocation",
     "LearningStatus",
     "Message",
     "PendingWork",
@@ -125,7 +126,11 @@ class Learning:
     last_recalled_at: datetime | None = None
     """When it was last recalled."""
     feedback: float = 0.0
-    """Sum of feedback signals (positive is useful)."""
+    """Net feedback: ``helpful - harmful`` (positive is useful)."""
+    helpful: float = 0.0
+    """Evidence that it helped: the trust-weighted outcomes of good turns that recalled it."""
+    harmful: float = 0.0
+    """Evidence that it misled: the trust-weighted outcomes of bad turns that recalled it."""
     provenance: dict[str, Any] = field(default_factory=dict)
     """Where it came from: ``user_id``, ``session_id``, ``turn_id``, ``mode``, ``store``, ``model``;
     merged learnings keep a list under ``"merged"``."""
@@ -134,6 +139,22 @@ class Learning:
     def content_hash(self) -> str:
         """Hash of the normalised search text, used to refuse exact duplicates."""
         return content_hash(self.search_text)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearningLocation:
+    """Where a learning lives and who owns it (maintenance reads, see ``LocateLearnings``)."""
+
+    id: str
+    """The learning."""
+    learning_type: str
+    """Its learning type."""
+    namespace: str
+    """Its namespace."""
+    user_id: str | None
+    """Its owner (private namespace) or author (shared ones)."""
+    status: LearningStatus
+    """Its status."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,10 +21,12 @@ from typing import Any
 
 from ..exceptions import BackendError, ValidationError
 from . import _sqlite_curation as curation
+from . import _sqlite_evidence as evidence
 from . import _sqlite_learnings as learnings
 from . import _sqlite_queue as queue
 from ._base import Db
 from ._ops import (
+    AddEvidence,
     AppendMessage,
     ClaimWork,
     CountLearnings,
@@ -44,6 +46,7 @@ from ._ops import (
     ListScopes,
     ListUserMessages,
     ListWork,
+    LocateLearnings,
     MarkRecalled,
     Op,
     PurgeUser,
@@ -53,6 +56,7 @@ from ._ops import (
     ReleaseWork,
     SearchLearnings,
     SetEmbeddings,
+    SetEvidence,
     UpdateWork,
 )
 from ._sqlite_schema import migrate
@@ -91,6 +95,9 @@ _HANDLERS: dict[type[Op[Any]], _Handler] = {
     ListScopes: curation.list_scopes,
     ListUserMessages: curation.list_user_messages,
     PutHistory: curation.put_history,
+    AddEvidence: evidence.add_evidence,
+    SetEvidence: evidence.set_evidence,
+    LocateLearnings: evidence.locate_learnings,
 }
 
 # Operations that only read; a batch of these alone runs in a deferred (shared) transaction.
@@ -109,6 +116,7 @@ _READS: tuple[type[Op[Any]], ...] = (
     ListProposals,
     ListScopes,
     ListUserMessages,
+    LocateLearnings,
 )
 
 

@@ -129,6 +129,8 @@ LEARNING_COLUMNS = (
     "last_recalled_at",
     "feedback",
     "provenance",
+    "helpful",
+    "harmful",
 )
 
 
@@ -158,6 +160,8 @@ def learning_params(x: Learning) -> list[Any]:
         enc_time(x.last_recalled_at),
         float(x.feedback),
         to_json(x.provenance, "Learning.provenance"),
+        float(x.helpful),
+        float(x.harmful),
     ]
 
 
@@ -186,6 +190,8 @@ def row_to_learning(row: sqlite3.Row) -> Learning:
         last_recalled_at=dec_time(row["last_recalled_at"]),
         feedback=row["feedback"],
         provenance=from_json(row["provenance"]),
+        helpful=row["helpful"],
+        harmful=row["harmful"],
     )
 
 

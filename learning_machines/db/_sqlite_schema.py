@@ -227,12 +227,21 @@ _M004_FTS_SCOPE = [
     "(learning_type, namespace, status, embedder, seq)",
 ]
 
+# Outcome evidence from behavioural feedback: how much a learning helped or misled the turns that
+# recalled it (trust-weighted), so search ranks by it and curation can archive what misleads.
+# ``feedback`` stays the net value (helpful - harmful) that retention already reads.
+_M005_FEEDBACK_EVIDENCE = [
+    "ALTER TABLE learnings ADD COLUMN helpful REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE learnings ADD COLUMN harmful REAL NOT NULL DEFAULT 0",
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
     ("write_sequence", _M002_WRITE_SEQUENCE),
     ("scope_indexes", _M003_SCOPE_INDEXES),
     ("fts_scope_tokens", _M004_FTS_SCOPE),
+    ("feedback_evidence", _M005_FEEDBACK_EVIDENCE),
 ]
 
 _VERSION_TABLE = """

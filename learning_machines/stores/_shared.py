@@ -79,8 +79,8 @@ def provenance(store: BaseStore, context: Mapping[str, Any]) -> dict[str, Any]:
 def kept_on_update(row: Learning | None) -> dict[str, Any]:
     """Fields a row keeps when it is rewritten in place.
 
-    When it was first learned, and the signals curation ranks by (recalls, feedback); a new row
-    (``row is None``) only gets its creation time.
+    When it was first learned, and the signals curation ranks by (recalls, feedback and its
+    helpful/harmful evidence); a new row (``row is None``) only gets its creation time.
     """
     if row is None:
         return {"created_at": utcnow()}
@@ -89,6 +89,8 @@ def kept_on_update(row: Learning | None) -> dict[str, Any]:
         "recall_count": row.recall_count,
         "last_recalled_at": row.last_recalled_at,
         "feedback": row.feedback,
+        "helpful": row.helpful,
+        "harmful": row.harmful,
     }
 
 

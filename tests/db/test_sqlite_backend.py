@@ -60,16 +60,20 @@ def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path)
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
     old = shared_note("written by version one", embedding=vec("old"), embedder="e")
+    # Only the columns version one had (later migrations add more).
+    have = {row[1] for row in conn.execute("PRAGMA table_info(learnings)")}
+    values = dict(zip(LEARNING_COLUMNS, learning_params(old), strict=True))
+    columns = [c for c in LEARNING_COLUMNS if c in have]
     conn.execute(
-        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
-        learning_params(old),
+        f"INSERT INTO learnings ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [values[c] for c in columns],
     )
     conn.close()
 
     with SqliteDb(path) as db:
         [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
         assert got.search_text == old.search_text
+        assert (got.helpful, got.harmful, got.feedback) == (0.0, 0.0, 0.0)  # new columns default
         new = db.run(
             PutLearning(
                 learning=shared_note("after", embedding=vec("new"), embedder="e"), change=CREATE
