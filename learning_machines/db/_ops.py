@@ -52,6 +52,7 @@ __all__ = [
     "LocateLearnings",
     "MarkRecalled",
     "Op",
+    "PatchContent",
     "PurgeUser",
     "PutHistory",
     "PutLearning",
@@ -211,6 +212,27 @@ class SetEvidence(Op[None]):
     """What the caller read."""
     expected_harmful: float
     """What the caller read."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatchContent(Op[Learning | None]):
+    """Set top-level keys of one learning's ``content``, leaving every other column as it is.
+
+    For records that grow after they are written (a decision's rationale, a lesson's support)
+    while other writers move their counters: unlike :class:`PutLearning` it never writes back
+    stale ``helpful``/``harmful``/``recall_count`` values. ``search_text`` and the embedding are
+    unchanged. The change is recorded in the history; ``updated_at`` moves. Returns the row as
+    changed, or ``None`` when the filter does not let the reader see it (or it is gone).
+    """
+
+    id: str
+    """The learning."""
+    filter: LearningFilter
+    """Isolation still applies (the reader must be allowed to see the row)."""
+    patch: dict[str, Any]
+    """Keys to set in ``content`` (replacing whole values)."""
+    change: Change
+    """Why, and who, for the history."""
 
 
 @dataclass(frozen=True, kw_only=True)

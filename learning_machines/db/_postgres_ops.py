@@ -29,7 +29,7 @@ from ._ops import (
     SearchLearnings,
     SetEmbeddings,
 )
-from ._postgres_evidence import EVIDENCE_HANDLERS
+from ._postgres_partial import PARTIAL_HANDLERS
 from ._postgres_queue import QUEUE_HANDLERS
 from ._postgres_rows import (
     LEARNING_COLUMNS,
@@ -367,7 +367,7 @@ _HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     ListScopes: _list_scopes,
     PutHistory: _put_history,
     **QUEUE_HANDLERS,
-    **EVIDENCE_HANDLERS,
+    **PARTIAL_HANDLERS,
 }
 
 

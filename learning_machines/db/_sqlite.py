@@ -21,8 +21,8 @@ from typing import Any
 
 from ..exceptions import BackendError, ValidationError
 from . import _sqlite_curation as curation
-from . import _sqlite_evidence as evidence
 from . import _sqlite_learnings as learnings
+from . import _sqlite_partial as partial
 from . import _sqlite_queue as queue
 from ._base import Db
 from ._ops import (
@@ -49,6 +49,7 @@ from ._ops import (
     LocateLearnings,
     MarkRecalled,
     Op,
+    PatchContent,
     PurgeUser,
     PutHistory,
     PutLearning,
@@ -95,9 +96,10 @@ _HANDLERS: dict[type[Op[Any]], _Handler] = {
     ListScopes: curation.list_scopes,
     ListUserMessages: curation.list_user_messages,
     PutHistory: curation.put_history,
-    AddEvidence: evidence.add_evidence,
-    SetEvidence: evidence.set_evidence,
-    LocateLearnings: evidence.locate_learnings,
+    AddEvidence: partial.add_evidence,
+    SetEvidence: partial.set_evidence,
+    LocateLearnings: partial.locate_learnings,
+    PatchContent: partial.patch_content,
 }
 
 # Operations that only read; a batch of these alone runs in a deferred (shared) transaction.

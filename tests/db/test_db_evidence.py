@@ -16,6 +16,7 @@ from learning_machines.db import (
     LearningFilter,
     ListHistory,
     LocateLearnings,
+    PatchContent,
     PutLearning,
     SetEvidence,
 )
@@ -99,3 +100,27 @@ def test_locate_names_owner_and_type_in_order(db: Db) -> None:
         (b.id, user, "user", "active"),
         (a.id, user, "user", "active"),
     ]
+
+
+def test_patch_content_keeps_counters_and_records_history(db: Db) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    row = _put(db, user, "a decision")
+    db.run(AddEvidence(ids=(row.id,), harmful=1.0))
+    change = Change(action="update", actor={"store": "test"}, reason="rationale")
+    mine = LearningFilter(namespaces=("user",), reader_user_id=user)
+    patched = db.run(
+        PatchContent(id=row.id, filter=mine, patch={"rationale": "because"}, change=change)
+    )
+    assert patched is not None
+    got = _get(db, user, row.id)
+    assert got.content == {"rationale": "because"}
+    assert (got.harmful, got.feedback) == (1.0, -1.0)  # not written back from a stale copy
+    assert got.search_text == "a decision"
+    [_, entry] = db.run(ListHistory(learning_id=row.id))
+    assert entry.action == "update"
+    assert entry.new is not None
+    assert entry.new["content"] == {"rationale": "because"}
+    # Another user cannot patch it, and learns nothing from trying.
+    other = LearningFilter(namespaces=("user",), reader_user_id="someone-else")
+    assert db.run(PatchContent(id=row.id, filter=other, patch={"x": 1}, change=change)) is None
+    assert _get(db, user, row.id).content == {"rationale": "because"}

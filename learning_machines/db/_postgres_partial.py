@@ -1,6 +1,6 @@
-"""Outcome evidence on learnings for the PostgreSQL backend: add, compare-and-set, locate.
+"""Partial updates of learnings for the PostgreSQL backend, and locating rows by id.
 
-The same contract as the SQLite backend (see ``_sqlite_evidence``). ``SetEvidence`` is a single
+The same contract as the SQLite backend (see ``_sqlite_partial``). ``SetEvidence`` is a single
 ``UPDATE ... WHERE helpful = expected AND harmful = expected``: under READ COMMITTED a concurrent
 writer's update makes it re-check the condition against the new row, so a lost race matches no
 row and raises :class:`ConflictError` instead of counting evidence twice.
@@ -9,16 +9,19 @@ row and raises :class:`ConflictError` instead of counting evidence twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConflictError
-from ._ops import AddEvidence, LocateLearnings, SetEvidence
-from ._records import LearningLocation
+from ._ops import AddEvidence, LocateLearnings, PatchContent, SetEvidence
+from ._postgres_rows import dumps, learning_from_row
+from ._postgres_search import LEARNING_SELECT
+from ._records import ALL_STATUSES, Learning, LearningLocation, utcnow
 
 if TYPE_CHECKING:
     from ._postgres_ops import OpContext
 
-__all__ = ["EVIDENCE_HANDLERS"]
+__all__ = ["PARTIAL_HANDLERS"]
 
 
 def _add_evidence(ctx: OpContext, op: AddEvidence) -> int:
@@ -65,9 +68,29 @@ def _locate_learnings(ctx: OpContext, op: LocateLearnings) -> list[LearningLocat
     return [found[i] for i in ids if i in found]
 
 
-#: Handlers of the evidence operations, merged into the backend's dispatch table.
-EVIDENCE_HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
+def _patch_content(ctx: OpContext, op: PatchContent) -> Learning | None:
+    from ._postgres_ops import _INSERT_HISTORY, _history_params, _where
+
+    where, params = _where(replace(op.filter, ids=(op.id,), statuses=ALL_STATUSES))
+    row = ctx.q(
+        f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where} FOR UPDATE", params
+    ).fetchone()
+    if row is None:
+        return None
+    old = learning_from_row(row)
+    new = replace(old, content={**old.content, **op.patch}, updated_at=utcnow())
+    ctx.q(
+        "UPDATE learnings SET content = %s::jsonb, updated_at = %s WHERE id = %s",
+        (dumps(new.content, "Learning.content"), new.updated_at, op.id),
+    )
+    ctx.q(_INSERT_HISTORY, _history_params(op.id, op.change, old, new))
+    return new
+
+
+#: Handlers of the partial updates, merged into the backend's dispatch table.
+PARTIAL_HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     AddEvidence: _add_evidence,
     SetEvidence: _set_evidence,
     LocateLearnings: _locate_learnings,
+    PatchContent: _patch_content,
 }

@@ -1,21 +1,24 @@
-"""Outcome evidence on learnings for the SQLite backend: add, compare-and-set, locate.
+"""Partial updates of learnings for the SQLite backend, and locating rows by id.
 
-``AddEvidence`` credits rows (a rated turn's outcome), ``SetEvidence`` sets one row's evidence
-only if it still holds what the caller read, and ``LocateLearnings`` tells an admin surface
-whose row an id is. None of them touches ``updated_at``, the history or the write sequence.
+``AddEvidence`` credits rows (a rated turn's outcome) and ``SetEvidence`` sets one row's evidence
+only if it still holds what the caller read; neither touches ``updated_at``, the history or the
+write sequence. ``PatchContent`` sets keys of one row's content (with history) and leaves its
+counters alone. ``LocateLearnings`` tells an admin surface whose row an id is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 from ..exceptions import ConflictError
-from ._ops import AddEvidence, LocateLearnings, SetEvidence
-from ._records import LearningLocation
-from ._sqlite_rows import marks
+from ._ops import AddEvidence, LocateLearnings, PatchContent, SetEvidence
+from ._records import ALL_STATUSES, Learning, LearningLocation, utcnow
+from ._sqlite_learnings import _record, _where
+from ._sqlite_rows import enc_time, marks, row_to_learning, to_json
 from ._vector_index import VectorCache
 
-__all__ = ["add_evidence", "locate_learnings", "set_evidence"]
+__all__ = ["add_evidence", "locate_learnings", "patch_content", "set_evidence"]
 
 _CHUNK = 500
 
@@ -70,3 +73,23 @@ def locate_learnings(
                 status=row["status"],
             )
     return [found[i] for i in ids if i in found]
+
+
+def patch_content(
+    conn: sqlite3.Connection, op: PatchContent, cache: VectorCache
+) -> Learning | None:
+    """Set keys of one row's content (history recorded); ``None`` if the reader cannot see it."""
+    w, params = _where(dataclasses.replace(op.filter, ids=None, statuses=ALL_STATUSES))
+    row = conn.execute(
+        f"SELECT * FROM learnings l WHERE l.id = ? AND {w}", [op.id, *params]
+    ).fetchone()
+    if row is None:
+        return None
+    old = row_to_learning(row)
+    new = dataclasses.replace(old, content={**old.content, **op.patch}, updated_at=utcnow())
+    conn.execute(
+        "UPDATE learnings SET content = ?, updated_at = ? WHERE id = ?",
+        (to_json(new.content, "Learning.content"), enc_time(new.updated_at), op.id),
+    )
+    _record(conn, op.id, op.change, old, new)
+    return new
