@@ -25,6 +25,7 @@ from ._protocol import (
     RecallReusingStore,
     StoreResources,
     ToolSpecStore,
+    TurnRecordingStore,
 )
 from ._tools import BoundTools, ToolSpec, tool_from_function
 from .entity_memory import EntityMemoryConfig, EntityMemoryStore
@@ -94,6 +95,7 @@ __all__ = [
     "StoreResources",
     "ToolSpec",
     "ToolSpecStore",
+    "TurnRecordingStore",
     "UserProfile",
     "UserProfileConfig",
     "UserProfileStore",
