@@ -11,6 +11,7 @@ from ._decay import (
     rerank,
     retention_score,
 )
+from ._evidence import evidence_score, has_evidence, helpfulness, strongly_harmful
 from ._export import EXPORT_FORMAT, EXPORT_VERSION, export_user, import_user
 from ._similar import cosine, distinguishing, is_substitution, richness, value_conflict
 from ._write import (
@@ -41,7 +42,10 @@ __all__ = [
     "annotate_dates",
     "cosine",
     "distinguishing",
+    "evidence_score",
     "export_user",
+    "has_evidence",
+    "helpfulness",
     "import_user",
     "is_substitution",
     "merge_learnings",
@@ -52,6 +56,7 @@ __all__ = [
     "resolve_dates",
     "retention_score",
     "richness",
+    "strongly_harmful",
     "supersede_learning",
     "value_conflict",
     "write_learning",

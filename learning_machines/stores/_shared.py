@@ -188,22 +188,28 @@ async def search(
         from ..embedders import aembed
 
         vec = tuple(float(x) for x in (await aembed(store.embedder, [query]))[0])
+    evidence_weight = store.config.feedback_weight
+    # With feedback, a learning that misled must be able to fall out of the top ``limit``:
+    # rank twice as many candidates, then cut.
     found = await store.db.arun(
         SearchLearnings(
             filter=filter,
             query=query,
             vector=vec,
             embedder=store.embedder.name if vec is not None else None,
-            limit=limit,
+            limit=limit * 2 if evidence_weight > 0 else limit,
             method="hybrid" if vec is not None else "keyword",
         )
     )
-    weight = store.config.decay_weight
-    if weight <= 0 or len(found) < 2:
-        return found
-    from ..curation import rerank
+    from ..curation import has_evidence, rerank
 
-    return rerank(found, now=utcnow(), weight=weight)
+    if not any(has_evidence(s.learning) for s in found):
+        found, evidence_weight = found[:limit], 0.0  # no feedback yet: exactly as before
+    weight = store.config.decay_weight
+    if (weight <= 0 and evidence_weight <= 0) or len(found) < 2:
+        return found[:limit]
+    ranked = rerank(found, now=utcnow(), weight=max(weight, 0.0), evidence_weight=evidence_weight)
+    return ranked[:limit]
 
 
 def relevant(hits: Sequence[ScoredLearning], min_similarity: float) -> list[ScoredLearning]:
