@@ -30,6 +30,7 @@ from ._turn_record import RunInfo, ToolLog
 from .db import Db, Message, PendingWork, new_id
 from .embedders import Embedder
 from .exceptions import ConfigurationError
+from .feedback import FeedbackSignal
 from .machine import LearningContext, LearningMachine
 
 __all__ = ["Agent", "RunResult", "ToolCall"]
@@ -57,11 +58,31 @@ class RunResult:
     """The pending work that will learn from this turn (``None`` if nothing learns from it)."""
     messages: list[pa.ModelMessage] = field(default_factory=list)
     """The turn's pydantic-ai messages."""
+    machine: LearningMachine | None = field(default=None, repr=False, compare=False)
+    """The machine that recorded the turn (``None`` without learning)."""
 
     @property
     def recalled(self) -> dict[str, Any]:
         """Each store's recalled data, by store name."""
         return {} if self.context is None else self.context.recalled
+
+    async def afeedback(
+        self, score: float, *, comment: str | None = None, by: str | None = None
+    ) -> FeedbackSignal:
+        """Rate this turn: ``score`` from -1 (bad) to 1 (good); thumbs are ``-1`` and ``+1``.
+
+        Needs a machine built with ``feedback=True``; see :meth:`LearningMachine.afeedback`.
+        """
+        if self.machine is None:
+            raise ConfigurationError(
+                "this turn ran without learning: give the Agent learning=LearningMachine("
+                "feedback=True) to rate its turns"
+            )
+        return await self.machine.afeedback(
+            turn_id=self.turn_id, score=score, comment=comment, by=by, user_id=self.user_id
+        )
+
+    feedback = sync_twin(afeedback)
 
     def __str__(self) -> str:
         return self.text
@@ -256,6 +277,7 @@ class Agent:
             usage=result.usage,
             learning_work=work,
             messages=new_messages,
+            machine=self.machine,
         )
 
     run = sync_twin(arun)

@@ -507,14 +507,21 @@ class Curator:
         """Delete everything private to ``user_id``; returns rows deleted or unlinked per table.
 
         Their private learnings (with embeddings) and the history of those, their messages,
-        proposals and pending work go. Shared-namespace learnings they authored stay but lose
-        the link to them, unless ``keep_shared=False`` deletes those too.
+        proposals and pending work go — decision records and feedback signals included.
+        Shared-namespace learnings they authored stay but lose the link to them, unless
+        ``keep_shared=False`` deletes those too; shared lessons lose their example turns.
         """
         if not user_id:
             raise ValidationError("forget() needs a user_id.")
+        # Shared lessons keep what many users taught, not this user's example turns.
+        from ..feedback._lessons import scrub_shared_lessons
+
+        scrubbed = await scrub_shared_lessons(self.db, user_id, embedder=self.embedder)
         counts: dict[str, int] = await self.db.arun(
             PurgeUser(user_id=user_id, delete_shared=not keep_shared)
         )
+        if scrubbed:
+            counts["lessons_scrubbed"] = scrubbed
         return counts
 
     def forget(self, user_id: str, *, keep_shared: bool = True) -> dict[str, int]:

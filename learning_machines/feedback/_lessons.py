@@ -23,6 +23,7 @@ from ..db import (
     GetLearnings,
     Learning,
     LearningFilter,
+    ListLearnings,
     PatchContent,
     PutLearning,
     ScoredLearning,
@@ -31,6 +32,7 @@ from ..db import (
     new_id,
     utcnow,
 )
+from ..db._records import ALL_STATUSES
 from ..embedders import aembed
 from ..exceptions import ConflictError
 from ..stores import BaseStore
@@ -43,6 +45,7 @@ from ._distill import (
     LessonWrite,
     add_support,
     approach_of,
+    drop_user,
     lesson_line,
     lesson_search_text,
     tally,
@@ -53,7 +56,7 @@ from ._signals import TurnOutcome
 if TYPE_CHECKING:
     from .._messages import ChatMessage
 
-__all__ = ["CANDIDATE_TYPE", "LESSON_TYPE", "LessonStore"]
+__all__ = ["CANDIDATE_TYPE", "LESSON_TYPE", "LessonStore", "scrub_shared_lessons"]
 
 #: Learning type of lessons (recalled).
 LESSON_TYPE = "lesson"
@@ -416,3 +419,48 @@ def record_user(example: Mapping[str, Any] | None, candidate: Learning) -> str |
     if example is not None and example.get("user_id"):
         return str(example["user_id"])
     return candidate.user_id
+
+
+async def scrub_shared_lessons(db: Any, user_id: str, *, embedder: Any = None) -> int:
+    """Remove ``user_id``'s turns from shared lessons and candidates (before forgetting them).
+
+    A shared lesson keeps its counts but loses the user's example and support entries; when its
+    condition was the user's own request, another example's request takes its place (and it is
+    re-embedded with ``embedder``, or left without a vector). Returns the rows changed.
+    """
+    rows: list[Learning] = await db.arun(
+        ListLearnings(
+            filter=LearningFilter(
+                namespaces=None, learning_types=(LESSON_TYPE, CANDIDATE_TYPE), statuses=ALL_STATUSES
+            ),
+            limit=None,
+        )
+    )
+    ops = []
+    for row in rows:
+        content = drop_user(row.content, user_id)
+        if content is None:
+            continue
+        if row.learning_type == LESSON_TYPE:
+            text = lesson_search_text(LessonWrite.model_validate(content))
+        else:
+            text = str(content.get("condition") or "")
+        changed = dataclasses.replace(row, content=content, search_text=text, updated_at=utcnow())
+        if text != row.search_text:
+            vector = None
+            if embedder is not None and text:
+                vector = tuple(float(x) for x in (await aembed(embedder, [text]))[0])
+            changed = dataclasses.replace(
+                changed,
+                embedding=vector,
+                embedder=None if vector is None else embedder.name,
+            )
+        ops.append(
+            PutLearning(
+                learning=changed,
+                change=Change(action="update", actor={"forget": True}, reason="a user forgotten"),
+            )
+        )
+    if ops:
+        await db.abatch(ops)
+    return len(ops)
