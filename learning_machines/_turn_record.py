@@ -173,6 +173,8 @@ class TurnRecord:
     """Ids of the learnings each store recalled, by store."""
     recalled_types: Mapping[str, str]
     """The learning type of each recalled id."""
+    recalled_texts: Mapping[str, str] = field(default_factory=dict)
+    """The text of each recalled id (to judge how much it shaped what the turn did)."""
     run: RunInfo
     """The model, tokens and latency, when the agent said."""
     duration_ms: float

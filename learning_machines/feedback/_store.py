@@ -36,7 +36,7 @@ from ..db import (
 )
 from ..exceptions import ConfigurationError, ConflictError, NotFoundError
 from ..stores import BaseStore
-from ..stores._decision_model import credit_ids, decision_id
+from ..stores._decision_model import credit_weights, decision_id
 from ._config import FeedbackConfig
 from ._signals import (
     MAX_COMMENT_CHARS,
@@ -233,10 +233,17 @@ class FeedbackStore(BaseStore):
                 expected_harmful=row.harmful,
             )
         ]
-        credit = tuple(str(i) for i in row.content.get("credit") or ())
         d_helpful, d_harmful = helpful - row.helpful, harmful - row.harmful
-        if credit and (d_helpful or d_harmful):
-            ops.append(AddEvidence(ids=credit, helpful=d_helpful, harmful=d_harmful))
+        shares: dict[float, list[str]] = {}
+        for learning_id, share in _credit_of(row).items():
+            shares.setdefault(share, []).append(learning_id)
+        if d_helpful or d_harmful:
+            for share, ids in sorted(shares.items()):
+                ops.append(
+                    AddEvidence(
+                        ids=tuple(ids), helpful=d_helpful * share, harmful=d_harmful * share
+                    )
+                )
         turn_id = str(row.content.get("turn_id"))
         ops.append(
             PatchContent(
@@ -261,9 +268,7 @@ class FeedbackStore(BaseStore):
         if row is None:
             return
         await self.lessons.alearn(row, outcome)
-        await self.lessons.aretire(
-            [str(i) for i in row.content.get("credit") or ()], user_id=user_id
-        )
+        await self.lessons.aretire(list(_credit_of(row)), user_id=user_id)
 
     async def arecord_reaction(
         self, *, turn_id: str, user_id: str, score: float, reason: str
@@ -306,7 +311,7 @@ class FeedbackStore(BaseStore):
             id=decision_id(ctx.turn_id),
             learning_type="decision",
             user_id=ctx.user_id,
-            content={"turn_id": ctx.turn_id, "credit": credit_ids(record)},
+            content={"turn_id": ctx.turn_id, "credit": credit_weights(record)},
         )
         change = Change(
             action="create",
@@ -345,6 +350,14 @@ class FeedbackStore(BaseStore):
                 str(user_id),
                 aggregate(await self.asignals(str(turn_id), user_id=str(user_id))),
             )
+
+
+def _credit_of(row: Learning) -> dict[str, float]:
+    """A decision record's credit: learning id → its share of the turn's outcome."""
+    credit = row.content.get("credit") or {}
+    if isinstance(credit, list):  # a list of ids: full shares
+        return {str(i): 1.0 for i in credit}
+    return {str(i): float(share) for i, share in credit.items()}
 
 
 def _evidence(outcome: TurnOutcome | None) -> tuple[float, float]:

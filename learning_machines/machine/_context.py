@@ -37,31 +37,31 @@ class LearningContext:
 
         ``Agent`` counts them as recalled (a decay signal) when it saves the turn.
         """
-        found: dict[str, str] = {}
+        found: dict[str, Learning] = {}
         _collect_ids(self.recalled, found, depth=0)
         return list(found)
 
-    def learnings_by_store(self) -> dict[str, dict[str, str]]:
-        """Per store, the ids of the stored learnings it recalled with their learning types.
+    def learnings_by_store(self) -> dict[str, dict[str, Learning]]:
+        """Per store, the stored learnings it recalled, by id (in order).
 
         The decision log records them, and feedback credits them with the turn's outcome.
         """
-        out: dict[str, dict[str, str]] = {}
+        out: dict[str, dict[str, Learning]] = {}
         for name, value in self.recalled.items():
-            found: dict[str, str] = {}
+            found: dict[str, Learning] = {}
             _collect_ids(value, found, depth=0)
             if found:
                 out[name] = found
         return out
 
 
-def _collect_ids(value: Any, found: dict[str, str], *, depth: int) -> None:
+def _collect_ids(value: Any, found: dict[str, Learning], *, depth: int) -> None:
     if depth > 6:
         return
     if isinstance(value, Learning):
-        found.setdefault(value.id, value.learning_type)
+        found.setdefault(value.id, value)
     elif isinstance(value, ScoredLearning):
-        found.setdefault(value.learning.id, value.learning.learning_type)
+        found.setdefault(value.learning.id, value.learning)
     elif isinstance(value, Mapping):
         for item in value.values():
             _collect_ids(item, found, depth=depth + 1)

@@ -135,7 +135,10 @@ def _turn_record(turn: Turn, chat: list[ChatMessage], *, answer: str, run: RunIn
         messages=tuple(chat),
         tool_runs=merge_tool_runs(turn.tools.log.runs, chat, store_tools=set(turn.tools.names)),
         recalled={name: tuple(found) for name, found in by_store.items()},
-        recalled_types={i: t for found in by_store.values() for i, t in found.items()},
+        recalled_types={
+            i: x.learning_type for found in by_store.values() for i, x in found.items()
+        },
+        recalled_texts={i: x.search_text for found in by_store.values() for i, x in found.items()},
         run=run,
         duration_ms=(time.perf_counter() - turn.started) * 1000,
     )

@@ -9,6 +9,7 @@ latency, the instructions version, and — once feedback arrived — the outcome
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ __all__ = [
     "Reaction",
     "ToolCallRecord",
     "call_text",
-    "credit_ids",
+    "credit_weights",
     "decision_id",
     "decision_line",
     "outcome_phrase",
@@ -91,7 +92,7 @@ class DecisionRecord(BaseModel):
     answer: str = ""
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     recalled: dict[str, list[str]] = Field(default_factory=dict)
-    credit: list[str] = Field(default_factory=list)
+    credit: dict[str, float] = Field(default_factory=dict)
     decisions: list[LoggedDecision] = Field(default_factory=list)
     rationale: str | None = None
     model: str | None = None
@@ -148,9 +149,61 @@ def _clip_value(value: Any, limit: int) -> Any:
     return _clip(json.dumps(value, ensure_ascii=False, default=str), limit)
 
 
-def credit_ids(record: TurnRecord) -> list[str]:
-    """The recalled learnings a turn's outcome is credited to (see :data:`UNCREDITED_TYPES`)."""
-    return [i for i, t in record.recalled_types.items() if t not in UNCREDITED_TYPES]
+_TOKEN = re.compile(r"[a-z0-9]+")
+# Words too common to say a learning shaped an action (short words are dropped anyway).
+_STOP = frozenset(
+    {
+        "the", "and", "for", "with", "you", "your", "this", "that", "are", "not", "was",
+        "were", "has", "have", "had", "but", "can", "will", "from", "into", "when", "then",
+        "than", "them", "they", "its", "our", "out", "use", "used", "using", "about",
+    }
+)  # fmt: skip
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _TOKEN.findall(text.lower()) if len(w) >= 3 and w not in _STOP}
+
+
+def influence(text: str, *, message: str, actions: str) -> float:
+    """How much of a recalled learning shows in what the turn did, in ``[0, 1]``.
+
+    The share of the learning's own words (not the user's message's) found in the answer,
+    the app's tool arguments and the logged decisions: a learning the agent acted on scores
+    high, one that was only in the prompt scores 0.
+    """
+    own = _words(text) - _words(message)
+    if not own:
+        return 0.0
+    return len(own & _words(actions)) / len(own)
+
+
+def credit_weights(record: TurnRecord) -> dict[str, float]:
+    """The recalled learnings a turn's outcome is credited to, with their share of it.
+
+    Every creditable learning (see :data:`UNCREDITED_TYPES`) gets at least a quarter of the
+    outcome; the rest follows :func:`influence`, so a turn that went wrong blames most what it
+    acted on, and a learning that was merely recalled alongside is not archived with it.
+    """
+    ctx = record.context
+    actions = " ".join(
+        [
+            record.answer,
+            *(
+                json.dumps(run.args, default=str)
+                for run in record.tool_runs
+                if run.source == "app" or run.name == "log_decision"
+            ),
+        ]
+    )
+    weights: dict[str, float] = {}
+    for learning_id, learning_type in record.recalled_types.items():
+        if learning_type in UNCREDITED_TYPES:
+            continue
+        share = influence(
+            record.recalled_texts.get(learning_id, ""), message=ctx.message or "", actions=actions
+        )
+        weights[learning_id] = round(0.25 + 0.75 * min(1.0, 2.0 * share), 3)
+    return weights
 
 
 def record_from_turn(
@@ -186,7 +239,7 @@ def record_from_turn(
         answer=_clip(record.answer, max_text_chars) or "",
         tool_calls=calls[:max_tool_calls],
         recalled={name: list(ids) for name, ids in record.recalled.items()},
-        credit=credit_ids(record),
+        credit=credit_weights(record),
         decisions=list(logged),
         model=run.model,
         input_tokens=run.input_tokens,

@@ -85,3 +85,27 @@ def agent(db: Db, model: ScriptedModel | None = None, **kwargs: Any) -> tuple[Ag
     model = model or scripted()
     learning = machine(db, model, **kwargs)
     return Agent(model=model, db=db, learning=learning, tools=[deploy]), learning
+
+
+class TableEmbedder(HashEmbedder):
+    """Fixed vectors for texts containing a key; everything else hashed (ranking tests)."""
+
+    def __init__(self, table: dict[str, list[float]], dimensions: int = 8) -> None:
+        super().__init__(dimensions)
+        self.table = table
+
+    @property
+    def name(self) -> str:
+        """A name of its own (its vectors are not the hash embedder's)."""
+        return f"table-{self.dimensions}"
+
+    def embed(self, texts: Any) -> Any:
+        import numpy as np
+
+        out = super().embed(texts)
+        for i, text in enumerate(texts):
+            for key, vector in self.table.items():
+                if key in text:
+                    v = np.asarray(vector + [0.0] * (self.dimensions - len(vector)), dtype=float)
+                    out[i] = v / np.linalg.norm(v)
+        return out

@@ -61,7 +61,7 @@ def test_every_turn_is_recorded_whole_without_a_model_call(db: Db) -> None:
     assert call.duration_ms is not None
     assert call.duration_ms > 0
     [knowledge_id] = record.recalled["learned_knowledge"]
-    assert record.credit == [knowledge_id]
+    assert record.credit == {knowledge_id: 1.0}  # the call used the canary it advised
     assert record.model == "function:scripted"
     assert record.input_tokens
     assert record.output_tokens
