@@ -202,8 +202,9 @@ def lesson_line(learning: Learning) -> str:
     if w.example is not None:
         e = w.example
         day = format_day(learning.created_at) if not e.at else e.at[:10]
-        did = "; ".join(e.calls) if e.calls else f'answered "{_clip(e.answer, 80)}"'
-        lines.append(f'  Example ({day}): asked "{_clip(e.message, 100)}"; you {did}; {e.outcome}.')
+        did = "called " + "; ".join(e.calls) if e.calls else f'answered "{_clip(e.answer, 80)}"'
+        asked = _clip(e.message, 100)
+        lines.append(f'  Example ({day}): asked "{asked}"; you {did} → {e.outcome}.')
     return "\n".join(lines)
 
 

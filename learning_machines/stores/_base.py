@@ -42,7 +42,7 @@ class StoreConfig:
     """How much a learning's retention (recency, recalls, feedback; see
     ``learning_machines.curation.retention_score``) counts in search ranking, against relevance.
     ``0`` ranks by relevance alone."""
-    feedback_weight: float = 0.5
+    feedback_weight: float = 1.0
     """How far outcome evidence from feedback moves a learning in search ranking: at most this
     much on a ``[0, 1]`` relevance scale (a learning that misled sinks, one that helped rises;
     see ``docs/feedback.md`` for how it was measured). ``0`` ignores feedback in ranking."""
