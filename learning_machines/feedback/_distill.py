@@ -166,9 +166,11 @@ class LessonWrite(BaseModel):
 
     candidate_id: str
     condition: str = Field(description="Requests it applies to, by an example request.")
+    condition_turn: str | None = None
     action: Verdict
     approach: str
     because: str = ""
+    because_turn: str | None = None
     instead: str | None = None
     sessions: int = 0
     users: int = 0
@@ -211,22 +213,29 @@ def lesson_line(learning: Learning) -> str:
 def drop_user(content: Mapping[str, Any], user_id: str) -> dict[str, Any] | None:
     """``content`` of a candidate or lesson without ``user_id``'s turns (forget), or ``None``.
 
-    Their support entries and their example go; ``None`` when nothing of theirs was there.
+    Their support entries, examples, example, and the request or complaint quoted from one of
+    their turns go; ``None`` when nothing of theirs was there.
     """
     support = list(content.get("support") or [])
+    examples = list(content.get("examples") or [])
     theirs = {str(s.get("turn_id")) for s in support if s.get("user_id") == user_id}
+    theirs |= {str(e.get("turn_id")) for e in examples if e.get("user_id") == user_id}
     example = content.get("example")
-    mine_example = isinstance(example, Mapping) and example.get("user_id") == user_id
-    if not theirs and not mine_example:
+    if isinstance(example, Mapping) and example.get("user_id") == user_id:
+        theirs.add(str(example.get("turn_id")))
+    if not theirs:
         return None
     out = dict(content)
-    out["support"] = [s for s in support if s.get("user_id") != user_id]
-    out["examples"] = [
-        e for e in content.get("examples") or [] if str(e.get("turn_id")) not in theirs
-    ]
-    if mine_example or (isinstance(example, Mapping) and str(example.get("turn_id")) in theirs):
+    if "support" in content:
+        out["support"] = [s for s in support if str(s.get("turn_id")) not in theirs]
+    kept = [e for e in examples if str(e.get("turn_id")) not in theirs]
+    if "examples" in content:
+        out["examples"] = kept
+    if isinstance(example, Mapping) and str(example.get("turn_id")) in theirs:
         out["example"] = None
-    if content.get("condition_turn") in theirs or mine_example:
-        remaining = out["examples"]
-        out["condition"] = remaining[0]["message"] if remaining else "(forgotten request)"
+    if str(content.get("because_turn")) in theirs:
+        out["because"], out["because_turn"] = "", None
+    if str(content.get("condition_turn")) in theirs:
+        out["condition"] = str(kept[0]["message"]) if kept else "(a forgotten request)"
+        out["condition_turn"] = str(kept[0]["turn_id"]) if kept else None
     return out

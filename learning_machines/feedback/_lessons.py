@@ -349,13 +349,15 @@ class LessonStore(BaseStore):
             e for e in candidate.content.get("examples") or [] if sign * float(e["score"]) > 0
         ]
         example = examples[-1] if examples else None
-        comments = [e["comment"] for e in examples if e.get("comment")]
+        commented = [e for e in examples if e.get("comment")]
         write = LessonWrite(
             candidate_id=candidate.id,
             condition=str(candidate.content.get("condition") or record.message)[:300],
+            condition_turn=candidate.content.get("condition_turn"),
             action=direction,
             approach=approach.text,
-            because=comments[-1] if comments else "",
+            because=str(commented[-1]["comment"]) if commented else "",
+            because_turn=str(commented[-1]["turn_id"]) if commented else None,
             instead=instead if direction == "do" else None,
             sessions=t.bad_sessions if direction == "avoid" else t.good_sessions,
             users=t.bad_users if direction == "avoid" else t.good_users,
