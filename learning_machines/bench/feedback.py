@@ -19,15 +19,18 @@ it answered without the task's tool, which no rule can score).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._agent import Agent
+from pydantic_ai.exceptions import AgentRunError
+
+from .._agent import Agent, RunResult
 from .._modes import LearningMode
 from ..db import LearningFilter, ListLearnings
 from ..feedback import FeedbackConfig, LessonConfig
@@ -162,27 +165,39 @@ async def _session(
     """One session: the request, then the user's reaction. Whether the request worked."""
     session = f"{user.id}-{rng.getrandbits(40):x}"
     before = len(env.chosen)
-    result = await agent.arun(message, user_id=user.id, session_id=session)
+    try:
+        result: RunResult | None = await agent.arun(message, user_id=user.id, session_id=session)
+    except AgentRunError:
+        # A real model can give up (a tool kept failing past its retries): no answer at all.
+        result = None
     calls = [c for c in env.chosen[before:] if c[0] == task.kind]
     if calls:
         worked: bool | None = calls[-1][1] == task.good
+    elif result is None:
+        worked = False
     elif judge is not None:
         worked = await judge.worked(task, message, result.text)
     else:
         worked = None  # answered without the tool: a rule cannot tell
     happy = user.reaction(task, bool(worked), rng) if worked is not None else True
     if user.style == "explicit":
-        if "feedback" in agent.machine.stores if agent.machine else False:
+        if result is not None and agent.machine is not None and "feedback" in agent.machine.stores:
             await result.afeedback(
                 1.0 if happy else -1.0, comment=None if happy else task.complaint
             )
         # (without Phase 2 a thumbs up or down goes nowhere)
     elif user.style == "implicit" or happy:
         reply = _POSITIVE_REPLY if happy else f"No, that's wrong: {task.complaint}."
-        await agent.arun(reply, user_id=user.id, session_id=session)
+        await _quietly(agent.arun(reply, user_id=user.id, session_id=session))
     else:  # "repeat": asks the same again when it went wrong
-        await agent.arun(message, user_id=user.id, session_id=session)
+        await _quietly(agent.arun(message, user_id=user.id, session_id=session))
     return worked
+
+
+async def _quietly(run: Awaitable[Any]) -> None:
+    """A follow-up turn; a real model that gives up on it ends the session, nothing more."""
+    with contextlib.suppress(AgentRunError):
+        await run
 
 
 async def _arm(

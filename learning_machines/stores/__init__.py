@@ -28,6 +28,7 @@ from ._protocol import (
     TurnRecordingStore,
 )
 from ._tools import BoundTools, ToolSpec, tool_from_function
+from .decision_log import DecisionLogConfig, DecisionLogStore
 from .entity_memory import EntityMemoryConfig, EntityMemoryStore
 from .episodic_memory import (
     Episode,
@@ -60,6 +61,8 @@ __all__ = [
     "BaseStore",
     "BindableStore",
     "BoundTools",
+    "DecisionLogConfig",
+    "DecisionLogStore",
     "EntityExtraction",
     "EntityItem",
     "EntityMemoryConfig",
