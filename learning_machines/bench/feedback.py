@@ -161,10 +161,15 @@ async def _session(
     message: str,
     rng: random.Random,
     judge: _Judge | None,
+    turns: list[int],
 ) -> bool | None:
-    """One session: the request, then the user's reaction. Whether the request worked."""
+    """One session: the request, then the user's reaction. Whether the request worked.
+
+    ``turns[0]`` counts the turns run (requests and replies).
+    """
     session = f"{user.id}-{rng.getrandbits(40):x}"
     before = len(env.chosen)
+    turns[0] += 1
     try:
         result: RunResult | None = await agent.arun(message, user_id=user.id, session_id=session)
     except AgentRunError:
@@ -188,8 +193,10 @@ async def _session(
         # (without Phase 2 a thumbs up or down goes nowhere)
     elif user.style == "implicit" or happy:
         reply = _POSITIVE_REPLY if happy else f"No, that's wrong: {task.complaint}."
+        turns[0] += 1
         await _quietly(agent.arun(reply, user_id=user.id, session_id=session))
     else:  # "repeat": asks the same again when it went wrong
+        turns[0] += 1
         await _quietly(agent.arun(message, user_id=user.id, session_id=session))
     return worked
 
@@ -221,6 +228,7 @@ async def _arm(
     )
     bench_db = open_bench_db(backend, workdir)
     result = ArmResult(name=arm)
+    turns = [0]
     started = time.perf_counter()
     try:
         machine = _machine(arm, db=bench_db.db, model=llm, embedder=embedder)
@@ -244,7 +252,7 @@ async def _arm(
             rng.shuffle(order)
             for user, task in order:
                 message = task.template.format(subject=rng.choice(task.subjects))
-                worked = await _session(agent, env, user, task, message, rng, judge)
+                worked = await _session(agent, env, user, task, message, rng, judge, turns)
                 await machine.await_idle(timeout=300)
                 if worked is None:
                     result.unscored += 1
@@ -266,7 +274,7 @@ async def _arm(
             for kind, (bad, total) in per_task.items():
                 result.per_task.setdefault(kind, []).append(bad / max(1, total))
             progress(f"  {arm}: round {r + 1}/{rounds} failure rate {result.failures[-1]:.2f}")
-        result.turns = len(await _all_turns(machine))
+        result.turns = turns[0]
         result.extraction_calls = counter[0] if scripted else machine.usage.calls - usage_before
         rows = await bench_db.db.arun(
             ListLearnings(
@@ -300,20 +308,6 @@ async def _arm(
         bench_db.close()
     result.seconds = time.perf_counter() - started
     return result
-
-
-async def _all_turns(machine: LearningMachine) -> list[Any]:
-    from ..db import ListUserMessages
-
-    assert machine.db is not None
-    out: list[Any] = []
-    for prefix in ("user", "new"):
-        for i in range(200):
-            rows = await machine.db.arun(ListUserMessages(user_id=f"{prefix}{i + 1}"))
-            if not rows and i > 50:
-                break
-            out.extend(rows)
-    return out
 
 
 def _table(results: dict[str, ArmResult], rounds: int) -> str:
