@@ -10,6 +10,7 @@ from .._modes import LearningMode
 from ..db import PRIVATE_NAMESPACE
 from ..exceptions import ConfigurationError
 from ..stores import StoreConfig
+from ..stores._decision_model import CLEAR_OUTCOME
 from ._signals import DEFAULT_TRUST
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class LessonConfig(StoreConfig):
     """Distinct users that must share the outcome before a lesson enters a shared namespace."""
     agreement: float = 0.75
     """Share of those sessions that must agree (the rest turned out the other way)."""
-    min_outcome: float = 0.3
+    min_outcome: float = CLEAR_OUTCOME
     """How clear a turn's outcome must be (absolute score) to count for or against a lesson."""
     condition_similarity: float = 0.5
     """Cosine above which two requests count as the same condition (the default MiniLM

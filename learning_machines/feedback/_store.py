@@ -28,7 +28,6 @@ from ..db import (
     Learning,
     LearningFilter,
     ListLearnings,
-    LocateLearnings,
     Op,
     PatchContent,
     PutLearning,
@@ -127,14 +126,8 @@ class FeedbackStore(BaseStore):
         return [FeedbackSignal.from_learning(r) for r in rows]
 
     async def aowner(self, turn_id: str) -> str:
-        """The user whose turn ``turn_id`` is (an admin lookup, before reading through them)."""
-        found = await self.db.arun(LocateLearnings(ids=(decision_id(turn_id),)))
-        if not found or not found[0].user_id:
-            raise NotFoundError(
-                f"no turn {turn_id!r} in the decision log; check the id (RunResult.turn_id, or "
-                "machine.decisions.list(user_id=...)) and that the turn ran with feedback on"
-            )
-        return found[0].user_id
+        """The user whose turn ``turn_id`` is (see :meth:`DecisionLogStore.aowner`)."""
+        return await self._log().aowner(turn_id)
 
     # --- recording ----------------------------------------------------------------------------
 

@@ -13,11 +13,11 @@ from datetime import datetime
 from typing import Literal
 
 from .._sync import sync_twin
-from ..db import Learning, ListLearnings, LocateLearnings, ScoredLearning
+from ..db import Learning, ListLearnings, ScoredLearning
 from ..db._records import ALL_STATUSES
 from ..exceptions import NotFoundError, ValidationError
 from ..feedback import FeedbackSignal, FeedbackStore
-from ..stores._decision_model import DecisionRecord, Outcome, decision_id
+from ..stores._decision_model import CLEAR_OUTCOME, DecisionRecord, Outcome
 from ..stores.decision_log import DecisionLogStore
 
 __all__ = ["Decision", "DecisionBook", "OutcomeFilter"]
@@ -61,9 +61,9 @@ class Decision:
         """``good``, ``bad``, ``unclear`` (signals disagree or are weak) or ``unrated``."""
         if self.record.outcome is None:
             return "unrated"
-        if self.record.outcome.score >= 0.3:
+        if self.record.outcome.score >= CLEAR_OUTCOME:
             return "good"
-        if self.record.outcome.score <= -0.3:
+        if self.record.outcome.score <= -CLEAR_OUTCOME:
             return "bad"
         return "unclear"
 
@@ -90,11 +90,8 @@ class DecisionBook:
 
     async def aget(self, turn_id: str, *, user_id: str | None = None) -> Decision:
         """The record of ``turn_id`` (of ``user_id``; found by id alone when not given)."""
-        owner = user_id
-        if owner is None:
-            found = await self._store.db.arun(LocateLearnings(ids=(decision_id(turn_id),)))
-            owner = found[0].user_id if found else None
-        row = None if owner is None else await self._store.aget_record(turn_id, user_id=owner)
+        owner = user_id or await self._store.aowner(turn_id)
+        row = await self._store.aget_record(turn_id, user_id=owner)
         if row is None:
             raise NotFoundError(
                 f"no decision record for turn {turn_id!r}"

@@ -20,6 +20,7 @@ from ..db import Learning
 from ._shared import format_day, stable_id
 
 __all__ = [
+    "CLEAR_OUTCOME",
     "DECISION_TYPE",
     "UNCREDITED_TYPES",
     "DecisionLogExtraction",
@@ -38,6 +39,9 @@ __all__ = [
 
 #: Learning type of decision records.
 DECISION_TYPE = "decision"
+
+#: An outcome at least this far from 0 (either way) is clear: it "worked" or "went wrong".
+CLEAR_OUTCOME = 0.3
 
 #: Learning types a turn's outcome is never credited to: records about turns (decisions,
 #: signals, lesson candidates) and per-user state that is not a claim that can mislead.
@@ -266,9 +270,9 @@ def outcome_phrase(outcome: Outcome | None) -> str:
     """How a decision turned out, in words a model (and a rule) can act on."""
     if outcome is None:
         return "no feedback yet"
-    if outcome.score <= -0.3:
+    if outcome.score <= -CLEAR_OUTCOME:
         verdict = "went wrong"
-    elif outcome.score >= 0.3:
+    elif outcome.score >= CLEAR_OUTCOME:
         verdict = "worked"
     else:
         verdict = "unclear outcome"

@@ -35,12 +35,13 @@ from ..db import (
     Learning,
     LearningFilter,
     ListLearnings,
+    LocateLearnings,
     Op,
     PatchContent,
     PutLearning,
     ScoredLearning,
 )
-from ..exceptions import ConfigurationError
+from ..exceptions import ConfigurationError, NotFoundError
 from ._base import BaseStore, StoreConfig
 from ._decision_model import (
     DECISION_TYPE,
@@ -170,6 +171,16 @@ class DecisionLogStore(BaseStore):
             learning_types=(DECISION_TYPE,),
             **extra,
         )
+
+    async def aowner(self, turn_id: str) -> str:
+        """Whose turn ``turn_id`` is: an admin lookup, before reading through that user."""
+        found = await self.db.arun(LocateLearnings(ids=(decision_id(turn_id),)))
+        if not found or not found[0].user_id:
+            raise NotFoundError(
+                f"no turn {turn_id!r} in the decision log; check the id (RunResult.turn_id, or "
+                "machine.decisions.list(user_id=...)) and that the turn ran with the log on"
+            )
+        return found[0].user_id
 
     async def aget_record(self, turn_id: str, *, user_id: str) -> Learning | None:
         """The decision record of ``turn_id`` if it is ``user_id``'s."""
