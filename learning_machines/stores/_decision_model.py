@@ -29,6 +29,7 @@ __all__ = [
     "Outcome",
     "Reaction",
     "ToolCallRecord",
+    "bounded_decision",
     "call_text",
     "credit_weights",
     "decision_id",
@@ -210,6 +211,17 @@ def credit_weights(record: TurnRecord) -> dict[str, float]:
     return weights
 
 
+def bounded_decision(decision: LoggedDecision, *, max_chars: int) -> LoggedDecision:
+    """A logged decision with every text cut to ``max_chars`` (and at most 10 alternatives)."""
+    return LoggedDecision(
+        decision=_clip(decision.decision, max_chars) or "",
+        rationale=_clip(decision.rationale, max_chars) or "",
+        alternatives=None
+        if decision.alternatives is None
+        else [_clip(a, max_chars) or "" for a in decision.alternatives[:10]],
+    )
+
+
 def record_from_turn(
     record: TurnRecord,
     *,
@@ -244,7 +256,7 @@ def record_from_turn(
         tool_calls=calls[:max_tool_calls],
         recalled={name: list(ids) for name, ids in record.recalled.items()},
         credit=credit_weights(record),
-        decisions=list(logged),
+        decisions=[bounded_decision(d, max_chars=max_tool_chars) for d in logged],
         model=run.model,
         input_tokens=run.input_tokens,
         output_tokens=run.output_tokens,

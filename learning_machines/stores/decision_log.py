@@ -48,6 +48,7 @@ from ._decision_model import (
     DecisionLogExtraction,
     DecisionRecord,
     LoggedDecision,
+    bounded_decision,
     call_text,
     decision_id,
     decision_line,
@@ -327,6 +328,7 @@ class DecisionLogStore(BaseStore):
 
     async def alog_decision(self, turn: TurnContext, decision: LoggedDecision) -> str:
         """Attach ``decision`` to the turn's record (kept until the turn is written)."""
+        decision = bounded_decision(decision, max_chars=self.config.max_tool_chars)
         if self._logged.add(turn.turn_id, decision):
             return "logged; it is saved with this turn"
         if not turn.user_id:

@@ -252,3 +252,17 @@ def test_misconfigurations_are_refused_when_built() -> None:
     with pytest.raises(ConfigurationError, match="custom store name"):
         LearningMachine(decision_log=True, model="test", custom_stores={"decision_log": object()})
     assert reacting_extraction("no sections", {}) == {}
+
+
+def test_what_the_agent_logs_is_bounded_like_everything_else(db: Db) -> None:
+    machine = _machine(db)
+    turn = machine.begin("deploy", user_id="ann", session_id="s")
+    huge = {"decision": "d" * 100_000, "rationale": "r" * 100_000, "alternatives": ["a"] * 500}
+    turn.tools.call("log_decision", huge)
+    turn.finish(["deploy"])
+    turn.tools.call("log_decision", huge)  # after the turn was written, too
+    first, second = machine.decisions.get(turn.context.turn_id).record.decisions
+    for logged in (first, second):
+        assert len(logged.decision) == len(logged.rationale) == 500
+        assert logged.alternatives is not None
+        assert len(logged.alternatives) == 10
