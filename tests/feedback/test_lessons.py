@@ -175,3 +175,43 @@ def test_verdicts_need_agreement_sessions_users_and_a_contrast_for_do() -> None:
     worked = tally(support(1, 1, 1), min_outcome=0.3)
     assert verdict(worked, contrast=False, **rules) is None  # nothing ever failed: no lesson
     assert verdict(worked, contrast=True, **rules) == "do"
+
+
+def test_concurrent_outcomes_for_one_approach_all_count(db: Db) -> None:
+    import threading
+
+    machine = LearningMachine(
+        db=db,
+        embedder=HashEmbedder(),
+        decision_log=DecisionLogConfig(mode=LearningMode.AGENTIC),
+        feedback=FeedbackConfig(lessons=LessonConfig(namespace="team", min_sessions=99)),
+        background=False,
+    )
+
+    def turn(user: str, session: str, service: str) -> str:
+        message = f"deploy {service} to production"
+        call = {"name": "deploy", "args": {"service": service, "strategy": "all_at_once"}}
+        t = machine.begin(message, user_id=user, session_id=session)
+        t.finish([message, {"role": "assistant", "content": "", "tool_calls": [call]}])
+        return t.context.turn_id
+
+    first = turn("u0", "s0", "billing-api")
+    machine.feedback(turn_id=first, score=-1)  # the candidate exists now
+    others = [turn(f"u{i}", f"s{i}", "billing-api") for i in range(1, 5)]
+    errors: list[Exception] = []
+
+    def rate(turn_id: str) -> None:
+        try:
+            machine.feedback(turn_id=turn_id, score=-1)
+        except Exception as exc:  # noqa: BLE001 - any failure is reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=rate, args=(t,)) for t in others]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    [candidate] = machine.service.learnings(namespace="team", learning_type="lesson_candidate")
+    assert sorted(s["turn_id"] for s in candidate.content["support"]) == sorted([first, *others])
+    assert candidate.harmful == 5.0  # five sessions went wrong, none lost to a race
