@@ -233,6 +233,14 @@ class PatchContent(Op[Learning | None]):
     """Keys to set in ``content`` (replacing whole values)."""
     change: Change
     """Why, and who, for the history."""
+    expected: dict[str, Any] | None = None
+    """Compare-and-set: only if ``content`` holds these values (a missing key is ``None``);
+    otherwise :class:`~learning_machines.exceptions.ConflictError` (another writer changed it
+    first; the whole transaction is rolled back)."""
+    create: Learning | None = None
+    """When no row has ``id`` yet: insert this one (its id must be ``id``) with the patch
+    applied, ``expected`` checked against its content. Two creators at once: one creates, the
+    other then patches (or conflicts)."""
 
 
 @dataclass(frozen=True, kw_only=True)

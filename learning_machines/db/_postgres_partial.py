@@ -3,7 +3,9 @@
 The same contract as the SQLite backend (see ``_sqlite_partial``). ``SetEvidence`` is a single
 ``UPDATE ... WHERE helpful = expected AND harmful = expected``: under READ COMMITTED a concurrent
 writer's update makes it re-check the condition against the new row, so a lost race matches no
-row and raises :class:`ConflictError` instead of counting evidence twice.
+row and raises :class:`ConflictError` instead of counting evidence twice. ``PatchContent``
+locks its row (``FOR UPDATE``) before it compares, and takes a transaction-scoped advisory lock
+on the id when it may create the row.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConflictError
-from ._ops import AddEvidence, LocateLearnings, PatchContent, SetEvidence
+from ._ops import AddEvidence, LocateLearnings, PatchContent, PutLearning, SetEvidence
+from ._patch import check_create, check_expected
 from ._postgres_rows import dumps, learning_from_row
 from ._postgres_search import LEARNING_SELECT
 from ._records import ALL_STATUSES, Learning, LearningLocation, utcnow
@@ -69,15 +72,23 @@ def _locate_learnings(ctx: OpContext, op: LocateLearnings) -> list[LearningLocat
 
 
 def _patch_content(ctx: OpContext, op: PatchContent) -> Learning | None:
-    from ._postgres_ops import _INSERT_HISTORY, _history_params, _where
+    from ._postgres_ops import _INSERT_HISTORY, _history_params, _put_learnings, _where
 
+    if op.create is not None:
+        # Row locks cannot lock a row that does not exist yet: two creators queue here instead.
+        ctx.q("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (op.id,))
     where, params = _where(replace(op.filter, ids=(op.id,), statuses=ALL_STATUSES))
     row = ctx.q(
         f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where} FOR UPDATE", params
     ).fetchone()
     if row is None:
-        return None
+        if op.create is None or ctx.q("SELECT 1 FROM learnings WHERE id = %s", (op.id,)).fetchone():
+            return None
+        created = check_create(op)
+        _put_learnings(ctx, [PutLearning(learning=created, change=op.change)])
+        return created
     old = learning_from_row(row)
+    check_expected(op, old.content)
     new = replace(old, content={**old.content, **op.patch}, updated_at=utcnow())
     ctx.q(
         "UPDATE learnings SET content = %s::jsonb, updated_at = %s WHERE id = %s",

@@ -12,9 +12,10 @@ import dataclasses
 import sqlite3
 
 from ..exceptions import ConflictError
-from ._ops import AddEvidence, LocateLearnings, PatchContent, SetEvidence
+from ._ops import AddEvidence, LocateLearnings, PatchContent, PutLearning, SetEvidence
+from ._patch import check_create, check_expected
 from ._records import ALL_STATUSES, Learning, LearningLocation, utcnow
-from ._sqlite_learnings import _record, _where
+from ._sqlite_learnings import _record, _where, put_learning
 from ._sqlite_rows import enc_time, marks, row_to_learning, to_json
 from ._vector_index import VectorCache
 
@@ -78,14 +79,26 @@ def locate_learnings(
 def patch_content(
     conn: sqlite3.Connection, op: PatchContent, cache: VectorCache
 ) -> Learning | None:
-    """Set keys of one row's content (history recorded); ``None`` if the reader cannot see it."""
+    """Set keys of one row's content (history recorded); ``None`` if the reader cannot see it.
+
+    ``BEGIN IMMEDIATE`` holds the write lock for the whole transaction, so the compare-and-set
+    (``op.expected``) and the create-if-absent (``op.create``) cannot interleave with a writer.
+    """
     w, params = _where(dataclasses.replace(op.filter, ids=None, statuses=ALL_STATUSES))
     row = conn.execute(
         f"SELECT * FROM learnings l WHERE l.id = ? AND {w}", [op.id, *params]
     ).fetchone()
     if row is None:
-        return None
+        if (
+            op.create is None
+            or conn.execute("SELECT 1 FROM learnings WHERE id = ?", (op.id,)).fetchone()
+        ):
+            return None
+        created = check_create(op)
+        put_learning(conn, PutLearning(learning=created, change=op.change), cache)
+        return created
     old = row_to_learning(row)
+    check_expected(op, old.content)
     new = dataclasses.replace(old, content={**old.content, **op.patch}, updated_at=utcnow())
     conn.execute(
         "UPDATE learnings SET content = ?, updated_at = ? WHERE id = ?",
