@@ -31,6 +31,7 @@ from .db import Db, Message, PendingWork, new_id
 from .embedders import Embedder
 from .exceptions import ConfigurationError
 from .feedback import FeedbackSignal
+from .improvement import ActiveInstructions, tools_with_notes
 from .machine import LearningContext, LearningMachine
 
 __all__ = ["Agent", "RunResult", "ToolCall"]
@@ -203,6 +204,7 @@ class Agent:
         self.history_turns = history_turns
         # The app's tools are a toolset of their own, so each turn can time them (see arun).
         self._app_tools = FunctionToolset(self.tools)
+        self._registered = False
         self._agent: PydanticAgent[None, str] = PydanticAgent(
             model, instructions=instructions, name=agent_id
         )
@@ -245,16 +247,22 @@ class Agent:
             **context,
         )
         history = _history(turn.history)
+        # Self-improvement: the approved rules in force now (read on every turn, no restart).
+        active = await self._active(context.get("team_id"))
+        app_tools = self._app_tools
+        if active is not None and active.tool_notes:
+            app_tools = FunctionToolset(tools_with_notes(self.tools, active.tool_notes))
         toolsets: list[AbstractToolset[Any]] = [
-            _TimedToolset(wrapped=self._app_tools, log=turn.tools.log)
+            _TimedToolset(wrapped=app_tools, log=turn.tools.log)
         ]
         if turn.tools:
             toolsets.append(FunctionToolset(turn.tools.pydantic_ai_tools()))
         started = time.perf_counter()
+        rules = active.rules_text if active is not None else ""
         result = await self._agent.run(
             message,
             message_history=history or None,
-            instructions=turn.learned.text or None,
+            instructions="\n\n".join(p for p in (rules, turn.learned.text) if p) or None,
             toolsets=toolsets,
         )
         usage = result.usage
@@ -264,6 +272,7 @@ class Agent:
             output_tokens=usage.output_tokens,
             requests=usage.requests,
             latency_ms=(time.perf_counter() - started) * 1000,
+            instructions_version=None if active is None else active.version,
         )
         new_messages = _without_instructions(result.new_messages())
         work = await turn.afinish(new_messages, answer=result.output, run=run)
@@ -281,6 +290,24 @@ class Agent:
         )
 
     run = sync_twin(arun)
+
+    async def _active(self, team_id: Any) -> ActiveInstructions | None:
+        """The active instructions when the machine improves itself (registers this agent once)."""
+        machine = self.machine
+        if machine is None or machine.improvement_config is None:
+            return None
+        book = machine.improvements
+        if not self._registered:
+            await book.aregister(
+                agent_id=self.agent_id,
+                instructions=self.instructions,
+                tools=self.tools,
+                model=self.model,
+            )
+            self._registered = True
+        return await book.ainstructions(
+            agent_id=self.agent_id, team_id=team_id, base=self.instructions or ""
+        )
 
     def close(self) -> None:
         """Stop background learning in this process (pending work stays in the db)."""

@@ -509,7 +509,8 @@ class Curator:
         Their private learnings (with embeddings) and the history of those, their messages,
         proposals and pending work go — decision records and feedback signals included.
         Shared-namespace learnings they authored stay but lose the link to them, unless
-        ``keep_shared=False`` deletes those too; shared lessons lose their example turns.
+        ``keep_shared=False`` deletes those too; shared lessons lose their example turns, and
+        self-improvement's proposals and approved changes stop citing their turns.
         """
         if not user_id:
             raise ValidationError("forget() needs a user_id.")
@@ -517,11 +518,18 @@ class Curator:
         from ..feedback._lessons import scrub_shared_lessons
 
         scrubbed = await scrub_shared_lessons(self.db, user_id, embedder=self.embedder)
+        # Self-improvement's proposals and approved changes stop citing this user's turns.
+        from ..improvement._store import ImprovementStore
+        from ..improvement._traces import auser_turn_ids
+
+        uncited = await ImprovementStore(self.db).ascrub(await auser_turn_ids(self.db, user_id))
         counts: dict[str, int] = await self.db.arun(
             PurgeUser(user_id=user_id, delete_shared=not keep_shared)
         )
         if scrubbed:
             counts["lessons_scrubbed"] = scrubbed
+        if uncited:
+            counts["improvements_uncited"] = uncited
         return counts
 
     def forget(self, user_id: str, *, keep_shared: bool = True) -> dict[str, int]:

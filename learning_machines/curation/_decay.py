@@ -87,6 +87,18 @@ DEFAULT_POLICIES: Mapping[str, CurationPolicy] = {
     "feedback_signal": CurationPolicy(half_life_days=None, archive_below=None, dedupe=False),
     "lesson": CurationPolicy(half_life_days=None, archive_below=None, harmful_min_evidence=2.0),
     "lesson_candidate": CurationPolicy(half_life_days=None, archive_below=None, dedupe=False),
+    # Self-improvement's records (proposals, versions, their history, heads, agent profiles):
+    # an audit trail, never decayed, merged or capped.
+    **{
+        kind: CurationPolicy(half_life_days=None, archive_below=None, dedupe=False)
+        for kind in (
+            "improvement_proposal",
+            "instructions_version",
+            "instructions_change",
+            "instructions_head",
+            "agent_profile",
+        )
+    },
 }
 
 

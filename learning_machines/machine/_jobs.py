@@ -4,7 +4,8 @@ An :class:`ExtractionJob` learns from one finished turn: it carries the turn's c
 the message's embedding, so no worker embeds it again), the stores it is for and what each store
 was when the turn was written (mode, namespaces), and its progress (stores done, the model's
 saved output) so a retry resumes instead of redoing. The turn's messages are not copied into
-it: the worker reads them from the turn's row by id. A :class:`CurationJob` is a curation run.
+it: the worker reads them from the turn's row by id. A :class:`CurationJob` is a curation run;
+a :class:`ReflectionJob` is one agent's reflection (self-improvement).
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ from .._turn_context import TurnContext
 from ..db import PendingWork, new_id, utcnow
 from ..exceptions import ValidationError
 
-__all__ = ["CurationJob", "CurationSchedule", "ExtractionJob", "Job", "decode_job", "encode_job"]
+__all__ = [
+    "CurationJob",
+    "CurationSchedule",
+    "ExtractionJob",
+    "Job",
+    "ReflectionJob",
+    "decode_job",
+    "encode_job",
+]
 
 EXTRACT = "extract"
 CURATE = "curate"
+REFLECT = "reflect"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +67,19 @@ class CurationJob:
     """Enqueueing two jobs with one key keeps one (one run per schedule window)."""
 
 
-Job = ExtractionJob | CurationJob
+@dataclass(frozen=True, kw_only=True)
+class ReflectionJob:
+    """A reflection of one agent (and team): self-improvement's scheduled run."""
+
+    agent_id: str | None
+    """The agent."""
+    team_id: str | None = None
+    """Its team, when instructions are kept per team."""
+    key: str | None = None
+    """Enqueueing two jobs with one key keeps one."""
+
+
+Job = ExtractionJob | CurationJob | ReflectionJob
 
 
 def _pack_vector(vector: tuple[float, ...] | None) -> str | None:
@@ -122,6 +144,13 @@ def encode_job(job: Job, *, max_attempts: int) -> PendingWork:
             dedupe_key=job.key or f"curate:{new_id()}",
             max_attempts=max_attempts,
         )
+    if isinstance(job, ReflectionJob):
+        return PendingWork(
+            kind=REFLECT,
+            payload={"agent_id": job.agent_id, "team_id": job.team_id},
+            dedupe_key=job.key or f"reflect:{new_id()}",
+            max_attempts=max_attempts,
+        )
     return PendingWork(
         kind=EXTRACT,
         payload=job_payload(job),
@@ -156,6 +185,10 @@ def decode_job(item: PendingWork) -> Job:
     payload = item.payload
     if item.kind == CURATE:
         return CurationJob(options=dict(payload.get("options") or {}), key=item.dedupe_key)
+    if item.kind == REFLECT:
+        return ReflectionJob(
+            agent_id=payload.get("agent_id"), team_id=payload.get("team_id"), key=item.dedupe_key
+        )
     if item.kind != EXTRACT:
         raise ValidationError(
             f"pending work {item.id} is of kind {item.kind!r}, which this version cannot process"

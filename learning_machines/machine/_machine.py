@@ -25,6 +25,13 @@ from ..db import Db, ListMessages, PendingWork, new_id, utcnow
 from ..embedders import Embedder
 from ..exceptions import ConfigurationError, LearningFailedError
 from ..feedback import FeedbackSignal, FeedbackStore, behaviour_slots
+from ..improvement import (
+    ActiveInstructions,
+    ImprovementBook,
+    ReflectionReport,
+    SelfImprovement,
+    SelfImprovementConfig,
+)
 from ..stores import BoundTools, ToolSpec
 from ..stores.decision_log import DecisionLogStore
 from ._background import BackgroundRunner
@@ -105,6 +112,7 @@ class LearningMachine:
         episodic_memory: object = False,
         decision_log: object = None,
         feedback: object = False,
+        self_improvement: object = False,
         custom_stores: Mapping[str, object] | None = None,
         context_budget: int | None = 2000,
         background: bool = True,
@@ -136,6 +144,9 @@ class LearningMachine:
             feedback: ``True`` or a ``FeedbackConfig``: signals on turns (explicit with
                 :meth:`feedback`, implicit from the next message, rules), credited to what each
                 turn recalled, and lessons distilled from recurring outcomes.
+            self_improvement: ``True`` or a ``SelfImprovementConfig``: reflection on each
+                agent's turns proposes small rule changes, replayed by a gate, approved by a
+                person (``machine.improvements``); needs ``feedback``.
             custom_stores: Your own stores, by name (the name is also its extraction key).
             context_budget: Token budget of the combined context block (``None``: no limit).
             background: Process pending work in a background task of this process. Set ``False``
@@ -162,6 +173,12 @@ class LearningMachine:
             },
             custom_stores,
         )
+        self.improvement_config = SelfImprovementConfig.resolve(self_improvement)
+        if self.improvement_config is not None and "feedback" not in self.registry:
+            raise ConfigurationError(
+                "self_improvement=... reflects on the outcomes of turns: turn on feedback too "
+                "(LearningMachine(feedback=True, self_improvement=True))"
+            )
         self.db: Db | None = None
         self._model: Model | str | None = model
         self._embedder = embedder
@@ -326,6 +343,41 @@ class LearningMachine:
         )
 
     feedback = sync_twin(afeedback)
+
+    # --- self-improvement ---------------------------------------------------------------------
+
+    @property
+    def improvements(self) -> ImprovementBook:
+        """Self-improvement: proposals to review (approve, reject), versions, rollback, effect."""
+        parts = self._require()
+        if parts.improvements is None:
+            raise ConfigurationError(
+                "this machine has no self-improvement: build it with LearningMachine("
+                "feedback=True, self_improvement=True)"
+            )
+        return parts.improvements
+
+    async def aimprove(
+        self, *, agent_id: str | None = None, team_id: str | None = None
+    ) -> ReflectionReport:
+        """Reflect now on an agent's turns: one model call, then screen and gate each change.
+
+        Returns what it proposed; the proposals that passed wait in ``machine.improvements``.
+        """
+        return await self.improvements.aimprove(agent_id=agent_id, team_id=team_id)
+
+    improve = sync_twin(aimprove)
+
+    async def ainstructions(
+        self, *, agent_id: str | None = None, team_id: str | None = None
+    ) -> ActiveInstructions:
+        """An agent's active instructions: its base text plus the approved rules.
+
+        Record its ``version`` on each turn: ``RunInfo(instructions_version=...)``.
+        """
+        return await self.improvements.ainstructions(agent_id=agent_id, team_id=team_id)
+
+    instructions = sync_twin(ainstructions)
 
     @property
     def worker(self) -> Worker:
@@ -511,6 +563,15 @@ class _Parts:
         self.service = LearningService(
             db=db, embedder=machine.embedder, proposals=self.proposals, curator=curator
         )
+        config = machine.improvement_config
+        self.improvement = (
+            None
+            if config is None
+            else SelfImprovement(
+                db=db, config=config, model=lambda: machine.model, embedder=machine.embedder
+            )
+        )
+        self.improvements = None if self.improvement is None else ImprovementBook(self.improvement)
         self.worker = Worker(
             db=db,
             registry=registry,
@@ -519,6 +580,7 @@ class _Parts:
             curate=lambda job: curator.acurate(**dict(job.options)),
             recalled=self.recalled,
             usage=machine.usage,
+            reflect=None if self.improvement is None else self.improvement.arun_job,
         )
         self.runner = BackgroundRunner(
             worker=self.worker,
@@ -533,6 +595,7 @@ class _Parts:
             max_attempts=machine.max_attempts,
             recalled=self.recalled,
             on_enqueued=self.runner.notify,
+            also_due=None if self.improvement is None else self.improvement.after_turn,
         )
         self.approve_tool = approve_proposal_tool(self.proposals)
         log = registry.get("decision_log")

@@ -24,7 +24,7 @@ from ..db import AppendMessage, Db, EnqueueWork, MarkRecalled, Message, Op, Pend
 from ..exceptions import ValidationError
 from ..stores import BoundTools
 from ._context import LearningContext
-from ._jobs import CurationSchedule, ExtractionJob, encode_job
+from ._jobs import CurationSchedule, ExtractionJob, Job, encode_job
 from ._recall import RecallCache
 from ._registry import StoreRegistry
 
@@ -60,8 +60,11 @@ class TurnRecorder:
         max_attempts: int,
         recalled: RecallCache,
         on_enqueued: Callable[[], None],
+        also_due: Callable[[TurnContext], Job | None] | None = None,
     ) -> None:
         self.db = db
+        self.also_due = also_due
+        """Other work a finished turn may make due (a reflection), by the turn."""
         self.registry = registry
         self.schedule = schedule
         self.max_attempts = max_attempts
@@ -120,9 +123,12 @@ class TurnRecorder:
         curation = self.schedule.after_turn() if self.registry else None
         if curation is not None:
             ops.append(EnqueueWork(work=encode_job(curation, max_attempts=self.max_attempts)))
+        due = self.also_due(ctx) if self.also_due is not None else None
+        if due is not None:
+            ops.append(EnqueueWork(work=encode_job(due, max_attempts=self.max_attempts)))
         # The turn and the work that learns from it are durable before the answer returns.
         await self.db.abatch(ops)
-        if work is not None or curation is not None:
+        if work is not None or curation is not None or due is not None:
             self.on_enqueued()
         return work
 

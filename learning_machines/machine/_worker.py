@@ -43,7 +43,15 @@ from ..db import (
 from ..exceptions import ConfigurationError, ConflictError, LearningMachinesError, NotFoundError
 from ..stores import Extraction
 from ._extraction import clip_output, dump_parts, extract, load_part
-from ._jobs import CurationJob, ExtractionJob, Job, decode_job, job_payload, with_progress
+from ._jobs import (
+    CurationJob,
+    ExtractionJob,
+    Job,
+    ReflectionJob,
+    decode_job,
+    job_payload,
+    with_progress,
+)
 from ._recall import RecallCache
 from ._registry import StoreRegistry
 
@@ -121,8 +129,11 @@ class Worker:
         recalled: RecallCache | None = None,
         usage: LearningUsage | None = None,
         worker_id: str | None = None,
+        reflect: Callable[[ReflectionJob], Awaitable[Any]] | None = None,
     ) -> None:
         self.db = db
+        self.reflect = reflect
+        """Runs a reflection (self-improvement); ``None`` when the machine has none."""
         self.registry = registry
         self.model = model
         self.settings = settings
@@ -374,9 +385,18 @@ class Worker:
     async def _curate(self, item: PendingWork, job: CurationJob) -> None:
         await self.curate(job)
 
+    async def _reflect(self, item: PendingWork, job: ReflectionJob) -> None:
+        if self.reflect is None:
+            raise _Refused(
+                "this is a reflection (self-improvement), and this worker's machine has none; "
+                "run the worker with the app's own machine (--machine module:attribute)"
+            )
+        await self.reflect(job)
+
     _handlers: Mapping[type[Job], Callable[[Worker, PendingWork, Any], Awaitable[None]]] = {
         ExtractionJob: _extract,
         CurationJob: _curate,
+        ReflectionJob: _reflect,
     }
 
 

@@ -1,0 +1,82 @@
+"""Screening a proposal before anyone sees it (pure).
+
+It looks for secrets, personal data, and users' words that would become an instruction.
+
+Two checks. The shared screen (``stores._screen.screen_text``: secrets, personal data, prompt
+markup, links, injection phrasing) reads every text of the proposal — the rule, its expected
+effect and its risk note. And a rule must not repeat what a user wrote: a run of
+:data:`QUOTE_WORDS` words taken from a message or comment of the turns reflection saw would
+turn that user's words into everyone's instructions.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ..db import normalize_text
+from ._model import ScreenNote
+
+__all__ = ["QUOTE_WORDS", "screen_proposal", "shared_screen_available"]
+
+#: Consecutive words a rule may share with a user's text before it counts as quoting it.
+QUOTE_WORDS = 6
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _shared_screen() -> Callable[[str], Any] | None:
+    # The shared screen ships with the write gate's screening (``stores._screen``); until this
+    # branch meets it, only the user-text check runs and each result says so.
+    try:
+        module = importlib.import_module("learning_machines.stores._screen")
+    except ModuleNotFoundError:
+        return None
+    screen: Callable[[str], Any] = module.screen_text
+    return screen
+
+
+def shared_screen_available() -> bool:
+    """Whether secrets and personal data are screened (the shared screen is installed)."""
+    return _shared_screen() is not None
+
+
+def _grams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = _WORD.findall(normalize_text(text))
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def _quoted(text: str, user_texts: Iterable[str]) -> str | None:
+    mine = _grams(text, QUOTE_WORDS)
+    if not mine:
+        return None
+    for user_text in user_texts:
+        common = mine & _grams(user_text, QUOTE_WORDS)
+        if common:
+            return " ".join(sorted(common)[0])
+    return None
+
+
+def screen_proposal(*, texts: Sequence[str], user_texts: Sequence[str]) -> list[ScreenNote]:
+    """What the screen found in a proposal's ``texts`` (empty: nothing)."""
+    notes: list[ScreenNote] = []
+    screen = _shared_screen()
+    for text in texts:
+        if not text:
+            continue
+        if screen is not None:
+            for reason in screen(text).reasons:
+                kind, _, why = str(reason).partition(": ")
+                notes.append(ScreenNote(kind=kind, reason=why or kind))
+        quote = _quoted(text, user_texts)
+        if quote is not None:
+            notes.append(
+                ScreenNote(
+                    kind="user_text",
+                    reason=f"repeats a user's words (\"{quote}…\"): users' text never becomes "
+                    "an instruction",
+                )
+            )
+    return notes
