@@ -5,8 +5,8 @@ people and companies the agent deals with. A :class:`LearningMachine` runs the l
 stores (recall → context → answer with tools → extract → store, plus curation);
 :class:`Agent` is a pydantic-ai agent wired to one.
 
-The built-in stores' configs (and those of the decision log, feedback and lessons) are exported
-here too, so the three levels of configuration
+The built-in stores' configs (and those of the decision log, feedback, lessons and
+self-improvement) are exported here too, so the three levels of configuration
 read as the design writes them: ``LearningMachine(learned_knowledge=LearnedKnowledgeConfig(...))``
 with one import line. Backends stay in :mod:`learning_machines.db` (``SqliteDb``, ``PostgresDb``,
 which needs the ``postgres`` extra), embedders in :mod:`learning_machines.embedders`.
@@ -32,6 +32,7 @@ from .exceptions import (
     ValidationError,
 )
 from .feedback import FeedbackConfig, LessonConfig
+from .improvement import SelfImprovementConfig
 from .machine import LearningContext, LearningMachine, LearningService, Turn, TurnContext
 from .stores import (
     DecisionLogConfig,
@@ -75,6 +76,7 @@ __all__ = [
     "RunInfo",
     "RunResult",
     "RuntimeFailure",
+    "SelfImprovementConfig",
     "SessionContextConfig",
     "ToolCall",
     "ToolSpec",

@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "learning_machines.machine",
     "learning_machines.curation",
     "learning_machines.feedback",
+    "learning_machines.improvement",
     "learning_machines.exceptions",
     "learning_machines.testing",
 ]
@@ -83,3 +84,6 @@ def test_store_configs_are_importable_by_their_bare_names() -> None:
     ):
         assert name in learning_machines.__all__, name
         assert getattr(learning_machines, name) is getattr(stores, name), name
+    import learning_machines.improvement as improvement
+
+    assert learning_machines.SelfImprovementConfig is improvement.SelfImprovementConfig

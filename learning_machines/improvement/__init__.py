@@ -33,6 +33,7 @@ from ._model import (
     ScreenNote,
 )
 from ._reflect import ProposedChange, ReflectionOutput
+from ._screening import shared_screen_available
 from ._store import IMPROVEMENT_NAMESPACE, IMPROVEMENT_TYPES, ToolSchema
 from ._traces import Trace
 
@@ -62,6 +63,7 @@ __all__ = [
     "SelfImprovementConfig",
     "ToolSchema",
     "Trace",
+    "shared_screen_available",
     "tool_schemas",
     "tools_with_notes",
 ]

@@ -102,24 +102,24 @@ class ImprovementBook:
 
     # --- reading --------------------------------------------------------------------------------
 
+    def _scope_or_all(self, agent_id: str | None, team_id: str | None) -> Scope | None:
+        return None if agent_id is None and team_id is None else self._scope(agent_id, team_id)
+
     async def alist(
         self,
         *,
         agent_id: str | None = None,
         team_id: str | None = None,
         status: ProposalStatus | Literal["all"] | None = "pending",
-        all_agents: bool = False,
     ) -> builtins.list[ImprovementProposal]:
-        """Proposals of an agent, newest first.
+        """Proposals, newest first: every agent's, or ``agent_id``'s (and ``team_id``'s).
 
         ``status``: ``"pending"`` (offered for approval, the default), ``"failed_gate"``,
         ``"blocked"``, ``"approved"``, ``"rejected"``, ``"withdrawn"``, or ``"all"``.
-        ``all_agents=True``: every agent's.
         """
         if status not in (None, "all", *_STATUSES):
             raise ValidationError(f"status must be one of {', '.join(_STATUSES)} or 'all'")
-        scope = None if all_agents else self._scope(agent_id, team_id)
-        found = await self._store.aproposals(scope)
+        found = await self._store.aproposals(self._scope_or_all(agent_id, team_id))
         if status not in (None, "all"):
             found = [p for p in found if p.status == status]
         return sorted(found, key=lambda p: p.created_at, reverse=True)
@@ -158,17 +158,17 @@ class ImprovementBook:
     async def aversions(
         self, *, agent_id: str | None = None, team_id: str | None = None
     ) -> builtins.list[InstructionVersion]:
-        """Every version an approval made for an agent, oldest first."""
-        return await self._store.aversions(self._scope(agent_id, team_id))
+        """Every version approvals made (every agent's, or ``agent_id``'s), oldest first."""
+        return await self._store.aversions(self._scope_or_all(agent_id, team_id))
 
     async def ahistory(
         self, *, agent_id: str | None = None, team_id: str | None = None
     ) -> builtins.list[InstructionChange]:
-        """Every approval and rollback of an agent's instructions, oldest first.
+        """Every approval and rollback (every agent's, or ``agent_id``'s), oldest first.
 
         Each says from which version to which, by whom, the change and its evidence.
         """
-        return await self._store.achanges(self._scope(agent_id, team_id))
+        return await self._store.achanges(self._scope_or_all(agent_id, team_id))
 
     # --- deciding -------------------------------------------------------------------------------
 

@@ -366,7 +366,9 @@ class SelfImprovement:
         self.usage.input_tokens += usage.input_tokens or 0
         self.usage.output_tokens += usage.output_tokens or 0
         report = ReflectionReport(scope=scope, ran=True, turns_seen=len(failures) + len(successes))
-        taken = [frozenset(p.words) for p in open_] + [
+        # Already proposed, or in force now (a change rolled back may be proposed again; a
+        # rejected one never).
+        taken = [frozenset(p.words) for p in open_ if p.status == "pending"] + [
             rule_words(r.text, action="add", tool=r.tool) for r in head.rules
         ]
         reflection = new_id()

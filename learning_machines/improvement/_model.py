@@ -232,15 +232,25 @@ _STOP = frozenset(
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+    for suffix in ("ing", "ed", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix) and not word.endswith("ss"):
             return word[: -len(suffix)]
     return word
 
 
+_PARTS = re.compile(r"^stop (.*?); (.*) when (.*)$")
+
+
 def rule_words(text: str, *, action: ChangeAction, tool: str | None) -> frozenset[str]:
-    """The content words of a rule's text, crudely stemmed, with the action and the tool."""
-    words = {_stem(w) for w in _WORD.findall(normalize_text(text)) if w not in _STOP}
+    """The content words of a rule's text, crudely stemmed, with the action and the tool.
+
+    In a "Stop X; do Y when Z" rule each word is tagged with its part (``-`` what to stop,
+    ``+`` what to do, ``~`` when), so the opposite rule is not the same change.
+    """
+    plain = normalize_text(text)
+    found = _PARTS.match(plain)
+    parts = zip("-+~", found.groups(), strict=True) if found else [("", plain)]
+    words = {tag + _stem(w) for tag, part in parts for w in _WORD.findall(part) if w not in _STOP}
     return frozenset(words | {f"@{action}", f"@tool:{tool or ''}"})
 
 
@@ -257,9 +267,12 @@ def fingerprint(words: Iterable[str]) -> str:
 
 
 def same_change(a: Iterable[str], b: Iterable[str], *, threshold: float = 0.8) -> bool:
-    """Whether two changes are the same (their word sets overlap at least ``threshold``)."""
+    """Whether two changes are the same: one action, one place, most words shared.
+
+    "Most" is a Jaccard overlap of at least ``threshold``.
+    """
     sa, sb = set(a), set(b)
-    if not sa or not sb:
+    if not sa or not sb or {w for w in sa if w[0] == "@"} != {w for w in sb if w[0] == "@"}:
         return False
     return len(sa & sb) / len(sa | sb) >= threshold
 

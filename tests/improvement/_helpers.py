@@ -32,7 +32,7 @@ def deploy(service: str, strategy: str = "all_at_once") -> str:
     return f"{service} deployed with {strategy}"
 
 
-def report(name: str, format: str = "pdf") -> str:  # noqa: A002 - the tool's argument
+def report(name: str, format: str = "pdf") -> str:
     """Send a report; format is one of pdf, csv."""
     return f"{name} report sent as {format}"
 
