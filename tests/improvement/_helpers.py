@@ -46,12 +46,15 @@ def _prompt(messages: Sequence[pa.ModelMessage]) -> str:
     return ""
 
 
-def choose(instructions: str, *, words: tuple[str, ...], options: tuple[str, ...]) -> str:
-    """The option a model that follows its rules literally takes (the first one by default)."""
-    for line in instructions.splitlines():
-        if not line.startswith("- Stop") or not any(w in line.lower() for w in words):
+_RULE = re.compile(r"Stop ([^;\n]+);([^\n]+)")
+
+
+def choose(text: str, *, words: tuple[str, ...], options: tuple[str, ...]) -> str:
+    """The option a model that follows its rules (in its instructions or a tool's description)
+    literally takes; the first one by default."""
+    for stop, do in _RULE.findall(text):
+        if not any(w in (stop + do).lower() for w in words):
             continue
-        stop, _, do = line.partition(";")
         good = [o for o in options if o in do and o not in stop]
         if good:
             return good[0]
@@ -129,7 +132,9 @@ def model(
             isinstance(p, pa.ToolReturnPart | pa.RetryPromptPart) for p in last.parts
         ):
             return pa.ModelResponse(parts=[pa.TextPart("Done.")])
-        instructions = info.instructions or ""
+        instructions = "\n".join(
+            [info.instructions or "", *(t.description or "" for t in info.function_tools)]
+        )
         found = re.search(r"deploy ([\w-]+)", prompt)
         if found:
             strategy = choose(instructions, words=("deploy",), options=("all_at_once", "canary"))
