@@ -231,10 +231,46 @@ def feedback(
     _show(out / "feedback.md")
 
 
+def improve(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke test: 4 rounds of 4 users, hash embedder.")
+    ] = False,
+    out: OutOption = DEFAULT_OUT,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="A real model, 'provider:model', as the agent, reflection and gate (default: "
+            "scripted).",
+        ),
+    ] = None,
+    backend: Annotated[str, typer.Option(help="sqlite or postgres.")] = "sqlite",
+    embedder: EmbedderOption = "minilm",
+    rounds: Annotated[int | None, typer.Option(help="Rounds (default 6; 4 with --quick).")] = None,
+    users: Annotated[
+        int | None, typer.Option(help="New users a round (default 8; 4 with --quick).")
+    ] = None,
+    noise: Annotated[float, typer.Option(help="Share of ratings the wrong way round.")] = 0.05,
+) -> None:
+    """Self-improvement: a recurring failure becomes an approved rule; the gate; a rollback."""
+    from ..exceptions import LearningMachinesError, UsageError
+
+    run = _runner("improve", "run_improve")
+    try:
+        run(
+            out_dir=out, quick=quick, model=model, backend=backend, embedder=embedder,
+            rounds=rounds, users=users, noise=noise,
+        )  # fmt: skip
+    except LearningMachinesError as exc:
+        console.print(f"[red]bench improve: {exc}[/red]")
+        raise typer.Exit(2 if isinstance(exc, UsageError) else 1) from exc
+    _show(out / "improve.md")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` command group to ``app``."""
     bench = typer.Typer(
-        help="Benchmarks: retrieval, answer accuracy, latency, cost, peers, feedback.",
+        help="Benchmarks: retrieval, answer accuracy, latency, cost, peers, feedback, improve.",
         no_args_is_help=True,
     )
     bench.command("retrieval")(retrieval)
@@ -243,4 +279,5 @@ def register(app: typer.Typer) -> None:
     bench.command("cost")(cost)
     bench.command("qa")(qa)
     bench.command("feedback")(feedback)
+    bench.command("improve")(improve)
     app.add_typer(bench, name="bench")

@@ -25,7 +25,7 @@ from .._sync import sync_twin
 from ..db import LocateLearnings, new_id, utcnow
 from ..exceptions import ConflictError, NotFoundError, PermissionDenied, ValidationError
 from ..stores._decision_model import decision_id
-from ._engine import ReflectionReport, SelfImprovement
+from ._engine import ImprovementUsage, ReflectionReport, SelfImprovement
 from ._model import (
     ActiveInstructions,
     ImprovementProposal,
@@ -94,6 +94,11 @@ class ImprovementBook:
     def __init__(self, engine: SelfImprovement) -> None:
         self._engine = engine
         self._store = engine.store
+
+    @property
+    def usage(self) -> ImprovementUsage:
+        """Model calls reflection and the gate made in this process."""
+        return self._engine.usage
 
     def _scope(self, agent_id: str | None, team_id: str | None) -> Scope:
         return self._engine.scope(
@@ -249,25 +254,15 @@ class ImprovementBook:
                 f"proposal {proposal.id} no longer applies to the current instructions "
                 f"({version}): {exc}; run reflection again"
             ) from exc
-        evidence = await self.aevidence(proposal.id)
-        good = await atraces(
-            engine.db,
-            proposal.scope,
-            since=utcnow() - engine.config.lookback,
-            keep=lambda t: t.verdict == "good",
-            limit=engine.config.gate_good_turns,
-            exact_team=engine.config.per_team,
-        )
-        profile = await self._store.aprofile(proposal.agent_id)
-        gate = await engine.agate(
+        gate = await engine.agate_change(
             scope=proposal.scope,
-            base="" if profile is None else profile.base,
+            profile=await self._store.aprofile(proposal.agent_id),
             before=rules,
             after=after,
-            targets=evidence,
-            good=good,
-            tools=[] if profile is None else profile.tools,
             version=version,
+            targets=await self.aevidence(proposal.id),
+            text=proposal.rule_text or proposal.target_text or "",
+            words=frozenset(proposal.words),
         )
         patch: dict[str, Any] = {"gate": gate.model_dump(mode="json"), "base_version": version}
         if not gate.passed:

@@ -47,6 +47,7 @@ from ._reflect import (
     check_proposed,
     reflection_prompt,
 )
+from ._replay import approach_key
 from ._screening import screen_proposal
 from ._store import AgentProfile, Head, ImprovementStore, ToolSchema
 from ._traces import Trace, atraces
@@ -318,8 +319,13 @@ class SelfImprovement:
                     scope=scope, ran=False, reason="no new feedback since the last reflection"
                 )
         proposals = await self.store.aproposals(scope)
+        # A failure is cited by one proposal at most, unless that one was rejected or withdrawn:
+        # one that failed the gate is not tried again on the same turns.
         used = {
-            e.turn_id for p in proposals if p.status in ("pending", "approved") for e in p.evidence
+            e.turn_id
+            for p in proposals
+            if p.status in ("pending", "approved", "failed_gate", "blocked")
+            for e in p.evidence
         }
         since = now - self.config.lookback
         failures = await self._traces(
@@ -404,7 +410,6 @@ class SelfImprovement:
                 head=head,
                 profile=profile,
                 traces=by_id,
-                successes=successes,
                 user_texts=user_texts,
                 reflection=reflection,
                 now=now,
@@ -426,7 +431,6 @@ class SelfImprovement:
         head: Head,
         profile: AgentProfile,
         traces: dict[str, Trace],
-        successes: Sequence[Trace],
         user_texts: Sequence[str],
         reflection: str,
         now: datetime,
@@ -438,17 +442,16 @@ class SelfImprovement:
         gate: GateResult | None = None
         status = "blocked"
         if not screen:
-            targets = [traces[e.turn_id] for e in draft.evidence]
-            good = await self._good_sample(draft, successes)
-            gate = await self.agate(
+            gate = await self.agate_change(
                 scope=scope,
-                base=profile.base,
+                profile=profile,
                 before=head.rules,
                 after=draft.rules_after,
-                targets=targets,
-                good=good,
-                tools=profile.tools or _tools_from(targets + good),
                 version=head.version,
+                targets=[traces[e.turn_id] for e in draft.evidence],
+                text=draft.rule_text or draft.target_text or "",
+                words=draft.words,
+                now=now,
             )
             status = "pending" if gate.passed else "failed_gate"
         proposal = ImprovementProposal(
@@ -473,19 +476,34 @@ class SelfImprovement:
         await self.db.arun(self.store.put_proposal_op(proposal))
         return proposal
 
-    async def agate(
+    async def agate_change(
         self,
         *,
         scope: Scope,
-        base: str,
+        profile: AgentProfile | None,
         before: Sequence[Rule],
         after: Sequence[Rule],
-        targets: Sequence[Trace],
-        good: Sequence[Trace],
-        tools: Sequence[ToolSchema],
         version: str,
+        targets: Sequence[Trace],
+        text: str,
+        words: frozenset[str],
+        now: datetime | None = None,
     ) -> GateResult:
-        """Run the gate for one change (counted in :attr:`usage`)."""
+        """Run the gate for one change: its evidence, and the good turns it could harm."""
+        since = (now or utcnow()) - self.config.lookback
+        limit = 4 * self.config.max_turns
+        good_pool = await self._traces(
+            scope, since=since, keep=lambda t: t.verdict == "good", limit=limit
+        )
+        bad_pool = await self._traces(
+            scope, since=since, keep=lambda t: t.verdict == "bad", limit=limit
+        )
+        cited = {t.turn_id for t in targets}
+        good, contested = await self._good_sample(
+            [t for t in good_pool if t.turn_id not in cited], bad_pool, text=text, words=words
+        )
+        base = "" if profile is None else profile.base
+        tools = (profile.tools if profile is not None else []) or _tools_from([*targets, *good])
         gate = self.gate(scope.agent_id)
         result = await gate.arun(
             base=base,
@@ -497,6 +515,14 @@ class SelfImprovement:
             version=version,
         )
         self._count(gate.usage)
+        if contested:
+            result = result.model_copy(
+                update={
+                    "contested": contested,
+                    "reason": f"{result.reason} ({contested} turn(s) rated good were left out: "
+                    "the same action went wrong at least twice as often)",
+                }
+            )
         return result
 
     def _count(self, usage: GateUsage) -> None:
@@ -505,14 +531,31 @@ class SelfImprovement:
         self.usage.input_tokens += usage.input_tokens
         self.usage.output_tokens += usage.output_tokens
 
-    async def _good_sample(self, draft: Draft, successes: Sequence[Trace]) -> list[Trace]:
-        """The turns that went well closest to the change first (they are what it could harm)."""
-        pool = [t for t in successes if t.turn_id not in {e.turn_id for e in draft.evidence}]
-        if not pool:
-            return []
-        text = draft.rule_text or draft.target_text or ""
+    async def _good_sample(
+        self, pool: Sequence[Trace], bad: Sequence[Trace], *, text: str, words: frozenset[str]
+    ) -> tuple[list[Trace], int]:
+        """The turns that went well closest to the change first (what it could harm).
+
+        A turn rated good whose action went wrong at least twice as often as it went well (a
+        rating the wrong way round, most likely) is left out; returns how many were.
+        """
+        outcomes: dict[str, list[int]] = {}
+        for trace, good in [*((t, 1) for t in pool), *((t, 0) for t in bad)]:
+            key = _approach(trace)
+            if key is not None:
+                outcomes.setdefault(key, [0, 0])[good] += 1
+
+        def contested(trace: Trace) -> bool:
+            key = _approach(trace)
+            if key is None:
+                return False
+            went_wrong, went_well = outcomes[key]
+            return went_wrong >= 2 * went_well
+
+        kept = [t for t in pool if not contested(t)]
+        if not kept:
+            return [], len(pool)
         vector = np.asarray((await aembed(self.embedder, [text]))[0], dtype=float)
-        words = set(draft.words)
 
         def closeness(trace: Trace) -> float:
             if trace.embedding is not None and trace.embedder == self.embedder.name:
@@ -522,8 +565,13 @@ class SelfImprovement:
             mine = set(rule_words(trace.record.message, action="add", tool=None))
             return len(mine & words) / max(1, len(mine | words))
 
-        ranked = sorted(pool, key=closeness, reverse=True)
-        return ranked[: self.config.gate_good_turns]
+        ranked = sorted(kept, key=closeness, reverse=True)
+        return ranked[: self.config.gate_good_turns], len(pool) - len(kept)
+
+
+def _approach(trace: Trace) -> str | None:
+    calls = [c for c in trace.record.tool_calls if c.source == "app"]
+    return approach_key(trace.record.message, calls)
 
 
 _STATUSES = ("pending", "failed_gate", "blocked")

@@ -323,6 +323,8 @@ class GateResult(BaseModel):
     good: int = 0
     """Good turns whose replay without the change still did the same."""
     regressions: int = 0
+    contested: int = 0
+    """Turns rated good left out: the same action went wrong at least twice as often."""
     cases: list[ReplayCase] = Field(default_factory=list)
     base_version: str = ""
     """The version the change was replayed against."""
