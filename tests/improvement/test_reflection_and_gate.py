@@ -295,3 +295,20 @@ def test_reflection_output_that_never_validates_is_a_model_error_and_stores_noth
     with pytest.raises(ModelError, match="reflection call failed"):
         machine.improve(agent_id="ops")
     assert machine.improvements.list(status="all") == []
+
+
+def test_a_good_rating_the_same_actions_outcomes_contradict_does_not_block_a_fix(
+    db: Db,
+) -> None:
+    bot, machine = agent(db)
+    failed_deploys(bot, ["ann", "bob", "cat"])
+    # Someone rates a deploy that took production down as good (a rating the wrong way round).
+    bot.run("deploy svc-x to production", user_id="confused", session_id="c").feedback(1)
+    rated_reports(bot, [("dan", 1.0)])
+    machine.wait_idle()
+    [proposal] = machine.improve(agent_id="ops").proposals
+    assert proposal.gate is not None
+    assert proposal.gate.contested == 1
+    assert proposal.gate.regressions == 0
+    assert proposal.status == "pending"
+    assert "left out" in proposal.gate.reason
