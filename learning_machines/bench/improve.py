@@ -122,9 +122,10 @@ async def _round(
             continue
         state.seen.add(proposal.id)
         state.proposals.append(proposal)
-        what = "deploy" if "deploy" in proposal.rule_text else "report"
         verdict = {"pending": "passed the gate", "failed_gate": "failed the gate"}
-        done.events.append(f"{what} rule proposed, {verdict.get(proposal.status, proposal.status)}")
+        done.events.append(
+            f"'{proposal.change.do}' proposed, {verdict.get(proposal.status, proposal.status)}"
+        )
     return done
 
 
@@ -231,8 +232,15 @@ def _summary(state: _State, extra: dict[str, Any], rounds: int) -> dict[str, Any
             "good": p.gate.good,
         }
 
-    fix = next((p for p in state.proposals if p.rule_text and "deploy" in p.rule_text), None)
-    harm = next((p for p in state.proposals if p.rule_text and "report" in p.rule_text), None)
+    goods = {f"{t.arg} {t.good}" for t in IMPROVE_TASKS}
+
+    def right(p: ImprovementProposal) -> bool:
+        return any(p.change.do.endswith(good) for good in goods)
+
+    offered = [p for p in state.proposals if p.gate is not None and p.gate.passed]
+    stopped = [p for p in state.proposals if p.gate is not None and not p.gate.passed]
+    fix = next((p for p in state.proposals if p.change.do.endswith("canary")), None)
+    harm = next((p for p in state.proposals if p.change.do.endswith("csv")), None)
     first_approval = next(
         (r.number for r in state.rounds if any(e.startswith("approved") for e in r.events)), None
     )
@@ -258,6 +266,14 @@ def _summary(state: _State, extra: dict[str, Any], rounds: int) -> dict[str, Any
         else deploy[first_approval:rollback_after],
         "deploy_failure_after_rollback": deploy[rollback_after:],
         "turns": state.turns,
+        "offered": {
+            "right": sum(map(right, offered)),
+            "wrong": len(offered) - sum(map(right, offered)),
+        },
+        "stopped": {
+            "right": sum(map(right, stopped)),
+            "wrong": len(stopped) - sum(map(right, stopped)),
+        },
         **extra,
     }
 
@@ -298,6 +314,10 @@ def _report(data: dict[str, Any]) -> str:
          f"{', '.join(f'{x:.2f}' for x in after)} in the rounds after"),
         ("a rollback restored the old behaviour", "deploy failure rate "
          + ", ".join(f"{x:.2f}" for x in s["deploy_failure_after_rollback"])),
+        ("every proposal the gate passed", f"{s['offered']['right']} right, "
+         f"{s['offered']['wrong']} wrong (a rule for the option that works)"),
+        ("every proposal the gate stopped", f"{s['stopped']['right']} right, "
+         f"{s['stopped']['wrong']} wrong"),
         ("effect(version): all rated turns", f"failure rate {_rate(before)} before "
          f"({before.get('rated')} rated) → {_rate(after_v)} after ({after_v.get('rated')} rated)"),
     ]  # fmt: skip
