@@ -37,6 +37,7 @@ from ._model import (
     Scope,
     fingerprint,
     rule_words,
+    same_change,
     tool_notes,
 )
 from ._reflect import (
@@ -414,6 +415,9 @@ class SelfImprovement:
                 reflection=reflection,
                 now=now,
             )
+            if proposal is None:
+                report.dropped.append((draft.rule_text or draft.change.action, _DUPLICATE))
+                continue
             report.proposals.append(proposal)
         await self.store.aset_reflected(scope, now)
         counts = {s: sum(1 for p in report.proposals if p.status == s) for s in _STATUSES}
@@ -434,8 +438,15 @@ class SelfImprovement:
         user_texts: Sequence[str],
         reflection: str,
         now: datetime,
-    ) -> ImprovementProposal:
+    ) -> ImprovementProposal | None:
+        """Screen, gate and store a draft; ``None`` when another reflection offered it first."""
         scope = head.scope
+
+        def same(other: ImprovementProposal) -> bool:
+            return same_change(draft.words, other.words)
+
+        if any(same(p) for p in await self.store.aproposals(scope) if p.status == "pending"):
+            return None  # before spending replays on it
         screen = screen_proposal(
             texts=[draft.rule_text, draft.expected_effect, draft.risk], user_texts=user_texts
         )
@@ -473,7 +484,8 @@ class SelfImprovement:
             created_at=now.isoformat(),
             reflection=reflection,
         )
-        await self.db.arun(self.store.put_proposal_op(proposal))
+        if not await self.store.aput_proposal(proposal, same=same):
+            return None
         return proposal
 
     async def agate_change(
@@ -575,6 +587,7 @@ def _approach(trace: Trace) -> str | None:
 
 
 _STATUSES = ("pending", "failed_gate", "blocked")
+_DUPLICATE = "the same change is already proposed or made"
 
 
 def _tools_from(traces: Sequence[Trace]) -> list[ToolSchema]:

@@ -15,7 +15,9 @@ Turns whose action was a tool call are scored by rule (the approach: the tool ca
 arguments the message did not dictate, as lessons name it). Turns answered in words are scored
 by a judge model (one call per turn). The change passes when at least one replayed failure still
 fails without it, it fixes at least ``gate_min_fixed`` of those, and no more than
-``gate_max_regressions`` good turns regress.
+``gate_max_regressions`` good turns regress. Which good turns are replayed is chosen before the
+gate (``SelfImprovement.agate_change``): those closest to the change, leaving out a turn rated
+good whose action went wrong at least twice as often (a rating the wrong way round).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -39,7 +39,7 @@ from ..db import (
     utcnow,
 )
 from ..db._records import ALL_STATUSES
-from ..exceptions import NotFoundError
+from ..exceptions import ConflictError, NotFoundError
 from ..stores._shared import stable_id
 from ._model import (
     ImprovementProposal,
@@ -75,6 +75,7 @@ IMPROVEMENT_TYPES = (AGENT_TYPE, HEAD_TYPE, VERSION_TYPE, CHANGE_TYPE, PROPOSAL_
 
 _FILTER = LearningFilter(namespaces=(IMPROVEMENT_NAMESPACE,), statuses=ALL_STATUSES)
 _PAGE = 500
+_RETRIES = 8
 
 
 class ToolSchema(BaseModel):
@@ -215,6 +216,7 @@ class ImprovementStore:
             "active": version_id(scope, ()),
             "rules": [],
             "reflected_at": None,
+            "proposed": 0,
         }
         return _row(self.head_id(scope), HEAD_TYPE, scope, content)
 
@@ -330,6 +332,38 @@ class ImprovementStore:
             change=Change(
                 action="create", actor={"reflection": proposal.reflection}, reason=proposal.status
             ),
+        )
+
+    async def aput_proposal(
+        self, proposal: ImprovementProposal, *, same: Callable[[ImprovementProposal], bool]
+    ) -> bool:
+        """Store ``proposal`` unless a pending one of its scope is ``same``; whether it was.
+
+        The check and the write are one compare-and-set on the scope's head (a counter of
+        proposals), so two reflections at once never both offer the same change.
+        """
+        scope = proposal.scope
+        for _ in range(_RETRIES):
+            head = await self.ahead(scope)
+            pending = [p for p in await self.aproposals(scope) if p.status == "pending"]
+            if any(same(p) for p in pending):
+                return False
+            count = head.data.get("proposed")
+            bump = PatchContent(
+                id=self.head_id(scope),
+                filter=_FILTER,
+                patch={"proposed": int(count or 0) + 1},
+                change=Change(action="update", actor={"reflection": True}, reason="proposed"),
+                expected={"proposed": count},
+                create=self._initial_head(scope),
+            )
+            try:
+                await self.db.abatch([self.put_proposal_op(proposal), bump])
+            except ConflictError:
+                continue
+            return True
+        raise ConflictError(
+            f"proposals for {scope.label} kept changing while storing one; reflect again"
         )
 
     async def aproposal(self, proposal_id: str) -> ImprovementProposal:

@@ -189,3 +189,23 @@ def test_a_proposal_is_replayed_again_when_the_instructions_moved(db: Db) -> Non
     assert again.gate is not None
     assert again.gate.base_version == learning.instructions(agent_id="ops").version
     assert re.match(r"no replayed failure still fails", again.gate.reason)
+
+
+def test_two_reflections_at_once_offer_a_change_once(db: Db) -> None:
+    bot, learning = agent(db)
+    failed_deploys(bot, ["ann", "bob", "cat"])
+    learning.wait_idle()
+    reports: list[Any] = []
+
+    def reflect() -> None:
+        reports.append(learning.improve(agent_id="ops"))
+
+    threads = [threading.Thread(target=reflect) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(learning.improvements.list()) == 1
+    assert sum(len(r.proposals) for r in reports) == 1
+    assert all(why == "the same change is already proposed or made"
+               for r in reports for _, why in r.dropped)  # fmt: skip
