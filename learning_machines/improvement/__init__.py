@@ -11,13 +11,7 @@ instructions, which our ``Agent`` uses from its next turn; ``rollback`` goes bac
 
 from ._book import EffectReport, ImprovementBook, OutcomeStats
 from ._config import SelfImprovementConfig
-from ._engine import (
-    ImprovementUsage,
-    ReflectionReport,
-    SelfImprovement,
-    tool_schemas,
-    tools_with_notes,
-)
+from ._engine import ImprovementUsage, ReflectionReport, SelfImprovement
 from ._gate import JudgeVerdict
 from ._model import (
     ActiveInstructions,
@@ -35,6 +29,7 @@ from ._model import (
 from ._reflect import ProposedChange, ReflectionOutput
 from ._screening import shared_screen_available
 from ._store import IMPROVEMENT_NAMESPACE, IMPROVEMENT_TYPES, ToolSchema
+from ._tools import tool_schemas, tools_with_notes
 from ._traces import Trace
 
 __all__ = [

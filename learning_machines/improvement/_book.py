@@ -193,54 +193,58 @@ class ImprovementBook:
         """
         by = check_id(by, name="by")
         for _ in range(_RETRIES):
-            proposal = await self.aget(proposal_id)
-            if proposal.status != "pending":
-                raise ValidationError(_not_pending(proposal))
-            owners = await self._owners(proposal)
-            if any(same_identity(by, owner) for owner in owners):
-                raise PermissionDenied(
-                    f"{by}'s own turns are evidence for proposal {proposal.id}: they cannot "
-                    "approve it alone; another reviewer must (learning-machines improvements "
-                    f"approve {proposal.id} --by REVIEWER)"
-                )
-            head = await self._store.ahead(proposal.scope)
-            if head.version != proposal.base_version:
-                proposal = await self._regate(proposal, head.rules, head.version)
-            rules = apply_change(head.rules, proposal.change, limits=self._engine.limits)
-            now = utcnow().isoformat()
-            change = InstructionChange(
-                id=new_id(),
-                agent_id=proposal.agent_id,
-                team_id=proposal.team_id,
-                action="approve",
-                from_version=head.version,
-                to_version=version_id(proposal.scope, rules),
-                by=by,
-                at=now,
-                proposal_id=proposal.id,
-                summary=proposal.summary,
-                evidence=proposal.evidence,
-                note=note,
-            )
-            known = await self._store.aversion(change.to_version) is not None
-            ops, version = self._store.switch_ops(head, rules, change=change, known=known)
-            patch: dict[str, Any] = {
-                "status": "approved",
-                "decided_by": by,
-                "decided_at": now,
-                "decision_note": note,
-                "version": version.id,
-            }
-            ops.append(self._store.decide_op(proposal, patch, by=by, reason="approved"))
             try:
-                await self._engine.db.abatch(ops)
+                return await self._approve_once(proposal_id, by=by, note=note)
             except ConflictError:
-                continue  # another approval or rollback moved first: read again
-            return proposal.model_copy(update=patch)
+                continue  # another approval, rollback or reviewer moved first: read again
         raise ConflictError(
-            f"the instructions of {proposal.scope.label} kept changing while approving "
-            f"{proposal_id}; try again"
+            f"the instructions kept changing while approving {proposal_id}; try again"
         )
+
+    async def _approve_once(
+        self, proposal_id: str, *, by: str, note: str | None
+    ) -> ImprovementProposal:
+        proposal = await self.aget(proposal_id)
+        if proposal.status != "pending":
+            raise ValidationError(_not_pending(proposal))
+        owners = await self._owners(proposal)
+        if any(same_identity(by, owner) for owner in owners):
+            raise PermissionDenied(
+                f"{by}'s own turns are evidence for proposal {proposal.id}: they cannot "
+                "approve it alone; another reviewer must (learning-machines improvements "
+                f"approve {proposal.id} --by REVIEWER)"
+            )
+        head = await self._store.ahead(proposal.scope)
+        if head.version != proposal.base_version:
+            proposal = await self._regate(proposal, head.rules, head.version)
+        rules = apply_change(head.rules, proposal.change, limits=self._engine.limits)
+        now = utcnow().isoformat()
+        change = InstructionChange(
+            id=new_id(),
+            agent_id=proposal.agent_id,
+            team_id=proposal.team_id,
+            action="approve",
+            from_version=head.version,
+            to_version=version_id(proposal.scope, rules),
+            by=by,
+            at=now,
+            proposal_id=proposal.id,
+            summary=proposal.summary,
+            evidence=proposal.evidence,
+            note=note,
+        )
+        known = await self._store.aversion(change.to_version) is not None
+        ops, version = self._store.switch_ops(head, rules, change=change, known=known)
+        patch: dict[str, Any] = {
+            "status": "approved",
+            "decided_by": by,
+            "decided_at": now,
+            "decision_note": note,
+            "version": version.id,
+        }
+        ops.append(self._store.decide_op(proposal, patch, by=by, reason="approved"))
+        await self._engine.db.abatch(ops)  # ConflictError: someone moved first (retried)
+        return proposal.model_copy(update=patch)
 
     async def _regate(
         self, proposal: ImprovementProposal, rules: tuple[Rule, ...], version: str

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic_ai import Tool
 from pydantic_ai.models import Model
 
 from .._turn_context import TurnContext
@@ -50,19 +49,14 @@ from ._reflect import (
 )
 from ._replay import approach_key
 from ._screening import screen_proposal
-from ._store import AgentProfile, Head, ImprovementStore, ToolSchema
+from ._store import AgentProfile, Head, ImprovementStore
+from ._tools import tool_schemas, tools_from
 from ._traces import Trace, atraces
 
 if TYPE_CHECKING:
     from ..machine._jobs import ReflectionJob
 
-__all__ = [
-    "ImprovementUsage",
-    "ReflectionReport",
-    "SelfImprovement",
-    "tool_schemas",
-    "tools_with_notes",
-]
+__all__ = ["ImprovementUsage", "ReflectionReport", "SelfImprovement"]
 
 logger = logging.getLogger("learning_machines")
 
@@ -111,40 +105,6 @@ class ReflectionReport:
     def offered(self) -> list[ImprovementProposal]:
         """The proposals offered for approval (passed the screen and the gate)."""
         return [p for p in self.proposals if p.status == "pending"]
-
-
-def tool_schemas(tools: Sequence[Any]) -> list[ToolSchema]:
-    """The tools of an agent (plain functions or pydantic-ai ``Tool``s), as a model sees them."""
-    out = []
-    for tool in tools:
-        made = tool if isinstance(tool, Tool) else Tool(tool)
-        spec = made.tool_def
-        out.append(
-            ToolSchema(
-                name=spec.name,
-                description=spec.description or "",
-                parameters=dict(spec.parameters_json_schema),
-            )
-        )
-    return out
-
-
-def tools_with_notes(tools: Sequence[Any], notes: Mapping[str, str]) -> list[Tool[Any]]:
-    """The agent's tools, each learned rule on a tool added to that tool's description."""
-    out: list[Tool[Any]] = []
-    for tool in tools:
-        made: Tool[Any] = tool if isinstance(tool, Tool) else Tool(tool)
-        note = notes.get(made.name)
-        if note:
-            made = Tool(
-                made.function,
-                name=made.name,
-                description=f"{made.description or ''}\n{note}".strip(),
-                takes_ctx=made.takes_ctx,
-                max_retries=made.max_retries,
-            )
-        out.append(made)
-    return out
 
 
 def _model_name(model: Model | str | None) -> str | None:
@@ -515,7 +475,7 @@ class SelfImprovement:
             [t for t in good_pool if t.turn_id not in cited], bad_pool, text=text, words=words
         )
         base = "" if profile is None else profile.base
-        tools = (profile.tools if profile is not None else []) or _tools_from([*targets, *good])
+        tools = (profile.tools if profile is not None else []) or tools_from([*targets, *good])
         gate = self.gate(scope.agent_id)
         result = await gate.arun(
             base=base,
@@ -588,20 +548,3 @@ def _approach(trace: Trace) -> str | None:
 
 _STATUSES = ("pending", "failed_gate", "blocked")
 _DUPLICATE = "the same change is already proposed or made"
-
-
-def _tools_from(traces: Sequence[Trace]) -> list[ToolSchema]:
-    """Tools known only from recorded calls (no agent registered its tools): loose schemas."""
-    seen: dict[str, ToolSchema] = {}
-    for trace in traces:
-        for call in trace.record.tool_calls:
-            if call.source == "app" and call.name not in seen:
-                seen[call.name] = ToolSchema(
-                    name=call.name,
-                    parameters={
-                        "type": "object",
-                        "properties": {k: {} for k in call.args},
-                        "additionalProperties": True,
-                    },
-                )
-    return list(seen.values())
