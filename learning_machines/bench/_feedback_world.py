@@ -28,7 +28,9 @@ __all__ = [
     "Environment",
     "Task",
     "User",
+    "answer_after_tool",
     "extraction_script",
+    "last_prompt",
     "newcomer",
     "rule_following_model",
     "users",
@@ -217,13 +219,30 @@ def task_of(message: str, tasks: Sequence[Task] = TASKS) -> tuple[Task, str] | N
     return None
 
 
-def _prompt(messages: Sequence[pa.ModelMessage]) -> str:
+def last_prompt(messages: Sequence[pa.ModelMessage]) -> str:
+    """The last user prompt text of a model call."""
     for message in reversed(messages):
         if isinstance(message, pa.ModelRequest):
             for part in reversed(message.parts):
                 if isinstance(part, pa.UserPromptPart) and isinstance(part.content, str):
                     return part.content
     return ""
+
+
+def answer_after_tool(messages: Sequence[pa.ModelMessage]) -> pa.ModelResponse | None:
+    """The scripted answer once a tool returned (or failed); ``None`` before any tool ran."""
+    last = messages[-1]
+    returned = [
+        p
+        for p in (last.parts if isinstance(last, pa.ModelRequest) else [])
+        if isinstance(p, pa.ToolReturnPart | pa.RetryPromptPart)
+    ]
+    if not returned:
+        return None
+    part = returned[0]
+    if isinstance(part, pa.RetryPromptPart):
+        return pa.ModelResponse(parts=[pa.TextPart(f"Sorry, that failed: {part.content}")])
+    return pa.ModelResponse(parts=[pa.TextPart(f"Done: {part.model_response_str()}")])
 
 
 def rule_following_model(
@@ -235,23 +254,15 @@ def rule_following_model(
     """
 
     def respond(messages: list[pa.ModelMessage], info: AgentInfo) -> pa.ModelResponse:
-        prompt = _prompt(messages)
+        prompt = last_prompt(messages)
         if info.output_tools:
             counter[0] += 1
             tool = info.output_tools[0]
             args = extraction(prompt, tool.parameters_json_schema)
             return pa.ModelResponse(parts=[pa.ToolCallPart(tool.name, json.dumps(args))])
-        last = messages[-1]
-        returned = [
-            p
-            for p in (last.parts if isinstance(last, pa.ModelRequest) else [])
-            if isinstance(p, pa.ToolReturnPart | pa.RetryPromptPart)
-        ]
-        if returned:
-            part = returned[0]
-            if isinstance(part, pa.RetryPromptPart):
-                return pa.ModelResponse(parts=[pa.TextPart(f"Sorry, that failed: {part.content}")])
-            return pa.ModelResponse(parts=[pa.TextPart(f"Done: {part.model_response_str()}")])
+        after = answer_after_tool(messages)
+        if after is not None:
+            return after
         found = task_of(prompt)
         if found is None:
             return pa.ModelResponse(parts=[pa.TextPart("Noted.")])

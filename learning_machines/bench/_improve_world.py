@@ -17,13 +17,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from pydantic_ai import messages as pa
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from ._feedback_world import TASKS, Task, extraction_script, task_of
+from ._feedback_world import (
+    TASKS,
+    Task,
+    answer_after_tool,
+    extraction_script,
+    last_prompt,
+    task_of,
+)
 
 __all__ = ["IMPROVE_TASKS", "agent_model", "naive_reflection", "rule_choice"]
 
@@ -46,15 +53,6 @@ def rule_choice(task: Task, text: str) -> str:
             return good[0]
         bad |= {o for o in task.options if re.search(rf"\b{re.escape(o)}\b", stop)}
     return next((o for o in task.options if o not in bad), task.options[0])
-
-
-def _prompt(messages: Sequence[pa.ModelMessage]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, pa.ModelRequest):
-            for part in reversed(message.parts):
-                if isinstance(part, pa.UserPromptPart) and isinstance(part.content, str):
-                    return part.content
-    return ""
 
 
 _FAILED = re.compile(r"^- turn (\w+) · [^·]+ · went wrong[^\n]*?· called (\w+)\(([^)]*)\)", re.M)
@@ -101,7 +99,7 @@ def agent_model(
         counter[kind] = counter.get(kind, 0) + 1
 
     def respond(messages: list[pa.ModelMessage], info: AgentInfo) -> pa.ModelResponse:
-        prompt = _prompt(messages)
+        prompt = last_prompt(messages)
         if info.output_tools:
             tool = info.output_tools[0]
             props = tool.parameters_json_schema.get("properties", {})
@@ -116,17 +114,9 @@ def agent_model(
                 args = extraction_script(prompt, tool.parameters_json_schema)
             return pa.ModelResponse(parts=[pa.ToolCallPart(tool.name, json.dumps(args))])
         count("answer")
-        last = messages[-1]
-        returned = [
-            p
-            for p in (last.parts if isinstance(last, pa.ModelRequest) else [])
-            if isinstance(p, pa.ToolReturnPart | pa.RetryPromptPart)
-        ]
-        if returned:
-            part = returned[0]
-            if isinstance(part, pa.RetryPromptPart):
-                return pa.ModelResponse(parts=[pa.TextPart(f"Sorry, that failed: {part.content}")])
-            return pa.ModelResponse(parts=[pa.TextPart(f"Done: {part.model_response_str()}")])
+        after = answer_after_tool(messages)
+        if after is not None:
+            return after
         found = task_of(prompt, IMPROVE_TASKS)
         if found is None:
             return pa.ModelResponse(parts=[pa.TextPart("Noted.")])

@@ -7,7 +7,8 @@ versions and measurement.
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,6 +18,8 @@ from ..exceptions import LearningMachinesError, UsageError
 from ._common import DEFAULT_DB, open_db
 
 __all__ = ["register"]
+
+T = TypeVar("T")
 
 console = Console()
 DbOption = Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL.")]
@@ -66,9 +69,16 @@ def _machine(db_url: str, spec: str | None, model: str | None) -> Any:
     )
 
 
-def _fail(exc: LearningMachinesError) -> typer.Exit:
-    console.print(f"[red]{exc}[/red]")
-    return typer.Exit(2 if isinstance(exc, UsageError) else 1)
+def _on(db_url: str, spec: str | None, model: str | None, act: Callable[[Any], T]) -> T:
+    """``act(machine)`` on the machine for ``db_url``; a library error ends the command loudly."""
+    learning = _machine(db_url, spec, model)
+    try:
+        return act(learning)
+    except LearningMachinesError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2 if isinstance(exc, UsageError) else 1) from exc
+    finally:
+        learning.db.close()
 
 
 def _proposals_table(title: str, proposals: list[Any]) -> Table:
@@ -95,13 +105,7 @@ def improve(
     model: ModelOption = None,
 ) -> None:
     """Reflect now on an agent's turns: one model call, then the screen and the gate."""
-    learning = _machine(db, machine, model)
-    try:
-        report = learning.improve(agent_id=agent, team_id=team)
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    report = _on(db, machine, model, lambda m: m.improve(agent_id=agent, team_id=team))
     console.print(f"reflection for {report.scope.label}: {report.reason}")
     if report.proposals:
         console.print(_proposals_table("Proposals", report.proposals))
@@ -124,27 +128,24 @@ def list_(
     machine: MachineOption = None,
 ) -> None:
     """List proposals (by default those waiting for approval)."""
-    learning = _machine(db, machine, None)
-    try:
-        rows = learning.improvements.list(agent_id=agent, team_id=team, status=status)
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    rows = _on(
+        db,
+        machine,
+        None,
+        lambda m: m.improvements.list(agent_id=agent, team_id=team, status=status),
+    )
     console.print(_proposals_table(f"Proposals ({status})", rows))
 
 
 @improvements_app.command("show")
 def show(proposal_id: str, db: DbOption = DEFAULT_DB, machine: MachineOption = None) -> None:
     """Show a proposal: the change, its evidence turns, the screen and the gate's replays."""
-    learning = _machine(db, machine, None)
-    try:
-        p = learning.improvements.get(proposal_id)
-        turns = learning.improvements.evidence(proposal_id)
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    p, turns = _on(
+        db,
+        machine,
+        None,
+        lambda m: (m.improvements.get(proposal_id), m.improvements.evidence(proposal_id)),
+    )
     console.print(f"[bold]{p.summary}[/bold]\nstatus: {p.status}; made against {p.base_version}")
     console.print(f"expected effect: {p.expected_effect}\nrisk: {p.risk}")
     table = Table(title="Evidence")
@@ -176,13 +177,7 @@ def approve(
     model: ModelOption = None,
 ) -> None:
     """Approve a proposal: the agent's instructions get a new version at once."""
-    learning = _machine(db, machine, model)
-    try:
-        done = learning.improvements.approve(proposal_id, by=by, note=note)
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    done = _on(db, machine, model, lambda m: m.improvements.approve(proposal_id, by=by, note=note))
     console.print(f"{done.id}: approved by {done.decided_by}; now at version {done.version}")
 
 
@@ -195,13 +190,9 @@ def reject(
     machine: MachineOption = None,
 ) -> None:
     """Reject a proposal: kept, and the same change is never proposed again."""
-    learning = _machine(db, machine, None)
-    try:
-        done = learning.improvements.reject(proposal_id, by=by, reason=reason)
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    done = _on(
+        db, machine, None, lambda m: m.improvements.reject(proposal_id, by=by, reason=reason)
+    )
     console.print(f"{done.id}: rejected by {done.decided_by}")
 
 
@@ -213,13 +204,7 @@ def history(
     machine: MachineOption = None,
 ) -> None:
     """Every approval and rollback: versions, who, what, the evidence."""
-    learning = _machine(db, machine, None)
-    try:
-        changes = learning.improvements.history(agent_id=agent, team_id=team)
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    changes = _on(db, machine, None, lambda m: m.improvements.history(agent_id=agent, team_id=team))
     table = Table(title="Instruction history")
     for column in ("when", "agent", "action", "from", "to", "by", "change", "evidence"):
         table.add_column(column)
@@ -242,28 +227,19 @@ def rollback(
     machine: MachineOption = None,
 ) -> None:
     """Make an earlier version of an agent's instructions active again."""
-    learning = _machine(db, machine, None)
-    try:
-        change = learning.improvements.rollback(
-            version, by=by, agent_id=agent, team_id=team, note=note
-        )
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    change = _on(
+        db,
+        machine,
+        None,
+        lambda m: m.improvements.rollback(version, by=by, agent_id=agent, team_id=team, note=note),
+    )
     console.print(f"rolled back from {change.from_version} to {change.to_version} by {change.by}")
 
 
 @improvements_app.command("effect")
 def effect(version: str, db: DbOption = DEFAULT_DB, machine: MachineOption = None) -> None:
     """Outcomes of the turns before and after a version became active."""
-    learning = _machine(db, machine, None)
-    try:
-        report = learning.improvements.effect(version)
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    report = _on(db, machine, None, lambda m: m.improvements.effect(version))
     table = Table(title=f"Effect of {version} (active since {report.activated_at[:16]})")
     for column in ("", "version", "turns", "rated", "went wrong", "failure rate", "mean"):
         table.add_column(column)
@@ -282,13 +258,7 @@ def instructions(
     machine: MachineOption = None,
 ) -> None:
     """Print an agent's active instructions (base text plus approved rules) and version."""
-    learning = _machine(db, machine, None)
-    try:
-        active = learning.instructions(agent_id=agent, team_id=team)
-    except LearningMachinesError as exc:
-        raise _fail(exc) from exc
-    finally:
-        learning.db.close()
+    active = _on(db, machine, None, lambda m: m.instructions(agent_id=agent, team_id=team))
     console.print(f"[bold]version {active.version}[/bold]")
     typer.echo(active.text or "(no instructions recorded)")
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from ..db import PRIVATE_NAMESPACE, Db, Learning, LearningFilter, ListLearnings, ListScopes
 from ..db._records import ALL_STATUSES
-from ..stores._decision_model import CLEAR_OUTCOME, DECISION_TYPE, DecisionRecord
+from ..stores._decision_model import DECISION_TYPE, DecisionRecord, verdict_of
 from ._model import EvidenceTurn, Scope
 
 __all__ = ["Trace", "atraces", "auser_turn_ids"]
@@ -40,14 +40,7 @@ class Trace:
     @property
     def verdict(self) -> str:
         """``bad``, ``good``, ``unclear`` or ``unrated`` (as ``machine.decisions`` says)."""
-        outcome = self.record.outcome
-        if outcome is None:
-            return "unrated"
-        if outcome.score <= -CLEAR_OUTCOME:
-            return "bad"
-        if outcome.score >= CLEAR_OUTCOME:
-            return "good"
-        return "unclear"
+        return verdict_of(self.record.outcome)
 
     def evidence(self) -> EvidenceTurn:
         """The turn as evidence: id, outcome, when (no text)."""

@@ -17,7 +17,7 @@ from ..db import Learning, ListLearnings, ScoredLearning
 from ..db._records import ALL_STATUSES
 from ..exceptions import NotFoundError, ValidationError
 from ..feedback import FeedbackSignal, FeedbackStore
-from ..stores._decision_model import CLEAR_OUTCOME, DecisionRecord, Outcome
+from ..stores._decision_model import DecisionRecord, Outcome, verdict_of
 from ..stores.decision_log import DecisionLogStore
 
 __all__ = ["Decision", "DecisionBook", "OutcomeFilter"]
@@ -59,13 +59,7 @@ class Decision:
     @property
     def verdict(self) -> OutcomeFilter:
         """``good``, ``bad``, ``unclear`` (signals disagree or are weak) or ``unrated``."""
-        if self.record.outcome is None:
-            return "unrated"
-        if self.record.outcome.score >= CLEAR_OUTCOME:
-            return "good"
-        if self.record.outcome.score <= -CLEAR_OUTCOME:
-            return "bad"
-        return "unclear"
+        return verdict_of(self.record.outcome)
 
     @classmethod
     def from_learning(cls, row: Learning, *, score: float | None = None) -> Decision:

@@ -36,6 +36,7 @@ __all__ = [
     "decision_line",
     "outcome_phrase",
     "record_from_turn",
+    "verdict_of",
 ]
 
 #: Learning type of decision records.
@@ -276,6 +277,17 @@ def call_text(call: ToolCallRecord | Mapping[str, Any], *, width: int = 60) -> s
         for k, v in sorted(args.items())
     ]
     return f"{data.get('name', '?')}({', '.join(parts)})"
+
+
+def verdict_of(outcome: Outcome | None) -> Literal["good", "bad", "unclear", "unrated"]:
+    """``good``, ``bad``, ``unclear`` (signals disagree or are weak) or ``unrated``."""
+    if outcome is None:
+        return "unrated"
+    if outcome.score >= CLEAR_OUTCOME:
+        return "good"
+    if outcome.score <= -CLEAR_OUTCOME:
+        return "bad"
+    return "unclear"
 
 
 def outcome_phrase(outcome: Outcome | None) -> str:

@@ -46,7 +46,8 @@ def test_create_then_compare_and_set(db: Db) -> None:
             create=_head(head_id),
         )
     )
-    assert made is not None and made.content == {"active": "v1", "n": 1}
+    assert made is not None
+    assert made.content == {"active": "v1", "n": 1}
     stale = PatchContent(
         id=head_id,
         filter=SHARED,
@@ -62,7 +63,9 @@ def test_create_then_compare_and_set(db: Db) -> None:
     )
     assert db.run(fresh) is not None
     got = _get(db, head_id)
-    assert got is not None and got.content["active"] == "v2" and got.content["n"] == 1
+    assert got is not None
+    assert got.content["active"] == "v2"
+    assert got.content["n"] == 1
     assert [h.action for h in db.run(ListHistory(learning_id=head_id))] == ["update", "update"]
 
 
@@ -85,7 +88,8 @@ def test_a_conflict_rolls_back_the_whole_batch(db: Db) -> None:
         )
     assert _get(db, other_id) is None
     got = _get(db, head_id)
-    assert got is not None and got.content["active"] is None
+    assert got is not None
+    assert got.content["active"] is None
 
 
 def test_create_never_overwrites_a_row_the_reader_cannot_see(db: Db) -> None:
@@ -109,14 +113,13 @@ def test_create_never_overwrites_a_row_the_reader_cannot_see(db: Db) -> None:
             ids=(private_id,), filter=LearningFilter(namespaces=("user",), reader_user_id="ann")
         )
     )
-    assert row.content == {"a": 1} and row.namespace == "user"
+    assert row.content == {"a": 1}
+    assert row.namespace == "user"
 
 
 def test_create_must_name_the_patched_row(db: Db) -> None:
     with pytest.raises(ValidationError, match="must create the row it patches"):
-        db.run(
-            PatchContent(id="a", filter=SHARED, patch={}, change=CHANGE, create=_head("b"))
-        )
+        db.run(PatchContent(id="a", filter=SHARED, patch={}, change=CHANGE, create=_head("b")))
 
 
 def test_concurrent_compare_and_set_loses_no_update(db: Db) -> None:
@@ -153,4 +156,5 @@ def test_concurrent_compare_and_set_loses_no_update(db: Db) -> None:
     for t in threads:
         t.join()
     got = _get(db, head_id)
-    assert got is not None and got.content["n"] == writers * each
+    assert got is not None
+    assert got.content["n"] == writers * each

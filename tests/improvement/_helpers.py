@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from pydantic_ai import ModelRetry
@@ -13,6 +13,7 @@ from pydantic_ai import messages as pa
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from learning_machines import Agent, LearningMachine
+from learning_machines.bench._feedback_world import last_prompt
 from learning_machines.db import Db
 from learning_machines.embedders import HashEmbedder
 from learning_machines.feedback import FeedbackConfig
@@ -35,15 +36,6 @@ def deploy(service: str, strategy: str = "all_at_once") -> str:
 def report(name: str, format: str = "pdf") -> str:
     """Send a report; format is one of pdf, csv."""
     return f"{name} report sent as {format}"
-
-
-def _prompt(messages: Sequence[pa.ModelMessage]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, pa.ModelRequest):
-            for part in reversed(message.parts):
-                if isinstance(part, pa.UserPromptPart) and isinstance(part.content, str):
-                    return part.content
-    return ""
 
 
 _RULE = re.compile(r"Stop ([^;\n]+);([^\n]+)")
@@ -112,7 +104,7 @@ def model(
     count = counter or Counter()
 
     def respond(messages: list[pa.ModelMessage], info: AgentInfo) -> pa.ModelResponse:
-        prompt = _prompt(messages)
+        prompt = last_prompt(messages)
         if info.output_tools:
             tool = info.output_tools[0]
             props = tool.parameters_json_schema.get("properties", {})
