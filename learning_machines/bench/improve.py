@@ -303,23 +303,32 @@ def _report(data: dict[str, Any]) -> str:
     before, after_v = effect.get("before") or {}, effect.get("after") or {}
     usage = s["usage"]
     after = s["deploy_failure_after_approval"] or []
+    rates = ", ".join(f"{x:.2f}" for x in s["deploy_failure_after_rollback"])
+    approval = (
+        "nothing passed the gate, so nothing was approved"
+        if s["approved_in_round"] is None
+        else f"round {s['approved_in_round']}: deploy failure rate "
+        f"{s['deploy_failure_before_approval']:.2f} in round 1, "
+        f"{', '.join(f'{x:.2f}' for x in after)} in the rounds after"
+    )
     rows = [
         ("reflection proposed a rule", f"{s['rule']} ({s['rule_evidence_turns']} failed turns)"
-         if s["rule"] else "none"),
-        ("the gate replayed it", f"{rule_gate.get('status')}: {rule_gate.get('reason')}"),
-        ("a harmful proposal (scripted)", f"{s['harmful']}" if s["harmful"] else "none"),
-        ("the gate on it", f"{harm_gate.get('status')}: {harm_gate.get('reason')}"),
-        ("an approval applied it", f"round {s['approved_in_round']}: deploy failure rate "
-         f"{s['deploy_failure_before_approval']:.2f} in round 1, "
-         f"{', '.join(f'{x:.2f}' for x in after)} in the rounds after"),
-        ("a rollback restored the old behaviour", "deploy failure rate "
-         + ", ".join(f"{x:.2f}" for x in s["deploy_failure_after_rollback"])),
+         if s["rule"] else "none for deploys"),
+        ("the gate replayed it", f"{rule_gate.get('status')}: {rule_gate.get('reason')}"
+         if rule_gate else "—"),
+        ("a harmful proposal (CSV reports)", f"{s['harmful']}" if s["harmful"] else "none"),
+        ("the gate on it", f"{harm_gate.get('status')}: {harm_gate.get('reason')}"
+         if harm_gate else "—"),
+        ("an approval applied it", approval),
+        ("a rollback restored the old behaviour", f"deploy failure rate {rates}"
+         if s["approved_in_round"] is not None else "nothing to roll back"),
         ("every proposal the gate passed", f"{s['offered']['right']} right, "
          f"{s['offered']['wrong']} wrong (a rule for the option that works)"),
         ("every proposal the gate stopped", f"{s['stopped']['right']} right, "
          f"{s['stopped']['wrong']} wrong"),
         ("effect(version): all rated turns", f"failure rate {_rate(before)} before "
-         f"({before.get('rated')} rated) → {_rate(after_v)} after ({after_v.get('rated')} rated)"),
+         f"({before.get('rated')} rated) → {_rate(after_v)} after ({after_v.get('rated')} rated)"
+         if effect else "—"),
     ]  # fmt: skip
     lines += ["", "| step | what happened |", "|---|---|"]
     lines += [f"| {a} | {b} |" for a, b in rows]

@@ -64,3 +64,14 @@ def test_the_scripted_agent_follows_rules_and_the_reflection_is_naive() -> None:
 def test_too_few_rounds_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 4 rounds"):
         run_improve(out_dir=tmp_path, quick=True, rounds=3)
+
+
+def test_a_model_that_proposes_nothing_is_reported_as_such(tmp_path: Path) -> None:
+    """The real-model path, with pydantic-ai's offline test model: nothing to approve, no crash."""
+    data = run_improve(out_dir=tmp_path, quick=True, model="test", embedder="hash", users=2)
+    s = data["summary"]
+    assert s["approved_in_round"] is None
+    assert s["usage"]["reflection_calls"] == s["usage"]["reflections"]
+    report = (tmp_path / "improve.md").read_text()
+    assert "nothing passed the gate, so nothing was approved" in report
+    assert "| a rollback restored the old behaviour | nothing to roll back |" in report
