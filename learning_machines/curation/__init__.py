@@ -14,16 +14,19 @@ from ._decay import (
 from ._export import EXPORT_FORMAT, EXPORT_VERSION, export_user, import_user
 from ._similar import cosine, distinguishing, is_substitution, richness, value_conflict
 from ._write import (
+    CONFLICT_ATTEMPTS,
     Confirm,
     WritePolicy,
     WriteResult,
     merge_learnings,
     model_confirmation,
+    retry_conflicts,
     supersede_learning,
     write_learning,
 )
 
 __all__ = [
+    "CONFLICT_ATTEMPTS",
     "CURATION_ACTIONS",
     "DEFAULT_POLICIES",
     "DEFAULT_POLICY",
@@ -51,6 +54,7 @@ __all__ = [
     "resolve_date",
     "resolve_dates",
     "retention_score",
+    "retry_conflicts",
     "richness",
     "supersede_learning",
     "value_conflict",

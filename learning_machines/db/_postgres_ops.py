@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ValidationError
+from ..exceptions import ConflictError, ValidationError
 from ._ops import (
     CountLearnings,
     DeleteLearnings,
@@ -28,6 +28,7 @@ from ._ops import (
     ScopeCount,
     SearchLearnings,
     SetEmbeddings,
+    version_conflict,
 )
 from ._postgres_queue import QUEUE_HANDLERS
 from ._postgres_rows import (
@@ -115,8 +116,12 @@ def _lock_learnings(ctx: OpContext, ids: tuple[str, ...]) -> dict[str, Learning]
     return {r["id"]: learning_from_row(r) for r in rows}
 
 
+# The WHERE of the update is the version check for a put that creates (``expected_version=0``)
+# racing another creator: the row it conflicts with was not there to lock, so the check happens
+# here, atomically; no row comes back and the put raises ConflictError. Other checks are made on
+# the locked old rows before this runs.
 _UPSERT_LEARNING = (
-    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) VALUES ("
+    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, version) VALUES ("
     + ", ".join(
         "%s::vector"
         if c == "embedding"
@@ -125,8 +130,11 @@ _UPSERT_LEARNING = (
         else "%s"
         for c in LEARNING_COLUMNS
     )
-    + ") ON CONFLICT (id) DO UPDATE SET "
+    + ", 1) ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in LEARNING_COLUMNS if c != "id")
+    + ", version = learnings.version + 1"
+    + " WHERE %s::bigint IS NULL OR learnings.version = %s::bigint"
+    + " RETURNING version"
 )
 
 
@@ -150,15 +158,36 @@ def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
             ctx.cur, embedder, dims, ctx.known_indexes, create=not ctx.defer_indexes
         )
     old = _lock_learnings(ctx, tuple(op.learning.id for op in ops))
-    ctx.cur.executemany(_UPSERT_LEARNING.encode(), params)
+    for op in ops:
+        stored = old.get(op.learning.id)
+        conflict = version_conflict(op, None if stored is None else stored.version)
+        if conflict is not None:
+            raise conflict
+    ctx.cur.executemany(
+        _UPSERT_LEARNING.encode(),
+        [[*p, op.expected_version, op.expected_version] for p, op in zip(params, ops, strict=True)],
+        returning=True,
+    )
+    written: list[Learning] = []
+    for op in ops:
+        row = ctx.cur.fetchone()
+        if row is None:
+            # Created by a concurrent transaction after the lock query found nothing.
+            raise ConflictError(
+                f"Learning {op.learning.id!r} was created by another writer at the same time. "
+                "Nothing was written; read it and apply your change to what is stored.",
+                learning_id=op.learning.id,
+            )
+        written.append(replace(op.learning, version=int(row["version"])))
+        ctx.cur.nextset()
     ctx.cur.executemany(
         _INSERT_HISTORY.encode(),
         [
-            _history_params(op.learning.id, op.change, old.get(op.learning.id), op.learning)
-            for op in ops
+            _history_params(x.id, op.change, old.get(x.id), x)
+            for x, op in zip(written, ops, strict=True)
         ],
     )
-    return [op.learning for op in ops]
+    return written
 
 
 def _get_learnings(ctx: OpContext, op: GetLearnings) -> list[Learning]:
@@ -213,8 +242,8 @@ def _delete_learnings(ctx: OpContext, op: DeleteLearnings) -> int:
 def _mark_recalled(ctx: OpContext, op: MarkRecalled) -> None:
     if op.ids:
         ctx.q(
-            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = %s"
-            " WHERE id = ANY(%s)",
+            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = %s,"
+            " version = version + 1 WHERE id = ANY(%s)",
             (utc(op.at), list(dict.fromkeys(op.ids))),
         )
 
@@ -237,7 +266,8 @@ def _set_embeddings(ctx: OpContext, op: SetEmbeddings) -> int:
         )
     for learning_id, vector in op.vectors:
         cur = ctx.q(
-            "UPDATE learnings SET embedding = %s::vector, embedder = %s WHERE id = %s",
+            "UPDATE learnings SET embedding = %s::vector, embedder = %s, version = version + 1"
+            " WHERE id = %s",
             (vector_literal(vector), op.embedder, learning_id),
         )
         updated += max(cur.rowcount, 0)
@@ -278,7 +308,7 @@ def _purge_user(ctx: OpContext, op: PurgeUser) -> dict[str, int]:
             continue
         ctx.q(
             "UPDATE learnings SET user_id = CASE WHEN user_id = %s THEN NULL ELSE user_id END,"
-            " provenance = %s::jsonb WHERE id = %s",
+            " provenance = %s::jsonb, version = version + 1 WHERE id = %s",
             (uid, dumps(scrub_user(r["provenance"], uid), "provenance"), r["id"]),
         )
         anonymized += 1

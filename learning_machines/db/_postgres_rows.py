@@ -33,10 +33,12 @@ __all__ = [
 ]
 
 _LEARNING_FIELDS = tuple(f.name for f in dataclasses.fields(Learning))
+# ``version`` is the backend's to set (the put computes it), never taken from the record.
+_WRITTEN_FIELDS = tuple(name for name in _LEARNING_FIELDS if name != "version")
 _JSON_LEARNING = ("content", "provenance")
 
 #: Columns written for a learning, in the order of :func:`learning_params`.
-LEARNING_COLUMNS: tuple[str, ...] = (*_LEARNING_FIELDS, "content_hash")
+LEARNING_COLUMNS: tuple[str, ...] = (*_WRITTEN_FIELDS, "content_hash")
 #: Columns of the other tables, in dataclass field order.
 MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Message))
 WORK_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PendingWork))
@@ -104,7 +106,7 @@ def learning_json(learning: Learning) -> dict[str, Any]:
 def learning_params(learning: Learning) -> list[Any]:
     """Return the values for :data:`LEARNING_COLUMNS` (JSON as text, vector as pgvector text)."""
     values: list[Any] = []
-    for name in _LEARNING_FIELDS:
+    for name in _WRITTEN_FIELDS:
         value = getattr(learning, name)
         if name in _JSON_LEARNING:
             value = dumps(value, f"Learning.{name}")

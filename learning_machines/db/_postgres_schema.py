@@ -167,6 +167,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE embedding IS NOT NULL
         """,
     ),
+    # 3: optimistic concurrency. Every write of a row takes the next version, and a
+    # read-modify-write (``PutLearning(expected_version=...)``) applies only if the row is still
+    # at the version it read. Rows already stored have been written once.
+    ("ALTER TABLE learnings ADD COLUMN version bigint NOT NULL DEFAULT 1",),
 )
 
 #: The version a database has once every migration is applied.

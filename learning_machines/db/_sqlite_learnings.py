@@ -28,6 +28,7 @@ from ._ops import (
     PutLearning,
     SearchLearnings,
     SetEmbeddings,
+    version_conflict,
 )
 from ._records import (
     ALL_STATUSES,
@@ -129,14 +130,14 @@ def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> Learning | None:
 # --- writes -----------------------------------------------------------------------------------
 
 _UPSERT = (
-    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, seq) "
-    f"VALUES ({marks(len(LEARNING_COLUMNS) + 1)}) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*LEARNING_COLUMNS[1:], "seq"))
+    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, seq, version) "
+    f"VALUES ({marks(len(LEARNING_COLUMNS) + 2)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*LEARNING_COLUMNS[1:], "seq", "version"))
 )
 
 
 def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: VectorCache) -> Learning:
-    """Insert or replace a learning and record the change with the previous row."""
+    """Insert or replace a learning (checking ``expected_version``); record it in the history."""
     x = op.learning
     if x.namespace == PRIVATE_NAMESPACE and x.user_id is None:
         raise ValidationError(
@@ -146,9 +147,14 @@ def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: VectorCache) 
         raise ValidationError("A learning with an embedding must name its embedder (embedder=...).")
     params = learning_params(x)
     old = _get_by_id(conn, x.id)
-    conn.execute(_UPSERT, [*params, next_seq(conn)])
-    _record(conn, x.id, op.change, old, x)
-    return x
+    # The write lock is held (BEGIN IMMEDIATE): nobody can change the row between read and write.
+    conflict = version_conflict(op, None if old is None else old.version)
+    if conflict is not None:
+        raise conflict
+    stored = dataclasses.replace(x, version=1 if old is None else old.version + 1)
+    conn.execute(_UPSERT, [*params, next_seq(conn), stored.version])
+    _record(conn, x.id, op.change, old, stored)
+    return stored
 
 
 def delete_learnings(conn: sqlite3.Connection, op: DeleteLearnings, cache: VectorCache) -> int:
@@ -169,7 +175,8 @@ def mark_recalled(conn: sqlite3.Connection, op: MarkRecalled, cache: VectorCache
     ids = list(dict.fromkeys(op.ids))
     for chunk in _chunks(ids):
         conn.execute(
-            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = ? "
+            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = ?, "
+            "version = version + 1 "
             f"WHERE id IN ({marks(len(chunk))})",
             [enc_time(op.at), *chunk],
         )
@@ -180,7 +187,8 @@ def set_embeddings(conn: sqlite3.Connection, op: SetEmbeddings, cache: VectorCac
     updated = 0
     for learning_id, vector in op.vectors:
         cur = conn.execute(
-            "UPDATE learnings SET embedding = ?, embedder = ?, seq = ? WHERE id = ?",
+            "UPDATE learnings SET embedding = ?, embedder = ?, seq = ?, version = version + 1 "
+            "WHERE id = ?",
             (encode_vector(vector), op.embedder, next_seq(conn), learning_id),
         )
         updated += cur.rowcount
@@ -441,7 +449,7 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> d
         provenance = _scrub(json.loads(r["provenance"]), uid)
         conn.execute(
             "UPDATE learnings SET user_id = CASE WHEN user_id = ? THEN NULL ELSE user_id END, "
-            "provenance = ? WHERE id = ?",
+            "provenance = ?, version = version + 1 WHERE id = ?",
             (uid, to_json(provenance, "provenance"), r["id"]),
         )
         anonymized += 1

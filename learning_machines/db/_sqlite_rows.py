@@ -186,6 +186,7 @@ def row_to_learning(row: sqlite3.Row) -> Learning:
         last_recalled_at=dec_time(row["last_recalled_at"]),
         feedback=row["feedback"],
         provenance=from_json(row["provenance"]),
+        version=row["version"],
     )
 
 

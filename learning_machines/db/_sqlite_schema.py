@@ -227,12 +227,20 @@ _M004_FTS_SCOPE = [
     "(learning_type, namespace, status, embedder, seq)",
 ]
 
+# Optimistic concurrency: every write of a row takes the next version, and a read-modify-write
+# (``PutLearning(expected_version=...)``) applies only if the row is still at the version it read.
+# Rows already stored have been written once.
+_M005_ROW_VERSION = [
+    "ALTER TABLE learnings ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
     ("write_sequence", _M002_WRITE_SEQUENCE),
     ("scope_indexes", _M003_SCOPE_INDEXES),
     ("fts_scope_tokens", _M004_FTS_SCOPE),
+    ("row_version", _M005_ROW_VERSION),
 ]
 
 _VERSION_TABLE = """

@@ -148,10 +148,13 @@ async def save(
     scope: LearningFilter,
     policy: WritePolicy | None = None,
     supersedes: Sequence[str] = (),
+    expected_version: int | None = None,
 ) -> WriteResult:
     """Write ``learning`` through curation (:func:`write_learning`), with provenance.
 
     ``supersedes`` names learnings the new one replaces (they are kept, marked superseded).
+    ``expected_version`` is the version of ``learning.id`` read before (``0``: none); a
+    :class:`~learning_machines.exceptions.ConflictError` says another writer changed it since.
     """
     learning = replace(learning, provenance={**provenance(store, context), **learning.provenance})
     return await write_learning(
@@ -162,6 +165,7 @@ async def save(
         scope=scope,
         policy=policy,
         supersedes=supersedes,
+        expected_version=expected_version,
     )
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from .._modes import LearningMode
 from .._sync import run_sync
+from ..curation import retry_conflicts
 from ..db import (
     PRIVATE_NAMESPACE,
     GetLearnings,
@@ -300,7 +301,20 @@ class EntityMemoryStore(BaseStore):
     async def _upsert_entity(
         self, item: EntityItem, context: Mapping[str, Any], *, touch: bool = True
     ) -> Learning:
-        """Create or update the entity called ``item.name`` in the write namespace."""
+        """Create or update the entity called ``item.name`` in the write namespace.
+
+        The entity row is changed in place (aliases, type, description): the change is applied
+        to the row as read and written only if it is still current, else re-applied on a fresh
+        read, so concurrent writers never lose each other's aliases.
+        """
+        return await retry_conflicts(
+            lambda: self._upsert_entity_once(item, context, touch=touch),
+            what=f"entity {item.name!r}",
+        )
+
+    async def _upsert_entity_once(
+        self, item: EntityItem, context: Mapping[str, Any], *, touch: bool
+    ) -> Learning:
         namespace = self.config.namespace
         user_id = context.get("user_id")
         scope = scope_filter(namespace, ENTITY, context)
@@ -335,6 +349,7 @@ class EntityMemoryStore(BaseStore):
                 reason=f"entity {item.name}",
                 context=context,
                 scope=scope,
+                expected_version=existing.version,
             )
             return result.learning
         content = {
@@ -344,6 +359,9 @@ class EntityMemoryStore(BaseStore):
             "description": item.description.strip(),
         }
         entity_id = self._entity_id(namespace, user_id, item.name)
+        # A retired row may hold the id (it is overwritten, as it always was): create over the
+        # version it has, so a concurrent creator of the same entity is still detected.
+        retired = await self.db.arun(GetLearnings(ids=(entity_id,), filter=scope))
         learning = Learning(
             id=entity_id,
             learning_type=ENTITY,
@@ -360,6 +378,7 @@ class EntityMemoryStore(BaseStore):
             reason=f"entity {item.name}",
             context=context,
             scope=scope,
+            expected_version=retired[0].version if retired else 0,
         )
         return result.learning
 

@@ -19,6 +19,7 @@ from learning_machines.db import (
     CountWork,
     EnqueueWork,
     FinishWork,
+    GetLearnings,
     Learning,
     LearningFilter,
     ListEmbedders,
@@ -106,6 +107,26 @@ def test_opening_an_older_database_upgrades_it() -> None:
         ).fetchone()
         assert indexes == (2,)
     PostgresDb(uri, pool_size=1).close()  # opening a current database again changes nothing
+
+
+def test_rows_stored_before_row_versions_upgrade_to_version_one() -> None:
+    uri = fresh_database_uri(with_schema=False)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert migrate(conn, target=2) == 2
+        conn.execute(
+            "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
+            " created_at, updated_at) VALUES ('old', 'note', 'global', 'before versions', 'h',"
+            " now(), now())"
+        )
+    db = PostgresDb(uri, pool_size=1)
+    try:
+        [got] = db.run(GetLearnings(ids=("old",), filter=LearningFilter(namespaces=("global",))))
+        assert got.version == 1
+        with pytest.raises(ConflictError):
+            db.run(PutLearning(learning=got, change=CREATE, expected_version=0))
+        assert db.run(PutLearning(learning=got, change=CREATE, expected_version=1)).version == 2
+    finally:
+        db.close()
 
 
 def test_concurrent_openers_migrate_once() -> None:

@@ -89,6 +89,25 @@ def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path)
     conn.close()
 
 
+def test_rows_stored_before_row_versions_upgrade_to_version_one(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=4) == 4
+    old = shared_note("written before versions")
+    conn.execute(
+        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
+        learning_params(old),
+    )
+    conn.close()
+    with SqliteDb(path) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert got.version == 1
+        with pytest.raises(ConflictError):
+            db.run(PutLearning(learning=got, change=CREATE, expected_version=0))
+        assert db.run(PutLearning(learning=got, change=CREATE, expected_version=1)).version == 2
+
+
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     SqliteDb(path).close()
