@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from ._ops import Op, check_ops
+from ._clean import clean_ops
+from ._ops import Op
 
 __all__ = ["Db"]
 
@@ -50,17 +51,22 @@ class Db(ABC):
         return bool(getattr(self, "_closed", False))
 
     def run(self, op: Op[T]) -> T:
-        """Run one operation in its own transaction and return its result."""
-        check_ops([op])
-        result: T = self._execute([op])[0]
+        """Run one operation in its own transaction and return its result.
+
+        Values are made storable first, the same way on every backend (NUL removed from text,
+        times in UTC, sizes checked; see ``learning_machines.db._clean``): a value that cannot
+        be stored raises :class:`~learning_machines.exceptions.ValidationError` before anything
+        is written.
+        """
+        result: T = self._execute(clean_ops([op]))[0]
         return result
 
     def batch(self, ops: Sequence[Op[Any]]) -> list[Any]:
         """Run several operations in one transaction: all of them apply, or none."""
-        check_ops(ops)
-        if not ops:
+        cleaned = clean_ops(ops)
+        if not cleaned:
             return []
-        return self._execute(list(ops))
+        return self._execute(cleaned)
 
     async def arun(self, op: Op[T]) -> T:
         """Async :meth:`run`: the same work in a worker thread."""

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConflictError, ValidationError
+from ._decode import decode_rows
 from ._ops import (
     CountLearnings,
     DeleteLearnings,
@@ -106,14 +107,22 @@ _INSERT_HISTORY = (
 )
 
 
-def _lock_learnings(ctx: OpContext, ids: tuple[str, ...]) -> dict[str, Learning]:
+def _lock_learnings(
+    ctx: OpContext, ids: tuple[str, ...]
+) -> tuple[dict[str, Learning], dict[str, int]]:
+    """Lock the rows with these ids: the decodable ones, and the version of every one.
+
+    A row that cannot be decoded is still locked (and can be overwritten or deleted, which
+    repairs it); it has a version but no :class:`Learning`.
+    """
     # For history snapshots, which leave the embedding out: do not ship vectors for nothing.
     select = LEARNING_SELECT.replace("l.embedding::text AS embedding", "NULL::text AS embedding")
     rows = ctx.q(
         f"SELECT {select} FROM learnings l WHERE l.id = ANY(%s) ORDER BY l.id FOR UPDATE",
         (list(ids),),
     ).fetchall()
-    return {r["id"]: learning_from_row(r) for r in rows}
+    decoded = {x.id: x for _, x in decode_rows(rows, learning_from_row, table="learnings")}
+    return decoded, {r["id"]: int(r["version"]) for r in rows}
 
 
 # The WHERE of the update is the version check for a put that creates (``expected_version=0``)
@@ -157,10 +166,9 @@ def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
         ensure_vector_index(
             ctx.cur, embedder, dims, ctx.known_indexes, create=not ctx.defer_indexes
         )
-    old = _lock_learnings(ctx, tuple(op.learning.id for op in ops))
+    old, versions = _lock_learnings(ctx, tuple(op.learning.id for op in ops))
     for op in ops:
-        stored = old.get(op.learning.id)
-        conflict = version_conflict(op, None if stored is None else stored.version)
+        conflict = version_conflict(op, versions.get(op.learning.id))
         if conflict is not None:
             raise conflict
     ctx.cur.executemany(
@@ -198,7 +206,7 @@ def _get_learnings(ctx: OpContext, op: GetLearnings) -> list[Learning]:
         replace(op.filter, ids=op.ids, statuses=("active", "archived", "superseded"))
     )
     rows = ctx.q(f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where}", params).fetchall()
-    by_id = {r["id"]: learning_from_row(r) for r in rows}
+    by_id = {x.id: x for _, x in decode_rows(rows, learning_from_row, table="learnings")}
     return [by_id[i] for i in dict.fromkeys(op.ids) if i in by_id]
 
 
@@ -216,7 +224,8 @@ def _list_learnings(ctx: OpContext, op: ListLearnings) -> list[Learning]:
     if op.offset:
         sql += " OFFSET %s"
         params.append(op.offset)
-    return [learning_from_row(r) for r in ctx.q(sql, params).fetchall()]
+    rows = ctx.q(sql, params).fetchall()
+    return [x for _, x in decode_rows(rows, learning_from_row, table="learnings")]
 
 
 def _count_learnings(ctx: OpContext, op: CountLearnings) -> int:
@@ -228,15 +237,15 @@ def _count_learnings(ctx: OpContext, op: CountLearnings) -> int:
 def _delete_learnings(ctx: OpContext, op: DeleteLearnings) -> int:
     if not op.ids:
         return 0
-    old = _lock_learnings(ctx, op.ids)
-    if not old:
+    old, versions = _lock_learnings(ctx, op.ids)
+    if not versions:
         return 0
-    ctx.q("DELETE FROM learnings WHERE id = ANY(%s)", (list(old),))
+    ctx.q("DELETE FROM learnings WHERE id = ANY(%s)", (list(versions),))
     ctx.cur.executemany(
         _INSERT_HISTORY.encode(),
-        [_history_params(i, op.change, old[i], None) for i in sorted(old)],
+        [_history_params(i, op.change, old.get(i), None) for i in sorted(versions)],
     )
-    return len(old)
+    return len(versions)
 
 
 def _mark_recalled(ctx: OpContext, op: MarkRecalled) -> None:

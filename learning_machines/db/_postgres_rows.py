@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ValidationError
+from ._decode import require_object
 from ._records import HistoryEntry, Learning, Message, PendingWork, Proposal
 
 __all__ = [
@@ -123,8 +124,8 @@ def learning_from_row(row: Mapping[str, Any]) -> Learning:
     """Build a :class:`Learning` from a row selected with the embedding cast to text."""
     kwargs = {name: row[name] for name in _LEARNING_FIELDS}
     kwargs["embedding"] = _parse_vector(row["embedding"])
-    kwargs["content"] = dict(row["content"] or {})
-    kwargs["provenance"] = dict(row["provenance"] or {})
+    kwargs["content"] = require_object(row["content"] or {}, "content")
+    kwargs["provenance"] = require_object(row["provenance"] or {}, "provenance")
     return Learning(**kwargs)
 
 

@@ -18,6 +18,10 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
 # Arbitrary constant key for pg_advisory_xact_lock while migrating.
 _MIGRATION_LOCK = 7_361_204_811
 
+# The first and last instants a Python datetime can hold.
+_FIRST = "'0001-01-01 00:00:00+00'::timestamptz"
+_LAST = "'9999-12-31 23:59:59.999999+00'::timestamptz"
+
 #: Migrations in order; migration ``i`` (0-based) brings the schema to version ``i + 1``.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the tables.
@@ -171,6 +175,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # read-modify-write (``PutLearning(expected_version=...)``) applies only if the row is still
     # at the version it read. Rows already stored have been written once.
     ("ALTER TABLE learnings ADD COLUMN version bigint NOT NULL DEFAULT 1",),
+    # 4: times Python cannot read. Older versions passed a time with its offset through, so
+    # ``9999-12-31T23:59:59-23:59`` was stored as year 10000 and every read of its namespace
+    # failed. Writes are now converted to UTC and checked; clamp what is already stored.
+    tuple(
+        f"UPDATE learnings SET {c} = LEAST(GREATEST({c}, {_FIRST}), {_LAST})"
+        f" WHERE {c} < {_FIRST} OR {c} > {_LAST}"
+        for c in ("valid_from", "valid_to", "created_at", "updated_at", "last_recalled_at")
+    ),
 )
 
 #: The version a database has once every migration is applied.

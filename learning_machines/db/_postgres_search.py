@@ -21,6 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import EmbedderMismatchError, ValidationError
+from ._decode import decode_rows
 from ._fusion import zscore_fuse
 from ._ops import SearchLearnings
 from ._postgres_rows import learning_from_row, vector_literal
@@ -299,7 +300,7 @@ def search(
         f"SELECT {LEARNING_SELECT} FROM learnings l WHERE l.id = ANY(%s)".encode(),
         ([key for key, _ in top],),
     ).fetchall()
-    by_id = {r["id"]: learning_from_row(r) for r in rows}
+    by_id = {x.id: x for _, x in decode_rows(rows, learning_from_row, table="learnings")}
     return [
         ScoredLearning(
             learning=by_id[key],

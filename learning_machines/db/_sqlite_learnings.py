@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import EmbedderMismatchError, ValidationError
+from ._decode import decode_rows
 from ._fusion import zscore_fuse
 from ._ops import (
     CountLearnings,
@@ -122,9 +123,16 @@ def _record(
     )
 
 
-def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> Learning | None:
+def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> tuple[Learning | None, int | None]:
+    """The stored row (``None`` if it cannot be decoded) and its version (``None``: no row).
+
+    A row that cannot be decoded can still be overwritten or deleted, which repairs it.
+    """
     row = conn.execute("SELECT * FROM learnings WHERE id = ?", (learning_id,)).fetchone()
-    return None if row is None else row_to_learning(row)
+    if row is None:
+        return None, None
+    decoded = [x for _, x in decode_rows([row], row_to_learning, table="learnings")]
+    return (decoded[0] if decoded else None), int(row["version"])
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -146,12 +154,12 @@ def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: VectorCache) 
     if x.embedding is not None and x.embedder is None:
         raise ValidationError("A learning with an embedding must name its embedder (embedder=...).")
     params = learning_params(x)
-    old = _get_by_id(conn, x.id)
+    old, version = _get_by_id(conn, x.id)
     # The write lock is held (BEGIN IMMEDIATE): nobody can change the row between read and write.
-    conflict = version_conflict(op, None if old is None else old.version)
+    conflict = version_conflict(op, version)
     if conflict is not None:
         raise conflict
-    stored = dataclasses.replace(x, version=1 if old is None else old.version + 1)
+    stored = dataclasses.replace(x, version=1 if version is None else version + 1)
     conn.execute(_UPSERT, [*params, next_seq(conn), stored.version])
     _record(conn, x.id, op.change, old, stored)
     return stored
@@ -161,8 +169,8 @@ def delete_learnings(conn: sqlite3.Connection, op: DeleteLearnings, cache: Vecto
     """Hard-delete learnings; their history keeps the old rows."""
     deleted = 0
     for learning_id in dict.fromkeys(op.ids):
-        old = _get_by_id(conn, learning_id)
-        if old is None:
+        old, version = _get_by_id(conn, learning_id)
+        if version is None:
             continue
         conn.execute("DELETE FROM learnings WHERE id = ?", (learning_id,))
         _record(conn, learning_id, op.change, old, None)
@@ -209,8 +217,8 @@ def get_learnings(conn: sqlite3.Connection, op: GetLearnings, cache: VectorCache
             f"SELECT * FROM learnings l WHERE l.id IN ({marks(len(chunk))}) AND {w}",
             [*chunk, *params],
         )
-        for row in rows:
-            found[row["id"]] = row_to_learning(row)
+        for _, x in decode_rows(rows, row_to_learning, table="learnings"):
+            found[x.id] = x
     return [found[i] for i in op.ids if i in found]
 
 
@@ -225,7 +233,7 @@ def list_learnings(
         f"ORDER BY l.{op.order_by} {direction} NULLS LAST, l.id ASC LIMIT ? OFFSET ?",
         [*params, -1 if op.limit is None else op.limit, op.offset],
     )
-    return [row_to_learning(row) for row in rows]
+    return [x for _, x in decode_rows(rows, row_to_learning, table="learnings")]
 
 
 def count_learnings(conn: sqlite3.Connection, op: CountLearnings, cache: VectorCache) -> int:
@@ -385,10 +393,8 @@ def search_learnings(
     if not ranked:
         return []
     pks = [pk for pk, _ in ranked]
-    rows = {
-        row["pk"]: row_to_learning(row)
-        for row in conn.execute(f"SELECT * FROM learnings WHERE pk IN ({marks(len(pks))})", pks)
-    }
+    found = conn.execute(f"SELECT * FROM learnings WHERE pk IN ({marks(len(pks))})", pks)
+    rows = {row["pk"]: x for row, x in decode_rows(found, row_to_learning, table="learnings")}
     return [
         ScoredLearning(
             learning=rows[pk],
@@ -397,6 +403,7 @@ def search_learnings(
             vector_score=vector.get(pk),
         )
         for pk, score in ranked
+        if pk in rows
     ]
 
 

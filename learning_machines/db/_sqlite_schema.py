@@ -234,6 +234,15 @@ _M005_ROW_VERSION = [
     "ALTER TABLE learnings ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
 ]
 
+# Older versions wrote years below 1000 without leading zeros (``476-09-04T…``): such a time
+# neither parsed back nor sorted as text, and one model-made event date broke every read of its
+# namespace. Pad the stored ones (``instr`` finds the first '-': at 2-4 the year is short).
+_M006_PAD_YEARS = [
+    f"UPDATE learnings SET {c} = substr('000', 1, 5 - instr({c}, '-')) || {c} "
+    f"WHERE instr({c}, '-') BETWEEN 2 AND 4"
+    for c in ("valid_from", "valid_to", "created_at", "updated_at", "last_recalled_at")
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
@@ -241,6 +250,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("scope_indexes", _M003_SCOPE_INDEXES),
     ("fts_scope_tokens", _M004_FTS_SCOPE),
     ("row_version", _M005_ROW_VERSION),
+    ("pad_short_years", _M006_PAD_YEARS),
 ]
 
 _VERSION_TABLE = """

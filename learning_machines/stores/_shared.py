@@ -233,18 +233,29 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%b
 _NO_YEAR_FORMATS = ("%B %d", "%b %d", "%d %B", "%d %b")
 
 
+def _in_utc(parsed: datetime) -> datetime | None:
+    """``parsed`` in UTC (naive means UTC), or ``None`` if UTC takes it past years 1-9999."""
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def parse_when(value: str | None, *, now: datetime | None = None) -> datetime | None:
     """Parse a date (ISO ``2024-01-15`` or ``Jan 15, 2024``; ``Jan 15`` takes ``now``'s year).
 
-    Returns a UTC datetime, or ``None`` when ``value`` is empty or not a date we can read.
+    Returns a datetime in UTC, or ``None`` when ``value`` is empty, not a date we can read, or a
+    time that leaves the years 1-9999 once converted to UTC (``9999-12-31T23:59:59-23:59``),
+    which could not be stored and read back. Never raises, whatever a model wrote.
     """
-    if not value or not value.strip():
+    if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip().replace(",", " ")
     text = " ".join(text.split())
     try:
-        parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return _in_utc(datetime.fromisoformat(text))
     except ValueError:
         pass
     for fmt in _DATE_FORMATS:

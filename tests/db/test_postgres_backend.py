@@ -24,6 +24,7 @@ from learning_machines.db import (
     LearningFilter,
     ListEmbedders,
     ListHistory,
+    ListLearnings,
     Message,
     PendingWork,
     Proposal,
@@ -127,6 +128,27 @@ def test_rows_stored_before_row_versions_upgrade_to_version_one() -> None:
         assert db.run(PutLearning(learning=got, change=CREATE, expected_version=1)).version == 2
     finally:
         db.close()
+
+
+def test_times_python_cannot_read_are_clamped_on_upgrade() -> None:
+    # Versions before the fix stored ``9999-12-31T23:59:59-23:59`` as year 10000, after which
+    # every read of the namespace failed.
+    uri = fresh_database_uri(with_schema=False)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert migrate(conn, target=3) == 3
+        for i, when in (("late", "10000-01-01 23:58:59+00"), ("ok", "2020-01-01 00:00:00+00")):
+            conn.execute(
+                "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
+                " valid_from, created_at, updated_at) VALUES (%s, 'note', 'team', 'event', 'h',"
+                " %s, now(), now())",
+                (i, when),
+            )
+    db = PostgresDb(uri, pool_size=1)
+    try:
+        rows = db.run(ListLearnings(filter=LearningFilter(namespaces=("team",)), limit=None))
+    finally:
+        db.close()
+    assert {r.id: r.valid_from.year for r in rows if r.valid_from} == {"late": 9999, "ok": 2020}
 
 
 def test_concurrent_openers_migrate_once() -> None:

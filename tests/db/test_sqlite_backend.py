@@ -6,7 +6,7 @@ import hashlib
 import multiprocessing
 import sqlite3
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from learning_machines.db import (
     GetLearnings,
     Learning,
     LearningFilter,
+    ListLearnings,
     MarkRecalled,
     PendingWork,
     Proposal,
@@ -106,6 +107,32 @@ def test_rows_stored_before_row_versions_upgrade_to_version_one(tmp_path: Path) 
         with pytest.raises(ConflictError):
             db.run(PutLearning(learning=got, change=CREATE, expected_version=0))
         assert db.run(PutLearning(learning=got, change=CREATE, expected_version=1)).version == 2
+
+
+def test_years_stored_without_leading_zeros_are_read_and_repaired(tmp_path: Path) -> None:
+    # Versions before the fix wrote ``476-09-04T…`` (strftime leaves the zeros out), which did
+    # not parse, so one event date broke every read of its namespace; and it sorted after 2020.
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=5) == 5
+    rome = shared_note("the fall of Rome")
+    recent = shared_note("a recent launch", valid_from=datetime(2020, 5, 1, tzinfo=UTC))
+    for row, valid_from in ((rome, "476-09-04T00:00:00.000000Z"), (recent, None)):
+        params = learning_params(row)
+        if valid_from is not None:
+            params[LEARNING_COLUMNS.index("valid_from")] = valid_from
+        conn.execute(
+            f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
+            params,
+        )
+    conn.close()
+    with SqliteDb(path) as db:
+        rows = db.run(ListLearnings(filter=SHARED, order_by="valid_from", ascending=True))
+    assert [(r.id, r.valid_from) for r in rows] == [
+        (rome.id, datetime(476, 9, 4, tzinfo=UTC)),
+        (recent.id, datetime(2020, 5, 1, tzinfo=UTC)),
+    ]
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
