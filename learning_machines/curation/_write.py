@@ -63,11 +63,13 @@ _log = logging.getLogger("learning_machines")
 T = TypeVar("T")
 
 #: How many times a read-modify-write is tried before a lost race becomes a ``ConflictError``.
-CONFLICT_ATTEMPTS = 30
-# Backoff between tries: full jitter over an exponentially growing window, capped. Eight writers
-# hammering one row (the concurrency test) each win within a handful of tries.
-_BACKOFF_FIRST = 0.004
-_BACKOFF_MAX = 0.25
+#: Eight writers hammering one row on a loaded 2-core machine needed up to 22 tries each.
+CONFLICT_ATTEMPTS = 100
+# Backoff between tries: full jitter over an exponentially growing window, capped low so that a
+# writer that lost many times is not left out while the others keep winning (about 5 s in all
+# before giving up).
+_BACKOFF_FIRST = 0.002
+_BACKOFF_MAX = 0.1
 
 #: A hook that decides whether two learnings are the same thing: ``(existing, new) -> bool``.
 Confirm = Callable[[Learning, Learning], Awaitable[bool]]

@@ -33,7 +33,7 @@ from ..db import (
     normalize_text,
     utcnow,
 )
-from ..exceptions import ValidationError
+from ..exceptions import ConflictError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._entity_model import (
     ENTITY,
@@ -360,8 +360,14 @@ class EntityMemoryStore(BaseStore):
         }
         entity_id = self._entity_id(namespace, user_id, item.name)
         # A retired row may hold the id (it is overwritten, as it always was): create over the
-        # version it has, so a concurrent creator of the same entity is still detected.
+        # version it has, so a concurrent creator of the same entity is still detected. An
+        # active one was created by another writer since _find looked: start again from it.
         retired = await self.db.arun(GetLearnings(ids=(entity_id,), filter=scope))
+        if retired and retired[0].status == "active":
+            raise ConflictError(
+                f"Entity {item.name!r} was created by another writer meanwhile.",
+                learning_id=entity_id,
+            )
         learning = Learning(
             id=entity_id,
             learning_type=ENTITY,
