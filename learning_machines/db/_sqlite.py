@@ -130,16 +130,19 @@ class SqliteDb(Db):
         *,
         busy_timeout: float = 30.0,
         retries: int = 10,
+        erase_on_forget: bool = True,
     ) -> None:
         """Open (creating if needed) the database at ``path``.
 
         ``busy_timeout`` is how many seconds a statement waits for another writer's lock;
         ``retries`` is how many times a transaction that still found the database locked is
-        run again (with jittered backoff) before :class:`BackendError` is raised.
+        run again (with jittered backoff) before :class:`BackendError` is raised;
+        ``erase_on_forget`` runs :meth:`erase_deleted` after each forget (see there).
         """
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self.retries = retries
+        self.erase_on_forget = erase_on_forget
         self._memory = self.path in (":memory:", "")
         self._lock = threading.RLock()
         # Transactions in flight: close() waits for them (closing a connection another thread
@@ -176,6 +179,9 @@ class SqliteDb(Db):
             ) from exc
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        # Zero what deletes and updates free, whatever the SQLite build's default: forgotten
+        # text must not stay in free space (see erase_deleted).
+        conn.execute("PRAGMA secure_delete = ON")
         if not self._memory:
             self._retrying(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall())
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -274,6 +280,43 @@ class SqliteDb(Db):
 
         result: list[Any] = self._retrying(transaction)
         return result
+
+    def erase_deleted(self) -> None:
+        """Make deleted rows leave the files: checkpoint and empty the write-ahead log.
+
+        Every connection runs with ``secure_delete`` (freed space is zeroed) and a forget merges
+        the keyword index, so what remains of a deleted row is in older page images of the
+        ``-wal`` file: ``wal_checkpoint(TRUNCATE)`` writes the zeroed pages back and empties it.
+        A database last written by an older version (free space not zeroed) is VACUUMed once
+        first. A reader that keeps the checkpoint from finishing is waited for (``busy_timeout``,
+        ``retries``); :class:`BackendError` if it never finishes (run this again later).
+        """
+        if self._memory:
+            return
+
+        def scrub() -> None:
+            with self._connection() as conn:
+                row = conn.execute(
+                    "SELECT value FROM lm_counters WHERE name = 'unzeroed_free_space'"
+                ).fetchone()
+                if row is not None and row[0]:
+                    # Keep VACUUM's copy of the database in memory, not in a temporary file.
+                    conn.execute("PRAGMA temp_store = MEMORY")
+                    conn.execute("VACUUM")
+                    conn.execute(
+                        "UPDATE lm_counters SET value = 0 WHERE name = 'unzeroed_free_space'"
+                    )
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if busy:
+                    raise sqlite3.OperationalError("database is busy: a reader held the checkpoint")
+
+        try:
+            self._retrying(scrub)
+        except BackendError as exc:
+            raise BackendError(
+                f"The deleted rows are gone from the tables, but their bytes may still be in "
+                f"{self.path}-wal: {exc} Run erase_deleted() again when no long read is open."
+            ) from exc
 
     def close(self) -> None:
         """Close every connection this object opened (in this process)."""

@@ -479,4 +479,7 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> d
         counts[table] = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (uid,)).rowcount
     # A forgotten reviewer's name leaves other users' proposals too (as on PostgreSQL).
     conn.execute("UPDATE proposals SET decided_by = NULL WHERE decided_by = ?", (uid,))
+    # Deleting from the keyword index only adds delete markers; the user's words stay in older
+    # index segments until they are merged. Merge them all now (secure_delete zeroes the pages).
+    conn.execute("INSERT INTO learnings_fts (learnings_fts) VALUES ('optimize')")
     return counts

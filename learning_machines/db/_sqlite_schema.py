@@ -243,6 +243,20 @@ _M006_PAD_YEARS = [
     for c in ("valid_from", "valid_to", "created_at", "updated_at", "last_recalled_at")
 ]
 
+# Forgetting a user erases deleted rows' bytes: every connection now runs with secure_delete,
+# which zeroes what it frees. Free space left by older versions may still hold text, so such a
+# database is VACUUMed once, at its next forget (``SqliteDb.erase_deleted``). ``seq`` counts
+# every learning ever written; a new database (no rows, nothing written) starts clean.
+_M007_UNZEROED_FREE_SPACE = [
+    """
+    INSERT INTO lm_counters (name, value) SELECT 'unzeroed_free_space',
+        (SELECT value FROM lm_counters WHERE name = 'seq') > 0
+        OR EXISTS (SELECT 1 FROM learnings) OR EXISTS (SELECT 1 FROM messages)
+        OR EXISTS (SELECT 1 FROM pending_work) OR EXISTS (SELECT 1 FROM proposals)
+        OR EXISTS (SELECT 1 FROM learning_history)
+    """,
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
@@ -251,6 +265,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("fts_scope_tokens", _M004_FTS_SCOPE),
     ("row_version", _M005_ROW_VERSION),
     ("pad_short_years", _M006_PAD_YEARS),
+    ("unzeroed_free_space", _M007_UNZEROED_FREE_SPACE),
 ]
 
 _VERSION_TABLE = """

@@ -414,3 +414,33 @@ def test_purge_leaves_no_row_mentioning_the_user(tmp_path: Path) -> None:
         for row in conn.execute(f"SELECT * FROM {table}"):
             assert user not in repr(row), table
     conn.close()
+
+
+def test_forget_vacuums_once_a_database_older_versions_left_unzeroed(tmp_path: Path) -> None:
+    # Older versions did not set secure_delete: text they overwrote stays in free space (on
+    # builds where it is off by default). The first forget after the upgrade VACUUMs it away.
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA secure_delete = OFF")
+    assert migrate(conn, target=6) == 6
+    for text, user in (("Quetzalcoatlus notes", "alice"), ("bob's notes", "bob")):
+        conn.execute(
+            f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
+            learning_params(Learning(learning_type="n", user_id=user, search_text=text)),
+        )
+    conn.execute("DELETE FROM learnings WHERE user_id = 'alice'")  # e.g. by curation, long ago
+    conn.close()
+    assert b"Quetzalcoatlus" in path.read_bytes()  # left in free space by the delete
+
+    with SqliteDb(path) as db:
+        db.run(PurgeUser(user_id="alice"))
+        assert b"Quetzalcoatlus" not in path.read_bytes()
+        assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+        # Once clean, later forgets only checkpoint (no VACUUM).
+        [[flag]] = (
+            db._conn()
+            .execute("SELECT value FROM lm_counters WHERE name = 'unzeroed_free_space'")
+            .fetchall()
+        )
+        assert flag == 0
