@@ -63,7 +63,7 @@ _log = logging.getLogger("learning_machines")
 T = TypeVar("T")
 
 #: How many times a read-modify-write is tried before a lost race becomes a ``ConflictError``.
-#: Eight writers hammering one row on a loaded 2-core machine needed up to 22 tries each.
+#: Eight writers hammering one row on a loaded 2-core machine needed up to 31 tries each.
 CONFLICT_ATTEMPTS = 100
 # Backoff between tries: full jitter over an exponentially growing window, capped low so that a
 # writer that lost many times is not left out while the others keep winning (about 5 s in all

@@ -331,7 +331,7 @@ class PostgresDb(Db):
                     "when no long transaction holds these tables."
                 ) from exc
             finally:
-                if not conn.closed:
+                if not (conn.closed or conn.broken):
                     conn.execute("RESET lock_timeout")
 
     @contextmanager

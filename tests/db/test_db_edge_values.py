@@ -60,6 +60,10 @@ def put(db: Db, learning: Learning) -> Learning:
     return db.run(PutLearning(learning=learning, change=CREATE))
 
 
+def message(**kw: str) -> Message:
+    return Message(**{"session_id": "s", "user_id": "u", "turn_id": "t", **kw})  # type: ignore[arg-type]
+
+
 def everything(db: Db) -> list[Learning]:
     return db.run(ListLearnings(filter=TEAM, limit=None))
 
@@ -132,19 +136,16 @@ def test_nul_is_removed_from_text_and_json_everywhere_the_same_way(db: Db) -> No
 
     db.run(
         AppendMessage(
-            message=Message(
-                session_id="s",
-                user_id="u",
-                turn_id="t",
+            message=message(
                 user_message="hi\x00",
                 assistant_message="\x00hello",
                 messages_json='[{"content": "hi\\u0000"}]\x00',
             )
         )
     )
-    [message] = db.run(ListMessages(session_id="s", user_id="u"))
-    assert (message.user_message, message.assistant_message) == ("hi", "hello")
-    assert message.messages_json == '[{"content": "hi\\u0000"}]'
+    [stored_message] = db.run(ListMessages(session_id="s", user_id="u"))
+    assert (stored_message.user_message, stored_message.assistant_message) == ("hi", "hello")
+    assert stored_message.messages_json == '[{"content": "hi\\u0000"}]'
 
     proposal = Proposal(
         learning_type="note",
@@ -222,13 +223,7 @@ def test_absurd_sizes_are_refused_naming_the_limit(db: Db) -> None:
     with pytest.raises(ValidationError, match=r"Message\.user_message"):
         db.run(
             AppendMessage(
-                message=Message(
-                    session_id="s",
-                    user_id="u",
-                    turn_id="t",
-                    user_message="z" * (MAX_TEXT_CHARS + 1),
-                    assistant_message="",
-                )
+                message=message(user_message="z" * (MAX_TEXT_CHARS + 1), assistant_message="")
             )
         )
     assert everything(db) == []

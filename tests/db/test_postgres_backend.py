@@ -110,15 +110,23 @@ def test_opening_an_older_database_upgrades_it() -> None:
     PostgresDb(uri, pool_size=1).close()  # opening a current database again changes nothing
 
 
-def test_rows_stored_before_row_versions_upgrade_to_version_one() -> None:
+def _older_database(target: int, *rows: tuple[str, str, str | None]) -> str:
+    """URI of a database at schema version ``target`` holding ``(id, namespace, valid_from)``."""
     uri = fresh_database_uri(with_schema=False)
     with psycopg.connect(uri, autocommit=True) as conn:
-        assert migrate(conn, target=2) == 2
-        conn.execute(
-            "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
-            " created_at, updated_at) VALUES ('old', 'note', 'global', 'before versions', 'h',"
-            " now(), now())"
-        )
+        assert migrate(conn, target=target) == target
+        for row in rows:
+            conn.execute(
+                "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
+                " valid_from, created_at, updated_at) VALUES (%s, 'note', %s, 'an old note', 'h',"
+                " %s, now(), now())",
+                row,
+            )
+    return uri
+
+
+def test_rows_stored_before_row_versions_upgrade_to_version_one() -> None:
+    uri = _older_database(2, ("old", "global", None))
     db = PostgresDb(uri, pool_size=1)
     try:
         [got] = db.run(GetLearnings(ids=("old",), filter=LearningFilter(namespaces=("global",))))
@@ -133,16 +141,9 @@ def test_rows_stored_before_row_versions_upgrade_to_version_one() -> None:
 def test_times_python_cannot_read_are_clamped_on_upgrade() -> None:
     # Versions before the fix stored ``9999-12-31T23:59:59-23:59`` as year 10000, after which
     # every read of the namespace failed.
-    uri = fresh_database_uri(with_schema=False)
-    with psycopg.connect(uri, autocommit=True) as conn:
-        assert migrate(conn, target=3) == 3
-        for i, when in (("late", "10000-01-01 23:58:59+00"), ("ok", "2020-01-01 00:00:00+00")):
-            conn.execute(
-                "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
-                " valid_from, created_at, updated_at) VALUES (%s, 'note', 'team', 'event', 'h',"
-                " %s, now(), now())",
-                (i, when),
-            )
+    uri = _older_database(
+        3, ("late", "team", "10000-01-01 23:58:59+00"), ("ok", "team", "2020-01-01 00:00:00+00")
+    )
     db = PostgresDb(uri, pool_size=1)
     try:
         rows = db.run(ListLearnings(filter=LearningFilter(namespaces=("team",)), limit=None))

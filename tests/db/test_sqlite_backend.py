@@ -56,16 +56,24 @@ def shared_note(text: str, **kw: object) -> Learning:
 # --- migrations -------------------------------------------------------------------------------
 
 
+def _insert_raw(conn: sqlite3.Connection, learning: Learning, **columns: object) -> None:
+    """Insert ``learning`` as an older version would have (columns overridden as given)."""
+    params = learning_params(learning)
+    for name, value in columns.items():
+        params[LEARNING_COLUMNS.index(name)] = value
+    conn.execute(
+        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
+        params,
+    )
+
+
 def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
     old = shared_note("written by version one", embedding=vec("old"), embedder="e")
-    conn.execute(
-        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
-        learning_params(old),
-    )
+    _insert_raw(conn, old)
     conn.close()
 
     with SqliteDb(path) as db:
@@ -95,11 +103,7 @@ def test_rows_stored_before_row_versions_upgrade_to_version_one(tmp_path: Path) 
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=4) == 4
     old = shared_note("written before versions")
-    conn.execute(
-        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
-        learning_params(old),
-    )
+    _insert_raw(conn, old)
     conn.close()
     with SqliteDb(path) as db:
         [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
@@ -117,15 +121,8 @@ def test_years_stored_without_leading_zeros_are_read_and_repaired(tmp_path: Path
     assert migrate(conn, target=5) == 5
     rome = shared_note("the fall of Rome")
     recent = shared_note("a recent launch", valid_from=datetime(2020, 5, 1, tzinfo=UTC))
-    for row, valid_from in ((rome, "476-09-04T00:00:00.000000Z"), (recent, None)):
-        params = learning_params(row)
-        if valid_from is not None:
-            params[LEARNING_COLUMNS.index("valid_from")] = valid_from
-        conn.execute(
-            f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
-            params,
-        )
+    _insert_raw(conn, rome, valid_from="476-09-04T00:00:00.000000Z")
+    _insert_raw(conn, recent)
     conn.close()
     with SqliteDb(path) as db:
         rows = db.run(ListLearnings(filter=SHARED, order_by="valid_from", ascending=True))
@@ -424,11 +421,7 @@ def test_forget_vacuums_once_a_database_older_versions_left_unzeroed(tmp_path: P
     conn.execute("PRAGMA secure_delete = OFF")
     assert migrate(conn, target=6) == 6
     for text, user in (("Quetzalcoatlus notes", "alice"), ("bob's notes", "bob")):
-        conn.execute(
-            f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
-            learning_params(Learning(learning_type="n", user_id=user, search_text=text)),
-        )
+        _insert_raw(conn, Learning(learning_type="n", user_id=user, search_text=text))
     conn.execute("DELETE FROM learnings WHERE user_id = 'alice'")  # e.g. by curation, long ago
     conn.close()
     assert b"Quetzalcoatlus" in path.read_bytes()  # left in free space by the delete
