@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._base import BaseStore
 
 __all__ = [
+    "DIRECT_LOOKUP",
     "change_for",
     "describe_mode_writes",
     "fit_lines",
@@ -45,6 +46,11 @@ __all__ = [
     "stable_id",
     "turn_time",
 ]
+
+
+#: Write policy of rows found by their id, never by similarity (a user's profile, a session's
+#: context): one row per owner, rewritten in place, so no embedding and no merging.
+DIRECT_LOOKUP = WritePolicy(embed=False, dedupe_exact=False, merge_near=False, match_names=False)
 
 
 def stable_id(*parts: str | None) -> str:
