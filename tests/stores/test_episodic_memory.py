@@ -155,3 +155,48 @@ async def test_needs_user(bind):
         await store.asearch("x", user_id="")
     with pytest.raises(ValidationError):
         await store.aadd_episodes([], user_id="")
+
+
+def with_minilm(store):
+    """The cutoff is calibrated for the default embedder, so these tests use it (offline)."""
+    from learning_machines.embedders import default_embedder
+
+    store.bind(replace(store.resources, embedder=default_embedder()))
+    return store
+
+
+CONFIDENTIAL = [
+    Episode(speaker="alice", text="My bank PIN is 4921, please keep it secret.", at=T0),
+    Episode(speaker="agent", text="Understood, I will not repeat it.", at=T0),
+    Episode(speaker="alice", text="Also, my divorce lawyer is Mr. Okafor.", at=T0),
+]
+
+
+async def test_recall_skips_private_episodes_unrelated_to_the_message(bind):
+    store = with_minilm(make(bind))
+    await store.aadd_episodes(CONFIDENTIAL, user_id="alice")
+    unrelated = await store.arecall(**ctx(message="What's a good recipe for banana bread?"))
+    assert unrelated == []
+    assert store.build_context(unrelated) == ""
+    # the cutoff is recall's: an explicit search still returns the nearest episodes
+    assert len(await store.asearch("banana bread recipe", user_id="alice")) == 3
+
+
+async def test_recall_still_finds_a_related_episode(bind):
+    store = with_minilm(make(bind))
+    await store.aadd_episodes(CONFIDENTIAL, user_id="alice")
+    recalled = await store.arecall(**ctx(message="what was my PIN for the bank again?"))
+    assert recalled
+    assert "4921" in recalled[0].episode.text
+    assert recalled[0].similarity is not None
+    assert recalled[0].similarity >= 0.25
+    # with the cutoff off, the unrelated question recalls the private notes (the old behaviour)
+    open_store = with_minilm(make(bind, min_similarity=None))
+    leaked = await open_store.arecall(**ctx(message="What's a good recipe for banana bread?"))
+    assert any("4921" in s.episode.text for s in leaked)
+
+
+@pytest.mark.parametrize("bad", [1.5, -2, "0.3", True])
+def test_min_similarity_must_be_a_cosine(bad):
+    with pytest.raises(ConfigurationError, match="min_similarity"):
+        EpisodicMemoryConfig(min_similarity=bad).create_store()
