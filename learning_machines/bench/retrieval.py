@@ -38,8 +38,9 @@ __all__ = ["SYSTEMS", "bind_episodic", "open_backend", "recall_questions", "run_
 #: Systems compared, in report order.
 SYSTEMS = ("learning-machines", "plain hybrid", "BM25", "dense")
 QUICK_QUESTIONS = 40
-#: Relevance cutoffs measured (cosine of the question with an episode's indexed text).
-CUTOFFS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35)
+#: Relevance cutoffs measured (cosine of the question with an episode's indexed text); ``None``
+#: is recall without a cutoff. Any cutoff also drops turns that only borrowed their match.
+CUTOFFS: tuple[float | None, ...] = (None, 0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35)
 #: Episodes automatic recall injects (``EpisodicMemoryConfig.limit``).
 RECALL_LIMIT = 5
 PG_URL_ENV = "LEARNING_MACHINES_BENCH_PG_URL"
@@ -92,9 +93,11 @@ class _Runs:
         self.scores: dict[str, list[QuestionScore]] = {s: [] for s in SYSTEMS}
         self.latency: dict[str, list[float]] = {s: [] for s in SYSTEMS}
         self.conversation: list[str] = []  # of each question, in score order
-        # per question: (similarity, is evidence) of the top RECALL_LIMIT episodes
-        self.own: list[tuple[int, list[tuple[float, bool]]]] = []
-        self.foreign: list[list[float]] = []  # similarities injected for another's question
+        # per question: evidence count, and (similarity, is evidence) of the top RECALL_LIMIT
+        # episodes without a cutoff and with the borrowed-only turns dropped
+        self.own: list[tuple[int, list[tuple[float, bool]], list[tuple[float, bool]]]] = []
+        # similarities of what recall injects for another user's question (same two lists)
+        self.foreign: list[tuple[list[float], list[float]]] = []
 
     def add(self, system: str, q: Question, refs: Sequence[str | None], seconds: float) -> None:
         ranked = [r for r in refs if r]
@@ -122,8 +125,16 @@ async def _conversation(
         hits = await ours.asearch(q.question, user_id=user, limit=10, vector=vector)
         runs.add("learning-machines", q, [h.episode.ref for h in hits], time.perf_counter() - start)
         runs.conversation.append(user)
-        top = [(h.similarity or 0.0, h.episode.ref in q.evidence) for h in hits[:RECALL_LIMIT]]
-        runs.own.append((len(q.evidence), top))
+        cut = await ours.asearch(
+            q.question, user_id=user, limit=RECALL_LIMIT, vector=vector, min_similarity=-1.0
+        )
+        runs.own.append(
+            (
+                len(q.evidence),
+                [(h.similarity or 0.0, h.episode.ref in q.evidence) for h in hits[:RECALL_LIMIT]],
+                [(h.similarity or 0.0, h.episode.ref in q.evidence) for h in cut],
+            )
+        )
         for system, method in (
             ("plain hybrid", "hybrid"),
             ("BM25", "keyword"),
@@ -157,7 +168,12 @@ async def _foreign(
     for q, vec in zip(questions, vectors, strict=True):
         vector = tuple(float(x) for x in vec)
         hits = await ours.asearch(q.question, user_id=memory_of, limit=RECALL_LIMIT, vector=vector)
-        runs.foreign.append([h.similarity or 0.0 for h in hits])
+        cut = await ours.asearch(
+            q.question, user_id=memory_of, limit=RECALL_LIMIT, vector=vector, min_similarity=-1.0
+        )
+        runs.foreign.append(
+            ([h.similarity or 0.0 for h in hits], [h.similarity or 0.0 for h in cut])
+        )
 
 
 def _changes_index(ranking: EpisodeRanking) -> bool:
@@ -294,25 +310,29 @@ def _splits(convs: Sequence[Conversation], runs: _Runs, held_out: int) -> dict[s
     return out
 
 
-def _cutoffs(runs: _Runs) -> list[dict[str, float]]:
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _cutoffs(runs: _Runs) -> list[dict[str, float | None]]:
     """Per cutoff: evidence kept in the top five, episodes injected for foreign questions."""
-    rows = []
+    rows: list[dict[str, float | None]] = []
     for t in CUTOFFS:
-        recall5 = [sum(1 for sim, hit in top if hit and sim >= t) / n for n, top in runs.own if n]
-        injected = [sum(1 for sim in sims if sim >= t) for sims in runs.foreign]
+        own = [
+            (n, [(s, hit) for s, hit in (top if t is None else cut) if t is None or s >= t])
+            for n, top, cut in runs.own
+        ]
+        foreign = [
+            [s for s in (top if t is None else cut) if t is None or s >= t]
+            for top, cut in runs.foreign
+        ]
         rows.append(
             {
                 "cutoff": t,
-                "R@5": sum(recall5) / len(recall5) if recall5 else 0.0,
-                "own_injected": (
-                    sum(sum(1 for sim, _ in top if sim >= t) for _, top in runs.own) / len(runs.own)
-                    if runs.own
-                    else 0.0
-                ),
-                "foreign_injected": sum(injected) / len(injected) if injected else 0.0,
-                "foreign_none": (
-                    sum(1 for k in injected if k == 0) / len(injected) if injected else 0.0
-                ),
+                "R@5": _mean([sum(1 for _, hit in kept if hit) / n for n, kept in own if n]),
+                "own_injected": _mean([len(kept) for _, kept in own]),
+                "foreign_injected": _mean([len(kept) for kept in foreign]),
+                "foreign_none": _mean([1.0 if not kept else 0.0 for kept in foreign]),
             }
         )
     return rows
@@ -360,7 +380,8 @@ def cutoff_table(results: dict[str, Any]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['cutoff']:.2f} | {r['R@5']:.3f} | {r['own_injected']:.2f} | "
+            f"| {'off' if r['cutoff'] is None else format(r['cutoff'], '.2f')} | "
+            f"{r['R@5']:.3f} | {r['own_injected']:.2f} | "
             f"{r['foreign_injected']:.2f} | {r['foreign_none']:.1%} |"
         )
     return "\n".join(lines) + "\n"

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EpisodeRanking",
     "asks_about_time",
+    "borrowers",
     "index_texts",
     "keyword_query",
     "rank",
@@ -213,28 +214,38 @@ def _terms(text: str) -> set[str]:
     return out
 
 
-def _cap_by_context(
-    query: str, fused: dict[str, float], by_id: dict[str, ScoredLearning], margin: float
-) -> dict[str, float]:
-    """A turn matched through the statement before it ends at least ``margin`` below it.
+def borrowers(query: str, found: Sequence[ScoredLearning]) -> dict[str, int]:
+    """Turns of ``found`` that match ``query`` through the statement before them.
 
-    Only when the earlier turn (whose text is in this turn's index) states something rather
-    than asks, and its own words match more query words: then this turn's score was borrowed
-    ("Noted, I'll keep that in mind" after the fact). An answer keeps the score of the question
-    it answers, and a turn that matches on its own keeps its place.
+    A turn's indexed text holds the previous turn (``context_turns``). When that turn states
+    something (it asks no question) and its own words match more query words, the later turn's
+    score was borrowed ("Noted, I'll keep that in mind" after the fact). Returns their ids, each
+    with how many query words its own text matches. An answer to a question is no borrower.
     """
     q = _terms(query)
     if not q:
-        return fused
+        return {}
+    by_id = {s.learning.id: s for s in found}
     own = {i: len(q & _terms(str(s.learning.content.get("text", "")))) for i, s in by_id.items()}
+    out: dict[str, int] = {}
+    for i, s in by_id.items():
+        after = s.learning.content.get("after")
+        if not isinstance(after, str) or after not in by_id or own[after] <= own[i]:
+            continue
+        if "?" not in str(by_id[after].learning.content.get("text", "")):
+            out[i] = own[i]
+    return out
+
+
+def _cap_by_context(
+    query: str, fused: dict[str, float], by_id: dict[str, ScoredLearning], margin: float
+) -> dict[str, float]:
+    """A turn that borrowed its match (:func:`borrowers`) ends ``margin`` below its source."""
+    cap = borrowers(query, list(by_id.values()))
     out = dict(fused)
     # in time order, so that a chain of borrowed turns stays in the order it was said
-    for i in sorted(by_id, key=lambda i: (_when(by_id[i]), i)):
-        after = by_id[i].learning.content.get("after")
-        if not isinstance(after, str) or after not in out or own[after] <= own[i]:
-            continue
-        if "?" in str(by_id[after].learning.content.get("text", "")):
-            continue
+    for i in sorted(cap, key=lambda i: (_when(by_id[i]), i)):
+        after = str(by_id[i].learning.content["after"])
         out[i] = min(out[i], out[after] - margin)
     return out
 
@@ -279,8 +290,10 @@ async def search_episodes(
     """Hybrid candidates from the store's db, re-ranked by :func:`rank`.
 
     Every result carries ``vector_score``, the cosine of the query with the turn's indexed text
-    (computed here for turns found by keyword only). With ``min_similarity``, turns below it are
-    dropped: the relevance cutoff of automatic recall.
+    (computed here for turns found by keyword only). With ``min_similarity`` (the relevance
+    cutoff of automatic recall), turns below it are dropped, and so are turns that match only
+    through the statement before them (:func:`borrowers` whose own words match no query word):
+    their similarity is the borrowed text's.
     """
     if not query.strip() or limit <= 0:
         return []
@@ -304,7 +317,12 @@ async def search_episodes(
     ranked = [_with_similarity(s, vec) for s in rank(query, found, ranking, limit)]
     if min_similarity is None:
         return ranked
-    return [s for s in ranked if (s.vector_score or 0.0) >= min_similarity]
+    hollow = {i for i, own in borrowers(query, found).items() if own == 0}
+    return [
+        s
+        for s in ranked
+        if (s.vector_score or 0.0) >= min_similarity and s.learning.id not in hollow
+    ]
 
 
 def _with_similarity(s: ScoredLearning, vector: Sequence[float]) -> ScoredLearning:

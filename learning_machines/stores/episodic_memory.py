@@ -94,12 +94,13 @@ class EpisodicMemoryConfig(StoreConfig):
     """Token budget of the episodes block in the system prompt."""
     min_similarity: float | None = 0.25
     """Relevance cutoff of automatic recall: an episode whose cosine with the turn's message is
-    below this is not put in the prompt, however well it ranks among the user's episodes
+    below this is not put in the prompt, however well it ranks among the user's episodes; nor is
+    a turn that matches only through the statement before it, which its index holds
     (``None``: no cutoff). Without it, any message recalls the user's five least-unrelated
     episodes, a confidential note among them. Measured with the default embedder (MiniLM) by
     ``learning-machines bench retrieval`` (``docs/benchmarks.md``): at 0.25, recall@5 on LoCoMo
-    goes from 0.690 to 0.677 while episodes recalled for another user's questions fall from 4.94
-    to 2.58 per question (on the assistant-chat set: 0.906 → 0.883, and 4.94 → 1.83). Another
+    goes from 0.690 to 0.674 while episodes recalled for another user's questions fall from 5.0
+    to 2.4 per question (on the assistant-chat set: 0.906 → 0.883, and 5.0 → 1.7). Another
     embedder needs its own value. The ``search_episodes`` tool and
     :meth:`EpisodicMemoryStore.asearch` apply no cutoff unless asked.
     """
