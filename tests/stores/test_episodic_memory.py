@@ -200,3 +200,30 @@ async def test_recall_still_finds_a_related_episode(bind):
 def test_min_similarity_must_be_a_cosine(bad):
     with pytest.raises(ConfigurationError, match="min_similarity"):
         EpisodicMemoryConfig(min_similarity=bad).create_store()
+
+
+async def test_recall_drops_a_turn_that_matches_only_through_the_statement_before_it(bind):
+    # "billing" is indexed with the turn before it (about Miso), so it looks related to the cat
+    store = with_minilm(make(bind))
+    said = [
+        ("My cat Miso hates the vacuum cleaner.", 0),
+        ("Look at Miso's new bed, she loves it.", 60),
+        ("The billing cutover is planned for March.", 61),
+    ]
+    await store.aadd_episodes(
+        [
+            Episode(speaker="alice", text=t, at=T0 + timedelta(seconds=s), session_id="c1")
+            for t, s in said
+        ],
+        user_id="alice",
+    )
+    question = "how is my cat Miso doing?"
+    recalled = [s.episode.text for s in await store.arecall(**ctx(message=question))]
+    assert recalled
+    assert all("Miso" in text for text in recalled)
+    everything = await make_open(bind).arecall(**ctx(message=question))
+    assert any("billing" in s.episode.text for s in everything)
+
+
+def make_open(bind):
+    return with_minilm(make(bind, min_similarity=None))
