@@ -74,7 +74,6 @@ def bind_episodic(db: Db, embedder: CachedEmbedder, ranking: EpisodeRanking) -> 
         learning_type=store.learning_type,
         mode=store.mode,
         db=db,
-        store=store,
     )
     store.bind(StoreResources(name="episodic_memory", db=db, embedder=embedder, gate=gate))
     return store

@@ -171,7 +171,7 @@ def worker(
     learning.background = False
     total = 0
     while True:
-        result = run_sync(learning.arun_pending())
+        result = run_sync(learning.worker.run_pending())
         total += len(result.done) + len(result.failed)
         if result.done or result.failed:
             console.print(f"processed {len(result.done)} ok, {len(result.failed)} failed")

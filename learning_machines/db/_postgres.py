@@ -318,4 +318,5 @@ class PostgresDb(Db):
 
     def close(self) -> None:
         """Close the pooled connections."""
+        self._closed = True
         self._pool.close()

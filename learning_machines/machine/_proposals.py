@@ -7,18 +7,27 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from .._modes import LearningMode
 from .._sync import run_sync
+from .._turn_context import TurnContext
 from ..db import Db, GetProposal, ListProposals, Proposal, PutProposal, utcnow
-from ..exceptions import ConfigurationError, NotFoundError, PermissionDenied, ValidationError
-from ..stores import ApplyingStore
+from ..exceptions import (
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
+from ..stores import ToolSpec
+from ._registry import StoreRegistry
 
-__all__ = ["ProposalBook"]
+__all__ = ["ProposalBook", "approve_proposal_tool"]
 
 #: A chat approval must contain one of these (the user's own words, not the model's claim).
 _CONFIRM = re.compile(
@@ -41,9 +50,9 @@ class ProposalBook:
     - Decided, rejected and expired proposals are kept for audit.
     """
 
-    def __init__(self, *, db: Db, stores: Mapping[str, object]) -> None:
+    def __init__(self, *, db: Db, registry: StoreRegistry) -> None:
         self._db = db
-        self._stores = stores
+        self._registry = registry
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -191,13 +200,13 @@ class ProposalBook:
         return proposal
 
     async def _apply(self, proposal: Proposal, *, by: str, note: str | None) -> Proposal:
-        store = self._stores.get(proposal.store)
-        if not isinstance(store, ApplyingStore):
+        slot = self._registry.get(proposal.store)
+        if slot is None or not slot.applies_writes:
             raise ConfigurationError(
                 f"proposal {proposal.id} is for store {proposal.store!r}, which this machine "
                 "does not have (or which cannot apply writes); open the machine with that store"
             )
-        config_namespace = getattr(getattr(store, "config", None), "namespace", proposal.namespace)
+        config_namespace = slot.namespace or proposal.namespace
         if config_namespace != proposal.namespace:
             raise ConfigurationError(
                 f"proposal {proposal.id} writes to namespace {proposal.namespace!r}, but this "
@@ -219,17 +228,59 @@ class ProposalBook:
             )
         )
         try:
-            ids = await store.apply_write(
-                proposal.payload,
-                user_id=proposal.user_id,
-                session_id=proposal.session_id,
-                turn_id=proposal.turn_id,
-                mode=proposal.mode,
-                approved_by=by,
-                proposal_id=proposal.id,
+            ids = await slot.apply_write(
+                slot.decode_write(proposal.payload),
+                {
+                    "user_id": proposal.user_id,
+                    "session_id": proposal.session_id,
+                    "turn_id": proposal.turn_id,
+                    "mode": proposal.mode,
+                    "approved_by": by,
+                    "proposal_id": proposal.id,
+                },
             )
         except BaseException:
             await self._db.arun(PutProposal(proposal=proposal, expected_status="approved"))
             raise
         applied = replace(claimed, learning_id=ids[0] if ids else None)
         return await self._db.arun(PutProposal(proposal=applied, expected_status="approved"))
+
+
+class ApproveArgs(BaseModel):
+    """Arguments of ``approve_proposal``."""
+
+    proposal_id: str = Field(description="The id you were given when you proposed it.")
+
+
+def approve_proposal_tool(book: ProposalBook) -> ToolSpec[ApproveArgs]:
+    """The agent's ``approve_proposal`` tool (PROPOSE mode only).
+
+    It records that the user confirmed a proposal in this turn's message; the rules of
+    :meth:`ProposalBook.aapprove_in_chat` decide, and a refusal is the tool's answer.
+    """
+
+    async def approve(turn: TurnContext, args: ApproveArgs) -> str:
+        try:
+            proposal = await book.aapprove_in_chat(
+                args.proposal_id,
+                user_id=turn.user_id,
+                session_id=turn.session_id,
+                turn_index=turn.turn_index,
+                message=turn.message,
+            )
+        except (PermissionDenied, ValidationError, NotFoundError, ConflictError) as refused:
+            # The refusal is the tool's answer: the model must tell the user, not retry.
+            return f"NOT approved: {refused}"
+        return f"approved; saved as learning {proposal.learning_id}"
+
+    return ToolSpec(
+        name="approve_proposal",
+        description=(
+            "Record that the user confirmed a proposal you made in an EARLIER turn. Call this "
+            "only when the user's current message says yes to it. It fails for proposals made "
+            "in this same turn, by another user, or needing a human reviewer."
+        ),
+        args=ApproveArgs,
+        handler=approve,
+        writes=True,
+    )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel
+
 from .._modes import LearningMode
 from .._sync import run_sync
+from .._turn_context import TurnContext
 from ..db import PRIVATE_NAMESPACE, LearningFilter
 from ..exceptions import ConfigurationError
-from ._gate import WriteGate
+from ._gate import WriteGate, WriteOutcome
+from ._tools import BoundTools, ToolSpec
 
 if TYPE_CHECKING:
     from .._messages import ChatMessage
@@ -42,15 +47,17 @@ class StoreConfig:
 class BaseStore:
     """Base of the built-in stores: binding, scoping, sync wrappers over the async core.
 
-    Subclasses set ``learning_type`` and ``supported_modes`` and implement ``arecall``,
-    ``build_context``, ``aprocess`` (or ``extraction``/``aapply_extraction``), ``apply_write`` and
-    ``get_tools``.
+    Subclasses set ``learning_type``, ``supported_modes`` and ``write_model`` and implement
+    ``arecall``, ``build_context``, ``aprocess`` (or ``aextraction_from``/``aapply_extraction``),
+    ``apply_write`` and ``tool_specs``. ``get_tools`` is derived from ``tool_specs``.
     """
 
     learning_type: ClassVar[str] = "base"
     supported_modes: ClassVar[frozenset[LearningMode]] = frozenset(LearningMode)
     #: Context keys a turn must carry for this store to work.
     required_context: ClassVar[tuple[str, ...]] = ("user_id",)
+    #: The pydantic model of one write (what a proposal holds until it is approved).
+    write_model: Any = None
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
@@ -132,6 +139,50 @@ class BaseStore:
         from ..embedders import aembed
 
         return tuple(float(x) for x in (await aembed(self.embedder, [str(message)]))[0])
+
+    # --- writes and tools ------------------------------------------------------------------------
+
+    async def apply_write(self, write: Any, **context: Any) -> list[str]:
+        """Apply one write now; returns the ids of the learnings written or changed (override)."""
+        raise NotImplementedError
+
+    def decode_write(self, payload: Mapping[str, Any]) -> Any:
+        """Read a held write back from its proposal's payload (a :attr:`write_model` instance)."""
+        if self.write_model is None:
+            return dict(payload)
+        return self.write_model.model_validate(payload)
+
+    async def submit(
+        self, write: BaseModel, *, summary: str, context: Mapping[str, Any], text: str = ""
+    ) -> WriteOutcome:
+        """Send ``write`` through the gate: applied now, or held as a proposal.
+
+        ``summary`` is the line a reviewer judges a proposal by; ``text`` is what the write would
+        put where other users read it (screened for shared namespaces).
+        """
+        decision = self.gate.decide(namespace=self.config.namespace, text=text or summary)
+        if not decision.apply:
+            return await self.gate.propose(
+                write,
+                summary=summary,
+                namespace=self.config.namespace,
+                context=context,
+                decision=decision,
+            )
+        ids = await self.apply_write(write, **{**context, "mode": self.mode.value})
+        return WriteOutcome(applied=True, learning_ids=ids)
+
+    def tool_specs(self) -> list[ToolSpec[Any]]:
+        """The tools this store offers in its mode (override; built once per store)."""
+        return []
+
+    @functools.cached_property
+    def _specs(self) -> list[ToolSpec[Any]]:
+        return self.tool_specs()
+
+    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+        """The store's tools as plain sync callables bound to this turn's ``context``."""
+        return BoundTools(self._specs, TurnContext.from_kwargs(context)).sync_callables()
 
     # --- sync wrappers over the async core ----------------------------------------------------
 

@@ -67,13 +67,17 @@ def turn_time(context: Mapping[str, Any]) -> datetime:
 
 def provenance(store: BaseStore, context: Mapping[str, Any]) -> dict[str, Any]:
     """Where a learning came from: user, session, turn, mode and store slot."""
-    return {
+    out = {
         "user_id": context.get("user_id"),
         "session_id": context.get("session_id"),
         "turn_id": context.get("turn_id"),
         "mode": str(context.get("mode") or store.mode.value),
         "store": store.resources.name,
     }
+    for key in ("approved_by", "proposal_id"):
+        if context.get(key):
+            out[key] = context[key]
+    return out
 
 
 def kept_on_update(row: Learning | None) -> dict[str, Any]:

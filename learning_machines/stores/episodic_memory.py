@@ -14,23 +14,29 @@ the answer of each turn, and :meth:`~EpisodicMemoryStore.aadd_episodes` ingests 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, Field
+
 from .._messages import ChatMessage
 from .._modes import LearningMode
 from .._sync import run_sync
+from .._turn_context import TurnContext
 from ..curation import WritePolicy
 from ..db import PRIVATE_NAMESPACE, Learning, LearningFilter, ScoredLearning
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._episode_ranking import EpisodeRanking, index_texts, search_episodes
 from ._shared import fit_lines, save, scope_filter, stable_id, turn_time
+from ._tools import ToolSpec
 
 __all__ = [
     "Episode",
+    "EpisodeLine",
+    "EpisodesWrite",
     "EpisodicMemoryConfig",
     "EpisodicMemoryStore",
     "ScoredEpisode",
@@ -78,6 +84,27 @@ class ScoredEpisode:
     similarity: float | None = None
     """Cosine of the query with the episode's indexed text (comparable across searches; what
     :attr:`EpisodicMemoryConfig.min_similarity` is compared with)."""
+
+
+class EpisodeLine(BaseModel):
+    """One utterance of a turn, as written."""
+
+    speaker: str = Field(description="Who said it.")
+    text: str = Field(description="What was said, verbatim.")
+
+
+class EpisodesWrite(BaseModel):
+    """The store's write: a turn's utterances, said at one time."""
+
+    episodes: list[EpisodeLine] = Field(default_factory=list, description="Who said what.")
+    at: str | None = Field(default=None, description="When, as an ISO time.")
+
+
+class EpisodeSearchArgs(BaseModel):
+    """Arguments of ``search_episodes``."""
+
+    query: str = Field(description="What was said, in a few words, e.g. 'support group'.")
+    limit: int = Field(default=5, ge=1, le=20, description="The most messages to return (1-20).")
 
 
 @dataclass(kw_only=True)
@@ -146,6 +173,7 @@ class EpisodicMemoryStore(BaseStore):
     learning_type: ClassVar[str] = "episode"
     supported_modes: ClassVar[frozenset[LearningMode]] = frozenset({LearningMode.BACKGROUND})
     required_context: ClassVar[tuple[str, ...]] = ("user_id",)
+    write_model = EpisodesWrite
 
     config: EpisodicMemoryConfig
 
@@ -354,57 +382,62 @@ class EpisodicMemoryStore(BaseStore):
         now = turn_time(context)
         user = str(context["user_id"])
         agent = str(context.get("agent_id") or self.config.agent_name)
-        episodes = [
-            {"speaker": user if m.role == "user" else agent, "text": m.content}
+        lines = [
+            EpisodeLine(speaker=user if m.role == "user" else agent, text=m.content)
             for m in messages
-            if m.role in ("user", "assistant") and m.name is None and m.content.strip()
+            if m.role in ("user", "assistant")
+            and m.name is None
+            and not m.tool_calls
+            and m.content.strip()
         ]
-        if not episodes:
+        if not lines:
             return
-        await self.gate.write(
-            {"episodes": episodes, "at": now.isoformat()},
-            summary=f"{len(episodes)} episodes",
-            namespace=PRIVATE_NAMESPACE,
-            **context,
+        await self.submit(
+            EpisodesWrite(episodes=lines, at=now.isoformat()),
+            summary=f"{len(lines)} episodes",
+            context=context,
         )
 
-    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
-        """Store ``payload["episodes"]`` (``speaker``, ``text``) said at ``payload["at"]``."""
+    async def apply_write(self, write: Any, **context: Any) -> list[str]:
+        """Store an :class:`EpisodesWrite`: who said what, at its time."""
         self.require_context(context)
-        at = datetime.fromisoformat(str(payload.get("at"))) if payload.get("at") else None
+        if not isinstance(write, EpisodesWrite):
+            write = self.decode_write(write)
+        at = datetime.fromisoformat(write.at) if write.at else None
         when = at or turn_time(context)
         episodes = [
             Episode(
-                speaker=str(e["speaker"]),
-                text=str(e["text"]),
+                speaker=line.speaker,
+                text=line.text,
                 at=when,
                 session_id=context.get("session_id"),
                 ref=f"{context.get('turn_id')}:{i}" if context.get("turn_id") else None,
             )
-            for i, e in enumerate(payload.get("episodes") or [])
+            for i, line in enumerate(write.episodes)
         ]
         return await self.aadd_episodes(episodes, **context)
 
     # --- tools and guidance ------------------------------------------------------------------
 
-    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+    def tool_specs(self) -> list[ToolSpec[Any]]:
         """``search_episodes`` (read-only), bound to the turn's user."""
-        user_id = str(context.get("user_id") or "")
-        if not user_id:
-            return []
 
-        async def search_episodes(query: str, limit: int = 5) -> str:
-            """Search earlier conversations with this user, word for word, with dates.
-
-            Args:
-                query: What was said, in a few words, e.g. 'support group'.
-                limit: The most messages to return (1-20).
-
-            """
-            found = await self.asearch(query, user_id=user_id, limit=max(1, min(int(limit), 20)))
+        async def search_episodes(turn: TurnContext, args: EpisodeSearchArgs) -> str:
+            if not turn.user_id:
+                return "Earlier conversations are private to a user; this turn has no user."
+            found = await self.asearch(args.query, user_id=turn.user_id, limit=args.limit)
             return "\n".join(episode_line(s.episode) for s in found) or "Nothing found."
 
-        return [search_episodes]
+        return [
+            ToolSpec(
+                name="search_episodes",
+                description=(
+                    "Search earlier conversations with this user, word for word, with dates."
+                ),
+                args=EpisodeSearchArgs,
+                handler=search_episodes,
+            )
+        ]
 
     def guidance(self, **context: Any) -> str:
         """When to search earlier conversations."""
