@@ -613,3 +613,9 @@ def write_assistant_chats(path: str | Path) -> Path:
     out = Path(path)
     out.write_text(json.dumps(assistant_chats(), ensure_ascii=False, indent=1), "utf-8")
     return out
+
+
+if __name__ == "__main__":  # python -m learning_machines.bench._assistant_chats OUT.json
+    import sys
+
+    print(write_assistant_chats(sys.argv[1] if len(sys.argv) > 1 else "assistant-chats.json"))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +34,7 @@ from ._shared import fit_lines, save, scope_filter, stable_id, turn_time
 from ._tools import ToolSpec
 
 __all__ = [
+    "CALIBRATED_CUTOFFS",
     "Episode",
     "EpisodeLine",
     "EpisodesWrite",
@@ -46,6 +47,10 @@ __all__ = [
 # or near-duplicate merging), and vectors are computed in one batch before writing. Re-ingesting
 # is still idempotent: an episode's id is derived from who said what, when.
 _EPISODE_POLICY = WritePolicy(embed=False, dedupe_exact=False, merge_near=False, match_names=False)
+
+
+#: Recall cutoffs measured per embedder (``EpisodicMemoryConfig(min_similarity="auto")``).
+CALIBRATED_CUTOFFS: Mapping[str, float] = {"all-MiniLM-L6-v2/onnx-int8": 0.25}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,17 +124,20 @@ class EpisodicMemoryConfig(StoreConfig):
     """Speaker name of the agent's turns when the context carries no ``agent_id``."""
     max_tokens: int = 500
     """Token budget of the episodes block in the system prompt."""
-    min_similarity: float | None = 0.25
+    min_similarity: float | Literal["auto", "off"] = "auto"
     """Relevance cutoff of automatic recall: an episode whose cosine with the turn's message is
     below this is not put in the prompt, however well it ranks among the user's episodes; nor is
-    a turn that matches only through the statement before it, which its index holds
-    (``None``: no cutoff). Without it, any message recalls the user's five least-unrelated
-    episodes, a confidential note among them. Measured with the default embedder (MiniLM) by
-    ``learning-machines bench retrieval`` (``docs/benchmarks.md``): at 0.25, recall@5 on LoCoMo
-    goes from 0.690 to 0.674 while episodes recalled for another user's questions fall from 5.0
-    to 2.4 per question (on the assistant-chat set: 0.906 → 0.883, and 5.0 → 1.7). Another
-    embedder needs its own value. The ``search_episodes`` tool and
-    :meth:`EpisodicMemoryStore.asearch` apply no cutoff unless asked.
+    a turn that matches only through the statement before it, which its index holds. Without
+    it, any message recalls the user's five least-unrelated episodes, a confidential note among
+    them. ``"auto"``: the value measured for the embedder in use (:data:`CALIBRATED_CUTOFFS`:
+    0.25 for the default MiniLM), no cutoff for an embedder not measured; ``"off"``: none.
+
+    Measured by ``learning-machines bench retrieval`` (``docs/benchmarks.md``): at 0.25 with
+    MiniLM, recall@5 on LoCoMo goes from 0.690 to 0.674 while episodes recalled for another
+    user's questions fall from 5.0 to 2.4 per question (on the assistant-chat set: 0.906 → 0.883,
+    and 5.0 → 1.7). Cosines differ between embedders: measure yours before setting a number.
+    The ``search_episodes`` tool and :meth:`EpisodicMemoryStore.asearch` apply no cutoff unless
+    asked.
     """
     ranking: EpisodeRanking = field(default_factory=EpisodeRanking)
     """How turns are indexed and ranked (defaults measured on LoCoMo, ``docs/benchmarks.md``)."""
@@ -188,14 +196,14 @@ class EpisodicMemoryStore(BaseStore):
         if config.batch_size < 1:
             raise ConfigurationError("EpisodicMemoryConfig(batch_size=...) must be at least 1.")
         cutoff = config.min_similarity
-        if cutoff is not None and (
+        if cutoff not in ("auto", "off") and (
             isinstance(cutoff, bool)
             or not isinstance(cutoff, int | float)
             or not -1.0 <= cutoff <= 1.0
         ):
             raise ConfigurationError(
                 f"EpisodicMemoryConfig(min_similarity={cutoff!r}) must be a cosine between -1 "
-                "and 1 (e.g. 0.2), or None for no cutoff."
+                "and 1 (e.g. 0.25), 'auto' (the value measured for the embedder) or 'off'."
             )
         self.config = config
 
@@ -364,8 +372,17 @@ class EpisodicMemoryStore(BaseStore):
             user_id=str(context["user_id"]),
             limit=self.config.limit,
             vector=await self.query_vector(context),
-            min_similarity=self.config.min_similarity,
+            min_similarity=self.recall_cutoff(),
         )
+
+    def recall_cutoff(self) -> float | None:
+        """The cosine below which recall leaves an episode out (``None``: no cutoff)."""
+        cutoff = self.config.min_similarity
+        if cutoff == "off":
+            return None
+        if cutoff == "auto":
+            return CALIBRATED_CUTOFFS.get(self.embedder.name)
+        return float(cutoff)
 
     def build_context(self, data: Any) -> str:
         """Recalled episodes as a ``## Relevant earlier conversation`` block, best first."""

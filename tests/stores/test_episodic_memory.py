@@ -190,13 +190,14 @@ async def test_recall_still_finds_a_related_episode(bind):
     assert "4921" in recalled[0].episode.text
     assert recalled[0].similarity is not None
     assert recalled[0].similarity >= 0.25
+    assert store.recall_cutoff() == 0.25  # "auto": the value measured for MiniLM
     # with the cutoff off, the unrelated question recalls the private notes (the old behaviour)
-    open_store = with_minilm(make(bind, min_similarity=None))
+    open_store = with_minilm(make(bind, min_similarity="off"))
     leaked = await open_store.arecall(**ctx(message="What's a good recipe for banana bread?"))
     assert any("4921" in s.episode.text for s in leaked)
 
 
-@pytest.mark.parametrize("bad", [1.5, -2, "0.3", True])
+@pytest.mark.parametrize("bad", [1.5, -2, "0.3", True, None])
 def test_min_similarity_must_be_a_cosine(bad):
     with pytest.raises(ConfigurationError, match="min_similarity"):
         EpisodicMemoryConfig(min_similarity=bad).create_store()
@@ -226,4 +227,12 @@ async def test_recall_drops_a_turn_that_matches_only_through_the_statement_befor
 
 
 def make_open(bind):
-    return with_minilm(make(bind, min_similarity=None))
+    return with_minilm(make(bind, min_similarity="off"))
+
+
+async def test_auto_cutoff_only_for_a_measured_embedder(bind):
+    # the hash embedder's cosines were never measured: "auto" leaves its recall uncut
+    store = make(bind)
+    assert store.recall_cutoff() is None
+    assert make(bind, min_similarity=0.4).recall_cutoff() == 0.4
+    assert make(bind, min_similarity="off").recall_cutoff() is None
