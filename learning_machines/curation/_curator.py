@@ -41,7 +41,7 @@ from ..db import (
 from ..db._records import ALL_STATUSES
 from ..embedders import Embedder, aembed
 from ..exceptions import ConflictError, NotFoundError, ValidationError
-from ._decay import CurationPolicy, policy_for, retention_score
+from ._decay import CurationPolicy, check_policies, policy_for, retention_score
 from ._export import export_user, import_user, learning_from_dict
 from ._similar import distinguishing
 from ._write import merge_learnings, names_of, supersede_learning
@@ -181,10 +181,11 @@ class Curator:
         embedder: Embedder | None = None,
         policies: Mapping[str, CurationPolicy] | None = None,
     ) -> None:
-        """``policies`` override :data:`DEFAULT_POLICIES` per learning type."""
+        """``policies`` override :data:`DEFAULT_POLICIES` per learning type (not store slot)."""
         self.db = db
         self.embedder = embedder
         self.policies = dict(policies or {})
+        check_policies(self.policies)
 
     def policy(self, learning_type: str) -> CurationPolicy:
         """Return the policy used for ``learning_type``."""
@@ -241,7 +242,10 @@ class Curator:
         gone: set[str] = set()
         current = {r.id: r for r in rows}
 
-        for keep, absorbed, reason in _plan_merges(rows, policy):
+        # Verbatim rows (episodes) are what was said: never folded into each other.
+        dedupe = policy.deduplicates(scope.learning_type)
+        merges = _plan_merges(rows, policy) if dedupe else []
+        for keep, absorbed, reason in merges:
             keep = current[keep.id]
             merged = merge_learnings(keep, absorbed, now=now)
             current[keep.id] = merged
@@ -262,7 +266,7 @@ class Curator:
             )  # fmt: skip
 
         by_key: dict[str, list[Learning]] = {}
-        for row in current.values():
+        for row in current.values() if dedupe else ():
             key = _key(row)
             if key is not None and row.id not in gone:
                 by_key.setdefault(key, []).append(row)
