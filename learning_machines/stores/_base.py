@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from ..embedders import Embedder
     from ._protocol import StoreResources
 
-__all__ = ["BaseStore", "StoreConfig"]
+__all__ = ["Approval", "BaseStore", "StoreConfig"]
+
+#: Who approves a PROPOSE store's writes to a shared namespace (see :attr:`StoreConfig.approval`).
+Approval = Literal["user", "others"]
 
 
 @dataclass(kw_only=True)
@@ -42,6 +45,12 @@ class StoreConfig:
     """How much a learning's retention (recency, recalls, feedback; see
     ``learning_machines.curation.retention_score``) counts in search ranking, against relevance.
     ``0`` ranks by relevance alone."""
+    approval: Approval = "user"
+    """PROPOSE only: who approves writes to a *shared* namespace. ``"user"``: the user whose turn
+    proposed it (in chat or through the API) — their consent, which protects them but not the
+    other readers of the namespace. ``"others"``: only someone else, through the API or the CLI,
+    as in HITL. Private-namespace writes are always approved by their own user; HITL always
+    needs someone else."""
 
 
 class BaseStore:
