@@ -273,6 +273,10 @@ def test_api_rules_compare_identities_case_insensitively() -> None:
 # --- through the machine, on both backends --------------------------------------------------
 
 
+def _machine(db: Db, **stores: object) -> LearningMachine:
+    return LearningMachine(db=db, embedder=HashEmbedder(), background=False, **stores)  # type: ignore[arg-type]
+
+
 async def _propose(machine: LearningMachine, *, user: str = "alice") -> str:
     said = "Remember: pin every dependency."
     turn = await machine.abegin(said, user_id=user, session_id="s")
@@ -302,11 +306,9 @@ async def _say(machine: LearningMachine, message: str, proposal_id: str) -> str:
     ],
 )
 async def test_refusals_in_chat_do_not_approve(db: Db, message: str) -> None:
-    machine = LearningMachine(
-        db=db,
-        embedder=HashEmbedder(),
+    machine = _machine(
+        db,
         learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.PROPOSE),
-        background=False,
     )
     proposal_id = await _propose(machine)
     answer = await _say(machine, message, proposal_id)
@@ -317,12 +319,10 @@ async def test_refusals_in_chat_do_not_approve(db: Db, message: str) -> None:
 
 
 async def test_hitl_author_cannot_approve_under_another_spelling(db: Db) -> None:
-    machine = LearningMachine(
-        db=db,
-        embedder=HashEmbedder(),
+    machine = _machine(
+        db,
         model=ScriptedModel(),
         learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.HITL, namespace="security"),
-        background=False,
     )
     proposal_id = await _propose(machine, user="alice")
     for spelling in ("Alice", "ALICE", "alice"):
@@ -338,13 +338,11 @@ async def test_hitl_author_cannot_approve_under_another_spelling(db: Db) -> None
 
 
 async def test_shared_propose_store_can_require_someone_else(db: Db) -> None:
-    machine = LearningMachine(
-        db=db,
-        embedder=HashEmbedder(),
+    machine = _machine(
+        db,
         learned_knowledge=LearnedKnowledgeConfig(
             mode=LearningMode.PROPOSE, namespace="eng", approval="others"
         ),
-        background=False,
     )
     proposal_id = await _propose(machine)
     assert (await _say(machine, "yes", proposal_id)).startswith("NOT approved")
@@ -356,11 +354,9 @@ async def test_shared_propose_store_can_require_someone_else(db: Db) -> None:
 
 
 async def test_private_propose_store_is_approved_by_its_user(db: Db) -> None:
-    machine = LearningMachine(
-        db=db,
-        embedder=HashEmbedder(),
+    machine = _machine(
+        db,
         user_profile=UserProfileConfig(mode=LearningMode.PROPOSE, approval="others"),
-        background=False,
     )
     turn = await machine.abegin("I'm Alice.", user_id="alice", session_id="s")
     await turn.tools.acall("update_user_profile", {"name": "Alice"})
