@@ -32,119 +32,37 @@ __all__ = [
 #: The longest message read as a confirmation; a yes is short.
 _MAX_LENGTH = 120
 
+
+def _phrases(text: str) -> frozenset[tuple[str, ...]]:
+    """Comma-separated phrases as token tuples."""
+    return frozenset(tuple(p.split()) for p in text.split(",") if p.strip())
+
+
 # Affirmative phrases, as token sequences. Longer phrases are tried first.
-_YES_PHRASES = {
-    tuple(p.split())
-    for p in (
-        "yes",
-        "yeah",
-        "yep",
-        "yup",
-        "yea",
-        "sure",
-        "ok",
-        "okay",
-        "okey",
-        "alright",
-        "all right",
-        "confirm",
-        "confirmed",
-        "i confirm",
-        "approve",
-        "approved",
-        "i approve",
-        "approve it",
-        "approve that",
-        "agreed",
-        "i agree",
-        "correct",
-        "that's correct",
-        "that is correct",
-        "that's right",
-        "that is right",
-        "absolutely",
-        "definitely",
-        "certainly",
-        "of course",
-        "go ahead",
-        "go for it",
-        "do it",
-        "do that",
-        "please do",
-        "let's do it",
-        "save it",
-        "save that",
-        "save this",
-        "store it",
-        "keep it",
-        "remember it",
-        "remember that",
-        "sounds good",
-        "looks good",
-        "lgtm",
-        "ja",
-        "oui",
-        "sí",
-        "si",
-        "sim",
-        "👍",
-        "✅",
-        "✔",
-        "☑",
-        "👌",
-    )
-}
+_YES_PHRASES = _phrases(
+    """yes, yeah, yep, yup, yea, sure, ok, okay, okey, alright, all right, confirm, confirmed,
+    i confirm, approve, approved, i approve, approve it, approve that, agreed, i agree, correct,
+    that's correct, that is correct, that's right, that is right, absolutely, definitely,
+    certainly, of course, go ahead, go for it, do it, do that, please do, let's do it, save it,
+    save that, save this, store it, keep it, remember it, remember that, sounds good,
+    looks good, lgtm, ja, oui, sí, si, sim, 👍, ✅, ✔, ☑, 👌"""
+)
 # Words that may stand around a yes without changing it.
-_FILLERS = {
-    tuple(p.split()) for p in ("please", "pls", "thanks", "thank you", "thx", "and", "then", "now")
-}
+_FILLERS = _phrases("please, pls, thanks, thank you, thx, and, then, now")
 _LONGEST = max(len(p) for p in _YES_PHRASES | _FILLERS)
 _NEGATIONS = frozenset(
-    [
-        "no",
-        "nope",
-        "nah",
-        "not",
-        "don't",
-        "dont",
-        "never",
-        "cancel",
-        "stop",
-        "reject",
-        "refuse",
-        "wait",
-        "hold",
-        "later",
-        "isn't",
-        "wasn't",
-        "won't",
-        "can't",
-        "cannot",
-        "shouldn't",
-        "doesn't",
-        "didn't",
-    ]
+    word
+    for (word,) in _phrases(
+        """no, nope, nah, not, don't, dont, never, cancel, stop, reject, refuse, wait, hold,
+        later, isn't, wasn't, won't, can't, cannot, shouldn't, doesn't, didn't"""
+    )
 )
 _HEDGES = frozenset(
-    [
-        "maybe",
-        "perhaps",
-        "probably",
-        "possibly",
-        "guess",
-        "suppose",
-        "think",
-        "unsure",
-        "whatever",
-        "kinda",
-        "sorta",
-        "if",
-        "unless",
-        "but",
-        "though",
-        "although",
-        "except",
-    ]
+    word
+    for (word,) in _phrases(
+        """maybe, perhaps, probably, possibly, guess, suppose, think, unsure, whatever, kinda,
+        sorta, if, unless, but, though, although, except"""
+    )
 )
 _EMOJI = frozenset({"👍", "✅", "✔", "☑", "👌"})
 # Emoji modifiers that do not change meaning: variation selectors and skin tones.
