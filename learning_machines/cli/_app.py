@@ -169,6 +169,9 @@ def worker(
     backend = open_db(db)
     learning = load_machine(machine, db=backend, model=_model(model))
     learning.background = False
+    # A dedicated worker takes every kind of work: a turn its machine cannot honour (other
+    # stores, modes or namespaces) is parked loudly rather than left waiting unseen.
+    learning.worker.kinds = None
     total = 0
     while True:
         result = run_sync(learning.worker.run_pending())
