@@ -4,6 +4,11 @@ Memory is learning — about the user, the task at hand, insights that hold acro
 people and companies the agent deals with. A :class:`LearningMachine` runs the loop for a set of
 stores (recall → context → answer with tools → extract → store, plus curation);
 :class:`Agent` is a pydantic-ai agent wired to one.
+
+The five built-in stores' configs are exported here too, so the three levels of configuration
+read as the design writes them: ``LearningMachine(learned_knowledge=LearnedKnowledgeConfig(...))``
+with one import line. Backends stay in :mod:`learning_machines.db` (``SqliteDb``, ``PostgresDb``,
+which needs the ``postgres`` extra), embedders in :mod:`learning_machines.embedders`.
 """
 
 from ._agent import Agent, RunResult, ToolCall
@@ -15,6 +20,7 @@ from .exceptions import (
     ConflictError,
     EmbedderMismatchError,
     IsolationError,
+    LearningFailedError,
     LearningMachinesError,
     ModelError,
     NotFoundError,
@@ -23,8 +29,17 @@ from .exceptions import (
     UsageError,
     ValidationError,
 )
-from .machine import LearningContext, LearningMachine
-from .stores import Extraction, LearningStore
+from .machine import LearningContext, LearningMachine, LearningService, Turn, TurnContext
+from .stores import (
+    EntityMemoryConfig,
+    EpisodicMemoryConfig,
+    Extraction,
+    LearnedKnowledgeConfig,
+    LearningStore,
+    SessionContextConfig,
+    ToolSpec,
+    UserProfileConfig,
+)
 
 __version__ = "0.1.0"
 
@@ -35,20 +50,30 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "EmbedderMismatchError",
+    "EntityMemoryConfig",
+    "EpisodicMemoryConfig",
     "Extraction",
     "IsolationError",
+    "LearnedKnowledgeConfig",
     "LearningContext",
+    "LearningFailedError",
     "LearningMachine",
     "LearningMachinesError",
     "LearningMode",
+    "LearningService",
     "LearningStore",
     "ModelError",
     "NotFoundError",
     "PermissionDenied",
     "RunResult",
     "RuntimeFailure",
+    "SessionContextConfig",
     "ToolCall",
+    "ToolSpec",
+    "Turn",
+    "TurnContext",
     "UsageError",
+    "UserProfileConfig",
     "ValidationError",
     "__version__",
 ]

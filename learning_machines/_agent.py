@@ -1,49 +1,34 @@
-"""``Agent``: a pydantic-ai agent that recalls before it answers and learns after."""
+"""``Agent``: a pydantic-ai agent that recalls before it answers and learns after.
+
+It is one client of the typed turn: ``machine.abegin`` → answer with the turn's context and
+tools → ``turn.afinish``. Any other framework can do the same.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import Tool
 from pydantic_ai import messages as pa
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
 
-from ._sync import run_sync
-from .db import (
-    AppendMessage,
-    Db,
-    EnqueueWork,
-    ListMessages,
-    MarkRecalled,
-    Message,
-    PendingWork,
-    new_id,
-    utcnow,
-)
+from ._ids import check_id, check_optional_id
+from ._messages import ToolCall, from_stored_json, to_chat_messages, to_pydantic_ai_messages
+from ._sync import sync_twin
+from ._turn_context import check_message
+from .db import Db, Message, PendingWork, new_id
 from .embedders import Embedder
-from .exceptions import ConfigurationError, ValidationError
+from .exceptions import ConfigurationError
 from .machine import LearningContext, LearningMachine
 
 __all__ = ["Agent", "RunResult", "ToolCall"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ToolCall:
-    """A tool the agent called during a run."""
-
-    name: str
-    """Tool name."""
-    args: dict[str, Any]
-    """Arguments the model passed."""
-    result: str | None = None
-    """What the tool returned (as text)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +46,7 @@ class RunResult:
     context: LearningContext | None = None
     """What the machine recalled and injected (``None`` without learning)."""
     tool_calls: list[ToolCall] = field(default_factory=list)
-    """Tools that ran, in order."""
+    """Tools that ran, in order, with their arguments, call ids and results."""
     usage: RunUsage = field(default_factory=RunUsage)
     """Tokens of the answer (learning's own usage is on ``machine.usage``)."""
     learning_work: PendingWork | None = None
@@ -79,46 +64,8 @@ class RunResult:
 
 
 def _tool_calls(messages: Sequence[pa.ModelMessage]) -> list[ToolCall]:
-    returns: dict[str, str] = {}
-    for message in messages:
-        if isinstance(message, pa.ModelRequest):
-            for part in message.parts:
-                if isinstance(part, pa.ToolReturnPart):
-                    returns[part.tool_call_id] = part.model_response_str()
-    calls = []
-    for message in messages:
-        if isinstance(message, pa.ModelResponse):
-            for rpart in message.parts:
-                if isinstance(rpart, pa.ToolCallPart):
-                    calls.append(
-                        ToolCall(
-                            name=rpart.tool_name,
-                            args=rpart.args_as_dict(),
-                            result=returns.get(rpart.tool_call_id),
-                        )
-                    )
-    return calls
-
-
-#: Context keys the agent sets itself.
-_RESERVED_CONTEXT = frozenset(
-    {"agent_id", "turn_id", "turn_index", "now", "message", "query_vector", "mode"}
-)
-
-#: Tool schemas by the code object of the tool function. Stores return fresh closures every turn
-#: (bound to the turn's context); their schema is the same, so it is built once per process.
-_SCHEMAS: dict[Any, Any] = {}
-
-
-def _as_tool(function: Callable[..., Any]) -> Tool[None]:
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return Tool(function)
-    key = (code, getattr(function, "__name__", ""), getattr(function, "__doc__", None))
-    schema = _SCHEMAS.get(key)
-    if schema is None:
-        schema = _SCHEMAS[key] = Tool(function).function_schema
-    return Tool(function, function_schema=dataclasses.replace(schema, function=function))
+    """Every tool call of the turn, with its result."""
+    return [call for m in to_chat_messages(messages) for call in m.tool_calls]
 
 
 def _without_instructions(messages: Sequence[pa.ModelMessage]) -> list[pa.ModelMessage]:
@@ -127,6 +74,21 @@ def _without_instructions(messages: Sequence[pa.ModelMessage]) -> list[pa.ModelM
         dataclasses.replace(m, instructions=None) if isinstance(m, pa.ModelRequest) else m
         for m in messages
     ]
+
+
+def _history(rows: Sequence[Message]) -> list[pa.ModelMessage]:
+    """The session's earlier turns as pydantic-ai messages.
+
+    Turns recorded through another framework keep their user and assistant text.
+    """
+    history: list[pa.ModelMessage] = []
+    for row in rows:
+        data = json.loads(row.messages_json or "[]")
+        if data and isinstance(data[0], dict) and "parts" in data[0]:
+            history.extend(ModelMessagesTypeAdapter.validate_python(data))
+        else:
+            history.extend(to_pydantic_ai_messages(from_stored_json(row.messages_json)))
+    return history
 
 
 class Agent:
@@ -179,9 +141,16 @@ class Agent:
                 )
             learning.bind(db=db if learning.db is None else learning.db, model=model)
             db = learning.db
+        if agent_id is not None:
+            check_id(agent_id, name="agent_id")
         self.model = model
         self.db = db
         self.machine: LearningMachine | None = learning
+        # Turns are driven by the learning machine or, with a db but no learning, by a machine
+        # without stores that only keeps each session's history.
+        self._turns: LearningMachine | None = learning
+        if learning is None and db is not None:
+            self._turns = LearningMachine(db=db, embedder=embedder, background=False)
         self.instructions = instructions
         self.tools = list(tools)
         self.agent_id = agent_id
@@ -190,22 +159,9 @@ class Agent:
             model, instructions=instructions, tools=self.tools, name=agent_id
         )
 
-    async def _history(
-        self, session_id: str, user_id: str | None
-    ) -> tuple[list[pa.ModelMessage], int]:
-        if self.db is None:
-            return [], 0
-        turns = await self.db.arun(
-            ListMessages(session_id=session_id, user_id=user_id, limit=self.history_turns)
-        )
-        history: list[pa.ModelMessage] = []
-        for turn in turns:
-            history.extend(ModelMessagesTypeAdapter.validate_json(turn.messages_json))
-        next_index = turns[-1].turn_index + 1 if turns else 0
-        return history, next_index
-
     async def arun(
         self,
+        /,
         message: str,
         *,
         user_id: str | None = None,
@@ -214,97 +170,64 @@ class Agent:
     ) -> RunResult:
         """Answer ``message``: recall, answer with tools, save the turn, learn in the background.
 
-        Extra keyword arguments (``project_id="apollo"``) reach every store as context.
+        Ids and the message are checked before the model is called. Without ``session_id``
+        every call starts a new session (pass one to keep a conversation). Extra keyword
+        arguments (``project_id="apollo"``) reach every store as context.
         """
-        reserved = sorted(set(context) & _RESERVED_CONTEXT)
-        if reserved:
-            raise ValidationError(
-                f"{', '.join(reserved)} are set by the agent for every turn; do not pass them "
-                "as context"
+        if self._turns is None:  # no db: nothing to recall or keep
+            check_message(message)
+            check_optional_id(user_id, name="user_id")
+            session = check_id(session_id or new_id(), name="session_id")
+            plain = await self._agent.run(message)
+            return RunResult(
+                text=plain.output,
+                turn_id=new_id(),
+                session_id=session,
+                user_id=user_id,
+                tool_calls=_tool_calls(plain.new_messages()),
+                usage=plain.usage,
+                messages=plain.new_messages(),
             )
-        session_id = session_id or new_id()
-        turn_id = new_id()
-        history, turn_index = await self._history(session_id, user_id)
-        ctx: dict[str, Any] = {
-            "user_id": user_id,
-            "session_id": session_id,
-            "agent_id": self.agent_id,
-            "turn_id": turn_id,
-            "turn_index": turn_index,
-            "now": utcnow(),
+        turn = await self._turns.abegin(
+            message,
+            user_id=user_id,
+            session_id=session_id,
+            agent_id=self.agent_id,
+            history_turns=self.history_turns,
             **context,
-        }
-        learned: LearningContext | None = None
-        tools: list[Callable[..., Any]] = []
-        if self.machine is not None:
-            learned = await self.machine.abuild_context(message=message, **ctx)
-            tools = self.machine.get_tools(message=message, **ctx)
+        )
+        history = _history(turn.history)
         result = await self._agent.run(
             message,
             message_history=history or None,
-            instructions=(learned.text or None) if learned is not None else None,
-            toolsets=[FunctionToolset([_as_tool(t) for t in tools])] if tools else None,
+            instructions=turn.learned.text or None,
+            toolsets=[FunctionToolset(turn.tools.pydantic_ai_tools())] if turn.tools else None,
         )
         new_messages = _without_instructions(result.new_messages())
-        answer = result.output
-        work: PendingWork | None = None
-        if self.db is not None:
-            ops: list[Any] = [
-                AppendMessage(
-                    message=Message(
-                        session_id=session_id,
-                        user_id=user_id,
-                        agent_id=self.agent_id,
-                        turn_id=turn_id,
-                        turn_index=turn_index,
-                        user_message=message,
-                        assistant_message=answer,
-                        messages_json=ModelMessagesTypeAdapter.dump_json(new_messages).decode(),
-                    )
-                )
-            ]
-            if learned is not None and learned.learning_ids:
-                ops.append(MarkRecalled(ids=tuple(learned.learning_ids), at=ctx["now"]))
-            if self.machine is not None:
-                work = self.machine.extraction_work(new_messages, message=message, **ctx)
-                if work is not None:
-                    ops.append(EnqueueWork(work=work))
-                curate = self.machine.curation_work()
-                if curate is not None:
-                    ops.append(EnqueueWork(work=curate))
-            # The turn and the work that learns from it are durable before the answer returns.
-            await self.db.abatch(ops)
-            if self.machine is not None:
-                self.machine.notify()
+        work = await turn.afinish(new_messages, answer=result.output)
         return RunResult(
-            text=answer,
-            turn_id=turn_id,
-            session_id=session_id,
-            user_id=user_id,
-            context=learned,
+            text=result.output,
+            turn_id=turn.context.turn_id,
+            session_id=turn.context.session_id,
+            user_id=turn.context.user_id,
+            context=turn.learned if self.machine is not None else None,
             tool_calls=_tool_calls(new_messages),
             usage=result.usage,
             learning_work=work,
             messages=new_messages,
         )
 
-    def run(
-        self,
-        message: str,
-        *,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        **context: Any,
-    ) -> RunResult:
-        """Sync :meth:`arun`. Returns as soon as the answer is ready."""
-        return run_sync(self.arun(message, user_id=user_id, session_id=session_id, **context))
+    run = sync_twin(arun)
 
     def close(self) -> None:
         """Stop background learning in this process (pending work stays in the db)."""
         if self.machine is not None:
             self.machine.close()
 
-    def wait_idle(self, *, timeout: float | None = 60.0) -> None:
-        """Block until background learning has caught up (no-op without learning)."""
+    def wait_idle(self, *, timeout: float | None = 60.0, raise_on_failure: bool = True) -> None:
+        """Block until background learning has caught up (no-op without learning).
+
+        Raises :class:`~learning_machines.LearningFailedError` when learning gave up on a turn.
+        """
         if self.machine is not None:
-            self.machine.wait_idle(timeout=timeout)
+            self.machine.wait_idle(timeout=timeout, raise_on_failure=raise_on_failure)

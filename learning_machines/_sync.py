@@ -8,14 +8,17 @@ and background learning started by one call keeps running after that call return
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-__all__ = ["portal_loop", "run_sync", "submit"]
+__all__ = ["portal_loop", "run_sync", "submit", "sync_twin"]
 
 T = TypeVar("T")
+S = TypeVar("S")
+P = ParamSpec("P")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -60,3 +63,23 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             "await the async twin (arun, arecall, aprocess …) instead"
         )
     return submit(coro).result()
+
+
+def sync_twin(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[S, P], T]:
+    """Make the sync twin of an async method, so it is written once.
+
+    The twin takes the same arguments, runs the coroutine on the portal loop and returns its
+    result; its name drops the leading ``a`` and its docstring points at the async method.
+    """
+
+    @functools.wraps(method)
+    def twin(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(method(self, *args, **kwargs))
+
+    name = method.__name__
+    twin.__name__ = twin.__qualname__ = name[1:] if name.startswith("a") else name
+    first = (method.__doc__ or "").strip().splitlines()
+    twin.__doc__ = f"Sync :meth:`{name}`" + (f": {first[0]}" if first else ".")
+    return twin

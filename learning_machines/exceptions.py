@@ -14,12 +14,15 @@ or look at the database or the model)::
         ├── ConflictError           another writer got there first (a lost race); reload, retry
         ├── EmbedderMismatchError   stored vectors were made by another embedder
         ├── BackendError            the database failed (after retries); nothing was half-written
-        └── ModelError              the language model failed or its output did not validate
+        ├── ModelError              the language model failed or its output did not validate
+        └── LearningFailedError     background learning gave up on some work (``wait_idle``)
 
 Every message says what went wrong *and* how to fix it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "BackendError",
@@ -27,6 +30,7 @@ __all__ = [
     "ConflictError",
     "EmbedderMismatchError",
     "IsolationError",
+    "LearningFailedError",
     "LearningMachinesError",
     "ModelError",
     "NotFoundError",
@@ -106,3 +110,24 @@ class ModelError(RuntimeFailure):
     def __init__(self, message: str, *, raw_output: str | None = None) -> None:
         super().__init__(message)
         self.raw_output = raw_output
+
+
+class LearningFailedError(RuntimeFailure):
+    """Background learning parked some work as failed (raised by ``wait_idle``).
+
+    ``failures`` holds the parked items: each with its error (``last_error``) and, when the
+    model's output was the problem, what the model said (``raw_output``). They stay in the db;
+    see ``machine.service.failures()``. Nothing learned before was lost.
+    """
+
+    def __init__(self, failures: list[Any]) -> None:
+        first = failures[0]
+        error = (getattr(first, "last_error", None) or "unknown error").splitlines()[0]
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        super().__init__(
+            f"learning from {getattr(first, 'kind', 'work')} {getattr(first, 'id', '?')} failed "
+            f"and was parked{more}: {error}. See machine.service.failures() or "
+            "`learning-machines pending --status failed`; fix the cause (a missing API key, a "
+            "model that cannot produce the schema …) and the work can be retried."
+        )
+        self.failures = failures

@@ -48,17 +48,36 @@ def test_readme_imports_resolve() -> None:
 
 
 def test_seed_api_names_from_the_issue() -> None:
-    from learning_machines import Agent, LearningMachine, LearningMode, LearningStore  # noqa: F401
-    from learning_machines.db import PostgresDb, SqliteDb  # noqa: F401
-    from learning_machines.stores import (  # noqa: F401
+    from learning_machines import (  # noqa: F401
+        Agent,
         EntityMemoryConfig,
         LearnedKnowledgeConfig,
+        LearningMachine,
+        LearningMode,
+        LearningStore,
         SessionContextConfig,
         UserProfileConfig,
     )
+    from learning_machines.db import PostgresDb, SqliteDb  # noqa: F401
 
     assert {m.name for m in LearningMode} == {"BACKGROUND", "AGENTIC", "PROPOSE", "HITL"}
     members = {
         name for name in dir(LearningStore) if not name.startswith("_") and name not in {"register"}
     }
     assert members == {"learning_type", "recall", "process", "build_context", "get_tools"}
+
+
+def test_store_configs_are_importable_by_their_bare_names() -> None:
+    """The design writes ``LearnedKnowledgeConfig(...)`` next to ``LearningMachine``: one import."""
+    import learning_machines
+    import learning_machines.stores as stores
+
+    for name in (
+        "UserProfileConfig",
+        "SessionContextConfig",
+        "LearnedKnowledgeConfig",
+        "EntityMemoryConfig",
+        "EpisodicMemoryConfig",
+    ):
+        assert name in learning_machines.__all__, name
+        assert getattr(learning_machines, name) is getattr(stores, name), name

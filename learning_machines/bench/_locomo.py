@@ -59,6 +59,9 @@ class Question:
     """Normalised dia ids (``"D1:3"``) of the evidence turns."""
     answer: str = ""
     """The reference answer (empty for adversarial questions)."""
+    adversarial_answer: str = ""
+    """For adversarial questions (category 5): the tempting wrong answer the data set gives; the
+    right reply is that the conversation does not say."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,13 +166,14 @@ def _conversation(sample: Mapping[str, Any]) -> tuple[Conversation, int, int, li
         fixed_total += fixed
         skipped += len(bad) + len(unknown)
         examples.extend(bad + unknown)
-        answer = qa.get("answer", qa.get("adversarial_answer", ""))
+        answer, trap = qa.get("answer"), qa.get("adversarial_answer")
         questions.append(
             Question(
                 question=str(qa["question"]),
                 category=int(qa["category"]),
                 evidence=tuple(i for i in ids if i in known),
-                answer=str(answer),
+                answer="" if answer is None else str(answer),
+                adversarial_answer="" if trap is None else str(trap),
             )
         )
     speakers = (str(conv.get("speaker_a", "")), str(conv.get("speaker_b", "")))

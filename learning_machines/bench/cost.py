@@ -104,14 +104,7 @@ async def _arun_cost(turns: tuple[str, ...], workdir: Path, embedder: Embedder) 
             split_by_store: dict[str, int] = {}
             for name, (machine, _db) in per_store.items():
                 b = _usage(machine)
-                await machine.aprocess(
-                    result.messages,
-                    message=message,
-                    user_id=user,
-                    session_id=session,
-                    turn_id=result.turn_id,
-                    turn_index=index,
-                )
+                await machine.aprocess(result.messages, user_id=user, session_id=session)
                 await machine.await_idle(timeout=120)
                 a = _usage(machine)
                 split_calls += a[0] - b[0]

@@ -169,9 +169,12 @@ def worker(
     backend = open_db(db)
     learning = load_machine(machine, db=backend, model=_model(model))
     learning.background = False
+    # A dedicated worker takes every kind of work: a turn its machine cannot honour (other
+    # stores, modes or namespaces) is parked loudly rather than left waiting unseen.
+    learning.worker.kinds = None
     total = 0
     while True:
-        result = run_sync(learning.arun_pending())
+        result = run_sync(learning.worker.run_pending())
         total += len(result.done) + len(result.failed)
         if result.done or result.failed:
             console.print(f"processed {len(result.done)} ok, {len(result.failed)} failed")

@@ -1,4 +1,4 @@
-"""``learning-machines bench``: retrieval quality, latency, cost and a peer comparison.
+"""``learning-machines bench``: retrieval, answer accuracy, latency, cost and a peer comparison.
 
 Every command writes JSON, a markdown table and PNG plots into ``--out``. Benchmarks import
 lazily, so the rest of the CLI starts fast and works without the ``bench`` extra.
@@ -60,10 +60,17 @@ def retrieval(
         typer.Option(help="sqlite, or postgres ($LEARNING_MACHINES_BENCH_PG_URL)."),
     ] = "sqlite",
     embedder: EmbedderOption = "minilm",
+    held_out: Annotated[
+        int,
+        typer.Option(
+            "--held-out",
+            help="Conversations at the end of the file not used for tuning, reported apart.",
+        ),
+    ] = 2,
 ) -> None:
     """Retrieval quality on LoCoMo: episodic memory vs BM25 vs dense (recall@k, NDCG@10)."""
     run = _runner("retrieval", "run_retrieval")
-    run(data, out_dir=out, quick=quick, backend=backend, embedder=embedder)
+    run(data, out_dir=out, quick=quick, backend=backend, embedder=embedder, held_out=held_out)
     _show(out / "retrieval.md")
 
 
@@ -110,13 +117,92 @@ def cost(
     _show(out / "cost.md")
 
 
+def qa(
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="A LoCoMo-format or LongMemEval-format JSON file.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", help="Answer model: 'provider:model' (or 'test' offline).")
+    ],
+    judge: Annotated[
+        str, typer.Option("--judge", help="Judge model: 'provider:model' (may differ).")
+    ],
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Smoke test: one conversation, 40 questions."),
+    ] = False,
+    out: OutOption = DEFAULT_OUT,
+    budget: Annotated[
+        int, typer.Option("--budget", help="Token budget of the context per question.")
+    ] = 2000,
+    conversations: Annotated[
+        int | None, typer.Option("--conversations", help="Only the first N conversations.")
+    ] = None,
+    questions: Annotated[
+        int | None,
+        typer.Option("--questions", help="N questions per conversation, spread over categories."),
+    ] = None,
+    learn_model: Annotated[
+        str | None,
+        typer.Option(
+            "--learn-model",
+            help="Also learn with this model (default stores: user profile, entity memory).",
+        ),
+    ] = None,
+    store: Annotated[
+        list[str] | None,
+        typer.Option("--store", help="Store filled by --learn-model (repeatable)."),
+    ] = None,
+    embedder: EmbedderOption = "minilm",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Questions in flight at once.")
+    ] = 4,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", help="Model-call cache file (default: OUT/qa-cache.jsonl)."),
+    ] = None,
+) -> None:
+    """Answer accuracy judged by a model (LoCoMo, LongMemEval); cached and resumable."""
+    from ..exceptions import LearningMachinesError, UsageError
+
+    run = _runner("qa", "run_qa")
+    try:
+        run(
+            data,
+            model=model,
+            judge=judge,
+            out_dir=out,
+            budget=budget,
+            quick=quick,
+            conversations=conversations,
+            questions=questions,
+            learn_model=learn_model,
+            stores=tuple(store) if store else ("user_profile", "entity_memory"),
+            embedder=embedder,
+            concurrency=concurrency,
+            cache=cache,
+        )
+    except LearningMachinesError as exc:
+        console.print(f"[red]bench qa: {exc}[/red]")
+        raise typer.Exit(2 if isinstance(exc, UsageError) else 1) from exc
+    _show(out / "qa.md")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` command group to ``app``."""
     bench = typer.Typer(
-        help="Benchmarks: retrieval quality, latency, cost, peers.", no_args_is_help=True
+        help="Benchmarks: retrieval quality, answer accuracy, latency, cost, peers.",
+        no_args_is_help=True,
     )
     bench.command("retrieval")(retrieval)
     bench.command("peers")(peers)
     bench.command("latency")(latency)
     bench.command("cost")(cost)
+    bench.command("qa")(qa)
     app.add_typer(bench, name="bench")

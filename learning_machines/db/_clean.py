@@ -50,7 +50,9 @@ MAX_KEY_CHARS = 512
 #: reads). PostgreSQL's ``tsvector`` fails near 800k characters of distinct words.
 MAX_SEARCH_TEXT_CHARS = 200_000
 #: Longest value of any other text column, or of a JSON value once serialised, in characters.
-MAX_TEXT_CHARS = 4_000_000
+#: Above what a worker saves of a turn (its messages and the raw extraction, before the stores
+#: cut it to their limits); a value past it is no conversation.
+MAX_TEXT_CHARS = 16_000_000
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -38,6 +38,7 @@ __all__ = [
     "FailWork",
     "FinishWork",
     "GetLearnings",
+    "GetMessage",
     "GetProposal",
     "ListEmbedders",
     "ListHistory",
@@ -53,6 +54,7 @@ __all__ = [
     "PutHistory",
     "PutLearning",
     "PutProposal",
+    "ReleaseWork",
     "ScopeCount",
     "SearchLearnings",
     "SetEmbeddings",
@@ -321,6 +323,18 @@ class ListMessages(Op[list[Message]]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GetMessage(Op[Message | None]):
+    """One stored turn of a session, by its turn id (only the session owner's)."""
+
+    session_id: str
+    """The session."""
+    user_id: str | None
+    """The reading user; another user's turn with the same ids is never returned."""
+    turn_id: str
+    """The turn."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ListUserMessages(Op[list[Message]]):
     """Every stored turn of one user, across sessions, oldest first (export)."""
 
@@ -403,6 +417,17 @@ class FailWork(Op[PendingWork]):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReleaseWork(Op[int]):
+    """Give back every item a worker holds (it is stopping): pending again, attempt not counted.
+
+    Returns how many items were released.
+    """
+
+    worker_id: str
+    """The worker that is stopping."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class ListWork(Op[list[PendingWork]]):
     """Pending work items, oldest first."""
 
@@ -466,9 +491,6 @@ class ListProposals(Op[list[Proposal]]):
     """Only ``propose`` or only ``hitl``."""
     limit: int | None = 100
     """At most this many."""
-
-
-OPS_RETURNING_NONE: tuple[type[Op[None]], ...] = (MarkRecalled, FinishWork)
 
 
 def check_ops(ops: Sequence[Op[Any]]) -> None:

@@ -14,12 +14,14 @@ from ._ops import (
     EnqueueWork,
     FailWork,
     FinishWork,
+    GetMessage,
     GetProposal,
     ListMessages,
     ListProposals,
     ListUserMessages,
     ListWork,
     PutProposal,
+    ReleaseWork,
     UpdateWork,
 )
 from ._postgres_rows import (
@@ -74,6 +76,15 @@ def _list_messages(ctx: OpContext, op: ListMessages) -> list[Any]:
         params.append(op.limit)
     rows = ctx.q(sql, params).fetchall()
     return [message_from_row(r) for r in reversed(rows)]
+
+
+def _get_message(ctx: OpContext, op: GetMessage) -> Any:
+    row = ctx.q(
+        "SELECT * FROM messages WHERE session_id = %s AND user_id IS NOT DISTINCT FROM %s"
+        " AND turn_id = %s ORDER BY seq DESC LIMIT 1",
+        (op.session_id, op.user_id, op.turn_id),
+    ).fetchone()
+    return None if row is None else message_from_row(row)
 
 
 def _list_user_messages(ctx: OpContext, op: ListUserMessages) -> list[Any]:
@@ -165,6 +176,17 @@ def _finish_work(ctx: OpContext, op: FinishWork) -> None:
         " updated_at = %s WHERE id = %s",
         (utcnow(), op.id),
     )
+
+
+def _release_work(ctx: OpContext, op: ReleaseWork) -> int:
+    now = utcnow()
+    cur = ctx.q(
+        "UPDATE pending_work SET status = 'pending', locked_by = NULL, locked_until = NULL,"
+        " attempts = GREATEST(attempts - 1, 0), not_before = %s, updated_at = %s"
+        " WHERE status = 'running' AND locked_by = %s",
+        (now, now, op.worker_id),
+    )
+    return cur.rowcount
 
 
 def _update_work(ctx: OpContext, op: UpdateWork) -> Any:
@@ -278,6 +300,8 @@ def _list_proposals(ctx: OpContext, op: ListProposals) -> list[Any]:
 QUEUE_HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     AppendMessage: _append_message,
     ListMessages: _list_messages,
+    GetMessage: _get_message,
+    ReleaseWork: _release_work,
     ListUserMessages: _list_user_messages,
     EnqueueWork: _enqueue_work,
     ClaimWork: _claim_work,

@@ -15,11 +15,13 @@ from ._ops import (
     EnqueueWork,
     FailWork,
     FinishWork,
+    GetMessage,
     GetProposal,
     ListMessages,
     ListProposals,
     ListWork,
     PutProposal,
+    ReleaseWork,
     UpdateWork,
 )
 from ._records import Message, PendingWork, Proposal, utcnow
@@ -89,6 +91,16 @@ def list_messages(conn: sqlite3.Connection, op: ListMessages, cache: VectorCache
         (op.session_id, op.user_id, _limit(op.limit)),
     ).fetchall()
     return [row_to_message(row) for row in reversed(rows)]
+
+
+def get_message(conn: sqlite3.Connection, op: GetMessage, cache: VectorCache) -> Message | None:
+    """One turn of the reader's own session, by turn id."""
+    row = conn.execute(
+        "SELECT * FROM messages WHERE session_id = ? AND user_id IS ? AND turn_id = ? "
+        "ORDER BY pk DESC LIMIT 1",
+        (op.session_id, op.user_id, op.turn_id),
+    ).fetchone()
+    return None if row is None else row_to_message(row)
 
 
 # --- pending work -----------------------------------------------------------------------------
@@ -188,6 +200,17 @@ def finish_work(conn: sqlite3.Connection, op: FinishWork, cache: VectorCache) ->
         "updated_at = ? WHERE id = ?",
         (enc_time(utcnow()), op.id),
     )
+
+
+def release_work(conn: sqlite3.Connection, op: ReleaseWork, cache: VectorCache) -> int:
+    """Hand back a stopping worker's items: pending again, the attempt not counted."""
+    cur = conn.execute(
+        "UPDATE pending_work SET status = 'pending', locked_by = NULL, locked_until = NULL, "
+        "attempts = MAX(attempts - 1, 0), not_before = ?, updated_at = ? "
+        "WHERE status = 'running' AND locked_by = ?",
+        (enc_time(utcnow()), enc_time(utcnow()), op.worker_id),
+    )
+    return cur.rowcount
 
 
 def update_work(conn: sqlite3.Connection, op: UpdateWork, cache: VectorCache) -> PendingWork:

@@ -7,12 +7,12 @@ output with a field per store, asked for in a single call, and split again.
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import capture_run_messages
 from pydantic_ai import messages as pa_messages
@@ -24,7 +24,17 @@ from .._messages import ChatMessage, transcript
 from ..exceptions import ModelError
 from ..stores import Extraction
 
-__all__ = ["ExtractionResult", "build_extraction_prompt", "combined_output_type", "extract"]
+__all__ = [
+    "ExtractionResult",
+    "build_extraction_prompt",
+    "clip_output",
+    "combined_output_type",
+    "dump_parts",
+    "extract",
+    "load_part",
+]
+
+logger = logging.getLogger("learning_machines")
 
 EXTRACTION_INSTRUCTIONS = """\
 You maintain the long-term memory of an AI assistant. Read one finished conversation turn and \
@@ -54,7 +64,10 @@ def combined_output_type(extractions: Mapping[str, Extraction]) -> type[BaseMode
         )
         for name, ext in extractions.items()
     }
-    model: type[BaseModel] = create_model("TurnLearnings", **fields)
+    # Extra keys are kept (not silently dropped) so an answer under a wrong key can be reported.
+    model: type[BaseModel] = create_model(
+        "TurnLearnings", __config__=ConfigDict(extra="allow"), **fields
+    )
     return model
 
 
@@ -119,6 +132,14 @@ async def extract(
                 f"the learning model failed: {exc}", raw_output=_raw_output(captured)
             ) from exc
     output = result.output
+    unknown = sorted(output.model_extra or {})
+    if unknown:
+        logger.warning(
+            "the learning model answered under unknown key(s) %s, which no store has; that part "
+            "of its output was ignored (a store's extraction key is its slot name: %s)",
+            ", ".join(unknown),
+            ", ".join(extractions),
+        )
     parts = {name: getattr(output, name) for name in extractions}
     return ExtractionResult(parts=parts, usage=result.usage)
 
@@ -138,6 +159,28 @@ def load_part(extraction: Extraction, data: Any) -> BaseModel | None:
     return extraction.output_type.model_validate(data)
 
 
-def to_json(value: Any) -> str:
-    """Compact JSON used in payloads."""
-    return json.dumps(value, separators=(",", ":"), default=str)
+def clip_output(part: BaseModel, *, max_items: int, max_chars: int) -> tuple[BaseModel, list[str]]:
+    """``part`` with every list cut to ``max_items`` and every string to ``max_chars``.
+
+    A model can answer with thousands of items or megabytes of text; a store takes a bounded
+    amount from one turn. Returns the clipped part and a note per cut (for the log).
+    """
+    notes: list[str] = []
+
+    def clip(value: Any, path: str) -> Any:
+        if isinstance(value, str) and len(value) > max_chars:
+            notes.append(f"{path}: {len(value):,} characters cut to {max_chars:,}")
+            return value[:max_chars]
+        if isinstance(value, list):
+            if len(value) > max_items:
+                notes.append(f"{path}: {len(value):,} items cut to {max_items}")
+                value = value[:max_items]
+            return [clip(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {k: clip(v, f"{path}.{k}") for k, v in value.items()}
+        return value
+
+    data = clip(part.model_dump(), type(part).__name__)
+    if not notes:
+        return part, notes
+    return type(part).model_validate(data), notes

@@ -1,12 +1,15 @@
-"""Processing durable pending work: extraction of finished turns, and curation runs.
+"""The worker: claims pending work and does it — extraction of finished turns, curation runs.
 
-A finished turn is written as a ``pending_work`` row before the answer returns. Any worker — the
-machine's own background task, ``machine.wait_idle()``, or ``learning-machines worker`` in another
-process — claims it atomically, makes the single extraction call, saves the model's output into
-the item (so a retry resumes and never calls the model twice for the same turn), applies each
-store's part, and records progress store by store. A crash leaves the item claimable again when its
-lease expires; failures are retried with exponential backoff and finally parked as ``failed``
-with the error (and raw model output) visible.
+A finished turn is a ``pending_work`` row written before the answer returns. Any worker — the
+machine's background runner, ``machine.wait_idle()``, or ``learning-machines worker`` in another
+process — claims it atomically, checks that it can honour what the turn was written with (the
+stores, their modes and namespaces), makes the single extraction call, saves the model's output
+into the item (a retry resumes and never calls the model twice for one turn), and applies each
+store's part on its own: one store failing never stops the others. A crash leaves the item
+claimable when its lease expires; failures are logged, retried with backoff and finally parked
+as ``failed`` with the error (and the raw model output) visible.
+
+The worker holds the db, the store registry, the model and its settings; it knows no machine.
 """
 
 from __future__ import annotations
@@ -16,24 +19,35 @@ import logging
 import os
 import socket
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import Any
 
+from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
 
-from .._messages import ChatMessage, to_chat_messages
-from ..db import ClaimWork, FailWork, FinishWork, PendingWork, UpdateWork, new_id, utcnow
-from ..exceptions import ConfigurationError, LearningMachinesError, NotFoundError
-from ..stores import AsyncProcessingStore, ExtractingStore, Extraction, LearningStore
-from ..stores._protocol import store_mode
-from ._extraction import dump_parts, extract, load_part
+from .._messages import ChatMessage, from_stored_json, to_chat_messages
+from ..db import (
+    ClaimWork,
+    CountWork,
+    Db,
+    FailWork,
+    FinishWork,
+    GetMessage,
+    PendingWork,
+    UpdateWork,
+    new_id,
+    utcnow,
+)
+from ..exceptions import ConfigurationError, ConflictError, LearningMachinesError, NotFoundError
+from ..stores import Extraction
+from ._extraction import clip_output, dump_parts, extract, load_part
+from ._jobs import CurationJob, ExtractionJob, Job, decode_job, job_payload, with_progress
+from ._recall import RecallCache
+from ._registry import StoreRegistry
 
-if TYPE_CHECKING:
-    from ._machine import LearningMachine
-
-__all__ = ["LearningUsage", "WorkResult", "check_stores", "process_claimed", "run_pending"]
+__all__ = ["LearningUsage", "WorkResult", "Worker", "WorkerSettings", "default_worker_id"]
 
 logger = logging.getLogger("learning_machines")
 
@@ -60,7 +74,7 @@ class LearningUsage:
 
 @dataclass
 class WorkResult:
-    """What one pass of :func:`run_pending` did."""
+    """What one pass of :meth:`Worker.run_pending` did."""
 
     done: list[str] = field(default_factory=list)
     """Items finished."""
@@ -68,171 +82,320 @@ class WorkResult:
     """Items that failed (retrying later, or parked)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    """How a worker retries and leases."""
+
+    extraction_retries: int = 2
+    """Times an invalid extraction output is sent back to the model."""
+    retry_backoff: float = 2.0
+    """Seconds before the first retry; doubles with each attempt."""
+    lease_seconds: float = 300.0
+    """A claimed item whose worker died is claimable again after this."""
+    max_items_per_store: int = 50
+    """Items of one kind a store takes from one turn's extraction (the rest is dropped, logged)."""
+    max_text_chars: int = 4_000
+    """Characters of one extracted text value (longer values are cut, logged)."""
+    concurrency: int = 4
+    """Items processed at once (a user's own turns always one after another)."""
+
+
 def default_worker_id() -> str:
     """``host:pid:random`` — unique per worker."""
     return f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
 
 
-def _context_from_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    context = dict(payload.get("context", {}))
-    now = context.get("now")
-    if isinstance(now, str):
-        context["now"] = datetime.fromisoformat(now)
-    return context
+class _Refused(ConfigurationError):
+    """The worker cannot honour the turn (parked at once: retrying cannot help)."""
 
 
-async def _call_process(
-    store: object, messages: Sequence[ChatMessage], context: dict[str, Any]
-) -> None:
-    if isinstance(store, AsyncProcessingStore):
-        await store.aprocess(messages, **context)
-    else:
-        assert isinstance(store, LearningStore)
-        await asyncio.to_thread(store.process, messages, **context)
+class Worker:
+    """Claims and processes pending work for one store registry."""
 
+    def __init__(
+        self,
+        *,
+        db: Db,
+        registry: StoreRegistry,
+        model: Model | str | None,
+        settings: WorkerSettings,
+        curate: Callable[[CurationJob], Awaitable[Any]],
+        recalled: RecallCache | None = None,
+        usage: LearningUsage | None = None,
+        worker_id: str | None = None,
+        kinds: tuple[str, ...] | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.model = model
+        self.settings = settings
+        self.curate = curate
+        self.recalled = recalled
+        self.usage = usage or LearningUsage()
+        self.worker_id = worker_id or default_worker_id()
+        self.kinds = kinds
+        """Kinds of work it claims (``None``: every kind — a dedicated worker process)."""
+        self.parked: list[PendingWork] = []
+        self._lock = asyncio.Lock()
 
-async def _extract_turn(machine: LearningMachine, item: PendingWork, worker_id: str) -> PendingWork:
-    payload = dict(item.payload)
-    context = _context_from_payload(payload)
-    messages = to_chat_messages(payload.get("messages", []))
-    done: list[str] = list(payload.get("done", []))
-    names = list(payload.get("stores", []))
-    check_stores(machine, names, payload.get("modes", {}))
-    extracting = {
-        name: machine.stores[name]
-        for name in names
-        if name not in done and isinstance(machine.stores[name], ExtractingStore)
-    }
-    extractions: dict[str, Extraction] = {}
-    for name, store in extracting.items():
-        assert isinstance(store, ExtractingStore)
-        aextraction = getattr(store, "aextraction", None)
-        if aextraction is not None and asyncio.iscoroutinefunction(aextraction):
-            spec = await aextraction(**context)
-        else:
-            spec = await asyncio.to_thread(store.extraction, **context)
-        if spec is not None:
-            extractions[name] = spec
-    saved: dict[str, Any] | None = payload.get("extraction")
-    if extractions and saved is None:
-        model = machine.require_learning_model()
-        result = await extract(
-            model=model,
-            messages=messages,
-            extractions=extractions,
-            now=(context.get("now") or utcnow()).isoformat(),
-            retries=machine.extraction_retries,
-        )
-        machine.usage.add(result.usage)
-        saved = dump_parts(result.parts)
-        payload["extraction"] = saved
-        item = await machine.require_db().arun(
-            UpdateWork(id=item.id, worker_id=worker_id, payload=payload)
-        )
-    for name in names:
-        if name in done:
-            continue
-        store = machine.stores[name]
-        if name in extracting:
-            spec = extractions.get(name)
-            if spec is not None and saved is not None:
-                part = load_part(spec, saved.get(name))
-                if part is not None:
-                    assert isinstance(store, ExtractingStore)
-                    await store.aapply_extraction(part, **context)
-        else:
-            await _call_process(store, messages, context)
-        done.append(name)
-        payload["done"] = done
-        item = await machine.require_db().arun(
-            UpdateWork(id=item.id, worker_id=worker_id, payload=payload)
-        )
-    machine.usage.turns += 1
-    return item
+    # --- the loop ---------------------------------------------------------------------------
 
+    async def run_pending(self, *, limit: int | None = None) -> WorkResult:
+        """Claim and process items until none is claimable (or ``limit`` were processed).
 
-def check_stores(machine: LearningMachine, names: Sequence[str], modes: Mapping[str, Any]) -> None:
-    """Refuse to process a turn with a machine set up differently from the one that wrote it.
+        Up to ``settings.concurrency`` items are processed at once (model calls overlap), but a
+        user's turns are applied one after another, in the order they were written. Two passes
+        in one process (the background runner and ``wait_idle``) take turns, never racing.
+        """
+        result = WorkResult()
+        while limit is None or len(result.done) + len(result.failed) < limit:
+            room = self.settings.concurrency
+            if limit is not None:
+                room = min(room, limit - len(result.done) - len(result.failed))
+            async with self._lock:
+                claimed = await self.db.arun(
+                    ClaimWork(
+                        worker_id=self.worker_id,
+                        kinds=self.kinds,
+                        limit=room,
+                        lease_seconds=self.settings.lease_seconds,
+                    )
+                )
+                if not claimed:
+                    break
+                by_user: dict[str | None, list[PendingWork]] = {}
+                for item in claimed:
+                    by_user.setdefault(item.user_id, []).append(item)
+                outcomes = await asyncio.gather(
+                    *(self._in_order(items) for items in by_user.values())
+                )
+            for item_id, ok in (pair for chain in outcomes for pair in chain):
+                (result.done if ok else result.failed).append(item_id)
+        return result
 
-    A worker missing a store would drop that store's learning; one with another mode would, say,
-    apply a HITL store's extraction without review. Both fail loudly (the item is parked with
-    this message) instead.
-    """
-    for name in names:
-        store = machine.stores.get(name)
-        if store is None:
-            raise ConfigurationError(
-                f"this turn is for store {name!r}, which this worker's machine does not have; "
-                "run the worker with the app's own machine (learning-machines worker --machine "
-                "module:attribute)"
-            )
-        recorded = modes.get(name)
-        mode = store_mode(store)
-        if recorded is not None and (mode is None or mode.value != recorded):
-            raise ConfigurationError(
-                f"store {name!r} learned in mode {recorded!r} when the turn was written, but "
-                f"this worker's machine has it in mode {mode.value if mode else None!r}; run the "
-                "worker with the app's own machine (--machine module:attribute)"
-            )
+    async def _in_order(self, items: Sequence[PendingWork]) -> list[tuple[str, bool]]:
+        """Process one user's claimed items one after another."""
+        return [(item.id, await self.process(item)) for item in items]
 
+    async def wait_idle(self, *, timeout: float | None = 60.0, poll: float = 0.05) -> None:
+        """Do claimable work until none of its kinds is pending or running (in any process).
 
-async def process_claimed(machine: LearningMachine, item: PendingWork, worker_id: str) -> bool:
-    """Process one claimed item; ``True`` if it finished, ``False`` if it failed (recorded)."""
-    try:
-        if item.kind == "extract":
-            await _extract_turn(machine, item, worker_id)
-        elif item.kind == "curate":
-            await machine.acurate(**dict(item.payload.get("options", {})))
-        else:
-            raise ValueError(f"unknown kind of pending work {item.kind!r}")
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - recorded on the item, retried, then parked visibly
+        Raises ``TimeoutError`` after ``timeout`` seconds. Parked (failed) work does not count.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            await self.run_pending()
+            left = await self.db.arun(CountWork(statuses=("pending", "running"), kinds=self.kinds))
+            if left == 0:
+                return
+            if deadline is not None and loop.time() > deadline:
+                raise TimeoutError(
+                    f"learning work still pending after {timeout} s; see "
+                    "machine.service.pending() (is a worker with the right machine running?)"
+                )
+            await asyncio.sleep(poll)
+
+    def take_parked(self) -> list[PendingWork]:
+        """Work this worker parked as failed since the last call (each reported once)."""
+        parked, self.parked = self.parked, []
+        return parked
+
+    async def process(self, item: PendingWork) -> bool:
+        """Process one claimed item; ``True`` if it finished, ``False`` if it failed (recorded)."""
+        try:
+            job = decode_job(item)
+            await self._handlers[type(job)](self, item, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded on the item, logged, retried, parked
+            await self._record_failure(item, exc)
+            return False
+        await self.db.arun(FinishWork(id=item.id, worker_id=self.worker_id))
+        return True
+
+    async def _record_failure(self, item: PendingWork, exc: Exception) -> None:
         attempts = item.attempts
+        final = isinstance(exc, _Refused) or attempts >= item.max_attempts
         retry_at = None
-        if attempts < item.max_attempts:
-            retry_at = utcnow() + timedelta(seconds=machine.retry_backoff * 2 ** (attempts - 1))
+        if not final:
+            delay = self.settings.retry_backoff * 2 ** (attempts - 1)
+            retry_at = utcnow() + timedelta(seconds=delay)
         message = f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, LearningMachinesError):
             message += "\n" + "".join(traceback.format_exception(exc)[-3:])
+        log = logger.error if final else logger.warning
+        log(
+            "learning %s %s failed (attempt %d of %d%s): %s",
+            item.kind,
+            item.id,
+            attempts,
+            item.max_attempts,
+            "; parked as failed" if final else "; will retry",
+            message,
+            exc_info=not isinstance(exc, LearningMachinesError),
+        )
         try:
-            await machine.require_db().arun(
+            stored = await self.db.arun(
                 FailWork(
                     id=item.id,
-                    worker_id=worker_id,
+                    worker_id=self.worker_id,
                     error=message,
                     raw_output=getattr(exc, "raw_output", None),
                     retry_at=retry_at,
                 )
             )
-        except NotFoundError:
+        except (NotFoundError, ConflictError):
             # Our lease expired and another worker claimed the item: it is theirs now.
             logger.warning("lost the claim on pending work %s (%s)", item.id, message)
-        return False
-    await machine.require_db().arun(FinishWork(id=item.id, worker_id=worker_id))
-    return True
+            return
+        if stored.status == "failed":
+            self.parked.append(stored)
 
+    # --- extraction -------------------------------------------------------------------------
 
-async def run_pending(
-    machine: LearningMachine,
-    *,
-    worker_id: str,
-    limit: int | None = None,
-    kinds: tuple[str, ...] | None = None,
-) -> WorkResult:
-    """Claim and process items until none is claimable (or ``limit`` were processed)."""
-    result = WorkResult()
-    while limit is None or len(result.done) + len(result.failed) < limit:
-        claimed = await machine.require_db().arun(
-            ClaimWork(
-                worker_id=worker_id, kinds=kinds, limit=1, lease_seconds=machine.lease_seconds
-            )
+    def _check(self, job: ExtractionJob) -> None:
+        """Refuse a turn this worker's stores cannot honour (parked loudly, never half-done)."""
+        for name in job.stores:
+            slot = self.registry.get(name)
+            if slot is None:
+                raise _Refused(
+                    f"this turn is for store {name!r}, which this worker's machine does not "
+                    "have; run the worker with the app's own machine (learning-machines worker "
+                    "--machine module:attribute)"
+                )
+            recorded = job.fingerprint.get(name, {})
+            mine = slot.fingerprint()
+            for key in ("mode", "namespace", "read_namespaces", "learning_type"):
+                if key in recorded and recorded[key] is not None and recorded[key] != mine[key]:
+                    raise _Refused(
+                        f"store {name!r} had {key} {recorded[key]!r} when the turn was written, "
+                        f"but this worker's machine has {mine[key]!r}; run the worker with the "
+                        "app's own machine (--machine module:attribute)"
+                    )
+
+    async def _messages(self, job: ExtractionJob) -> list[ChatMessage]:
+        if job.messages is not None:
+            return to_chat_messages(list(job.messages))
+        ctx = job.context
+        row = await self.db.arun(
+            GetMessage(session_id=ctx.session_id, user_id=ctx.user_id, turn_id=ctx.turn_id)
         )
-        if not claimed:
-            break
-        item = claimed[0]
-        if await process_claimed(machine, item, worker_id):
-            result.done.append(item.id)
-        else:
-            result.failed.append(item.id)
-    return result
+        if row is None:
+            raise NotFoundError(
+                f"turn {ctx.turn_id} has no stored messages (was its user forgotten?); "
+                "nothing to learn from"
+            )
+        return from_stored_json(row.messages_json)
+
+    async def _extract(self, item: PendingWork, job: ExtractionJob) -> None:
+        self._check(job)
+        context = job.context.kwargs()
+        messages = await self._messages(job)
+        recalled = (self.recalled.pop(job.context.turn_id) if self.recalled else None) or {}
+        todo = [name for name in job.stores if name not in job.done]
+        done = list(job.done)
+        errors: dict[str, str] = {}
+        # Stores that need no model first: a failing model call never costs them the turn.
+        for name in [n for n in todo if not self.registry[n].describes_extraction]:
+            if await self._try(name, job, errors, self.registry[name].process(messages, context)):
+                done.append(name)
+        describing = [n for n in todo if self.registry[n].describes_extraction]
+        specs: dict[str, Extraction] = {}
+        for name in describing:
+            spec = await self.registry[name].extraction(context, recalled)
+            if spec is not None:
+                specs[name] = spec
+        saved = job.extraction
+        if specs and saved is None:
+            try:
+                saved = await self._call_model(job, messages, specs)
+            except BaseException:
+                await self._save(item, with_progress(job, done=tuple(done), errors=errors))
+                raise
+            job = with_progress(job, extraction=saved)
+        for name in describing:
+            step = self._apply_part(name, specs.get(name), saved, context)
+            if await self._try(name, job, errors, step):
+                done.append(name)
+        await self._save(item, with_progress(job, done=tuple(done), errors=errors))
+        self.usage.turns += 1
+        if errors:
+            failed = ", ".join(f"{name} ({error})" for name, error in errors.items())
+            raise _StoresFailed(f"stores failed to learn from this turn: {failed}")
+
+    async def _call_model(
+        self, job: ExtractionJob, messages: Sequence[ChatMessage], specs: Mapping[str, Extraction]
+    ) -> dict[str, Any]:
+        if self.model is None:
+            raise ConfigurationError(
+                "no model for background extraction: pass model=... to LearningMachine"
+            )
+        result = await extract(
+            model=self.model,
+            messages=messages,
+            extractions=specs,
+            now=job.context.now.isoformat(),
+            retries=self.settings.extraction_retries,
+        )
+        self.usage.add(result.usage)
+        return dump_parts(result.parts)
+
+    async def _try(
+        self, name: str, job: ExtractionJob, errors: dict[str, str], step: Awaitable[None]
+    ) -> bool:
+        """Run one store's step; a failure is logged and kept, and the other stores go on."""
+        try:
+            await step
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "store %r failed to learn from turn %s: %s",
+                name,
+                job.context.turn_id,
+                errors[name],
+                exc_info=not isinstance(exc, LearningMachinesError),
+            )
+            return False
+        return True
+
+    async def _apply_part(
+        self,
+        name: str,
+        spec: Extraction | None,
+        saved: Mapping[str, Any] | None,
+        context: Mapping[str, Any],
+    ) -> None:
+        """Give a store its part of the saved output, cut to the limits."""
+        if spec is None or saved is None:
+            return
+        part = load_part(spec, saved.get(name))
+        if part is None:
+            return
+        clipped, notes = clip_output(
+            part,
+            max_items=self.settings.max_items_per_store,
+            max_chars=self.settings.max_text_chars,
+        )
+        for note in notes:
+            logger.warning("extraction for store %r was cut: %s", name, note)
+        await self.registry[name].apply_extraction(clipped, context)
+
+    async def _save(self, item: PendingWork, job: ExtractionJob) -> None:
+        await self.db.arun(
+            UpdateWork(id=item.id, worker_id=self.worker_id, payload=job_payload(job))
+        )
+
+    async def _curate(self, item: PendingWork, job: CurationJob) -> None:
+        await self.curate(job)
+
+    _handlers: Mapping[type[Job], Callable[[Worker, PendingWork, Any], Awaitable[None]]] = {
+        ExtractionJob: _extract,
+        CurationJob: _curate,
+    }
+
+
+class _StoresFailed(LearningMachinesError):
+    """Some stores of a turn failed; the rest were applied and are not redone on retry."""

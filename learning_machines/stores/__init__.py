@@ -1,9 +1,10 @@
 """Kinds of learning ("stores"): the protocol and the built-in stores."""
 
-from ._base import BaseStore, StoreConfig
+from ._base import Approval, BaseStore, StoreConfig
 from ._entity_model import (
     EntityExtraction,
     EntityItem,
+    EntityMemoryWrite,
     EntityRecall,
     EntityView,
     EventItem,
@@ -13,6 +14,7 @@ from ._entity_model import (
 from ._episode_ranking import EpisodeRanking
 from ._gate import ApplyingStore, WriteGate, WriteOutcome
 from ._protocol import (
+    AsyncExtractingStore,
     AsyncProcessingStore,
     AsyncRecallingStore,
     BindableStore,
@@ -20,12 +22,22 @@ from ._protocol import (
     Extraction,
     GuidingStore,
     LearningStore,
+    RecallReusingStore,
     StoreResources,
+    ToolSpecStore,
 )
+from ._tools import BoundTools, ToolSpec, tool_from_function
 from .entity_memory import EntityMemoryConfig, EntityMemoryStore
-from .episodic_memory import Episode, EpisodicMemoryConfig, EpisodicMemoryStore, ScoredEpisode
+from .episodic_memory import (
+    Episode,
+    EpisodesWrite,
+    EpisodicMemoryConfig,
+    EpisodicMemoryStore,
+    ScoredEpisode,
+)
 from .learned_knowledge import (
     KnowledgeItem,
+    KnowledgeWrite,
     LearnedKnowledgeConfig,
     LearnedKnowledgeExtraction,
     LearnedKnowledgeStore,
@@ -41,18 +53,23 @@ from .user_profile import UserProfile, UserProfileConfig, UserProfileStore
 
 __all__ = [
     "ApplyingStore",
+    "Approval",
+    "AsyncExtractingStore",
     "AsyncProcessingStore",
     "AsyncRecallingStore",
     "BaseStore",
     "BindableStore",
+    "BoundTools",
     "EntityExtraction",
     "EntityItem",
     "EntityMemoryConfig",
     "EntityMemoryStore",
+    "EntityMemoryWrite",
     "EntityRecall",
     "EntityView",
     "Episode",
     "EpisodeRanking",
+    "EpisodesWrite",
     "EpisodicMemoryConfig",
     "EpisodicMemoryStore",
     "EventItem",
@@ -61,10 +78,12 @@ __all__ = [
     "FactItem",
     "GuidingStore",
     "KnowledgeItem",
+    "KnowledgeWrite",
     "LearnedKnowledgeConfig",
     "LearnedKnowledgeExtraction",
     "LearnedKnowledgeStore",
     "LearningStore",
+    "RecallReusingStore",
     "RelationItem",
     "ScoredEpisode",
     "SessionContext",
@@ -74,9 +93,12 @@ __all__ = [
     "SessionSummaryUpdate",
     "StoreConfig",
     "StoreResources",
+    "ToolSpec",
+    "ToolSpecStore",
     "UserProfile",
     "UserProfileConfig",
     "UserProfileStore",
     "WriteGate",
     "WriteOutcome",
+    "tool_from_function",
 ]

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel
 
 from .._modes import LearningMode
 from .._sync import run_sync
+from .._turn_context import TurnContext
 from ..db import PRIVATE_NAMESPACE, LearningFilter
 from ..exceptions import ConfigurationError
-from ._gate import WriteGate
+from ._config_values import (
+    choice_value,
+    mode_value,
+    namespace_value,
+    namespaces_value,
+    number_value,
+    whole_number,
+)
+from ._gate import WriteGate, WriteOutcome
+from ._tools import BoundTools, ToolSpec
 
 if TYPE_CHECKING:
     from .._messages import ChatMessage
@@ -18,12 +32,28 @@ if TYPE_CHECKING:
     from ..embedders import Embedder
     from ._protocol import StoreResources
 
-__all__ = ["BaseStore", "StoreConfig"]
+__all__ = ["Approval", "BaseStore", "Screen", "StoreConfig"]
+
+logger = logging.getLogger("learning_machines")
+
+#: Who approves a PROPOSE store's writes to a shared namespace (see :attr:`StoreConfig.approval`).
+Approval = Literal["user", "others"]
+#: What screening does to flagged writes to a shared namespace (see :attr:`StoreConfig.screen`).
+Screen = Literal["hold", "flag", "off"]
 
 
 @dataclass(kw_only=True)
 class StoreConfig:
-    """Settings every built-in store has. Store configs subclass this."""
+    """Settings every built-in store has. Store configs subclass this.
+
+    Values are checked when the config is built. What has one reading is coerced, as configs
+    often come from YAML or environment variables: a mode as a string in any case
+    (``mode="propose"``), one namespace where several are expected
+    (``read_namespaces="global"`` → ``("global",)``), numbers written as strings (``"5"``,
+    ``"0.2"``). Anything else — an unknown mode, ``namespace=123``, ``max_tokens=-1``, a
+    namespace spelled ``"User"`` — raises :class:`~learning_machines.ConfigurationError` naming
+    the field.
+    """
 
     mode: LearningMode = LearningMode.BACKGROUND
     """How the store learns (see :class:`~learning_machines.LearningMode`)."""
@@ -32,25 +62,68 @@ class StoreConfig:
     read_namespaces: tuple[str, ...] = ()
     """Extra namespaces it reads besides ``namespace`` (e.g. ``("global",)``)."""
     max_tokens: int = 500
-    """Token budget of this store's block in the system prompt."""
+    """Token budget of this store's block in the system prompt (``0``: no block; tools still
+    work)."""
     decay_weight: float = 0.15
     """How much a learning's retention (recency, recalls, feedback; see
     ``learning_machines.curation.retention_score``) counts in search ranking, against relevance.
     ``0`` ranks by relevance alone."""
+    screen: Screen = "hold"
+    """BACKGROUND and AGENTIC writes to a *shared* namespace are screened for instructions
+    addressed to the model, markup, secrets, URLs and personal data (``stores/_screen.py``).
+    ``"hold"``: a flagged write is held as a proposal for a reviewer (HITL) instead of reaching
+    other users' prompts. ``"flag"``: it is written, with the findings in its provenance and a
+    warning logged. ``"off"``: no screening."""
+    approval: Approval = "user"
+    """PROPOSE only: who approves writes to a *shared* namespace. ``"user"``: the user whose turn
+    proposed it (in chat or through the API) — their consent, which protects them but not the
+    other readers of the namespace. ``"others"``: only someone else, through the API or the CLI,
+    as in HITL. Private-namespace writes are always approved by their own user; HITL always
+    needs someone else."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see the class docstring)."""
+        self.mode = mode_value(self.mode, field=self._field("mode"))
+        self.namespace = namespace_value(self.namespace, field=self._field("namespace"))
+        self.read_namespaces = namespaces_value(
+            self.read_namespaces, field=self._field("read_namespaces")
+        )
+        self.max_tokens = whole_number(self.max_tokens, field=self._field("max_tokens"), minimum=0)
+        self.decay_weight = number_value(
+            self.decay_weight, field=self._field("decay_weight"), low=0.0, high=1.0
+        )
+        self.screen = choice_value(
+            self.screen, field=self._field("screen"), choices=("hold", "flag", "off")
+        )
+        self.approval = choice_value(
+            self.approval, field=self._field("approval"), choices=("user", "others")
+        )
+        if self.approval == "others" and not self.mode.needs_approval:
+            raise ConfigurationError(
+                f"{self._field('approval')}='others' only applies to writes held for approval; "
+                f"in {self.mode.name} nothing is approved. Use mode=LearningMode.PROPOSE (or "
+                "HITL, where someone else always approves)."
+            )
+
+    def _field(self, name: str) -> str:
+        """``"LearnedKnowledgeConfig(limit)"``-style name for messages."""
+        return f"{type(self).__name__}.{name}"
 
 
 class BaseStore:
     """Base of the built-in stores: binding, scoping, sync wrappers over the async core.
 
-    Subclasses set ``learning_type`` and ``supported_modes`` and implement ``arecall``,
-    ``build_context``, ``aprocess`` (or ``extraction``/``aapply_extraction``), ``apply_write`` and
-    ``get_tools``.
+    Subclasses set ``learning_type``, ``supported_modes`` and ``write_model`` and implement
+    ``arecall``, ``build_context``, ``aprocess`` (or ``aextraction_from``/``aapply_extraction``),
+    ``apply_write`` and ``tool_specs``. ``get_tools`` is derived from ``tool_specs``.
     """
 
     learning_type: ClassVar[str] = "base"
     supported_modes: ClassVar[frozenset[LearningMode]] = frozenset(LearningMode)
     #: Context keys a turn must carry for this store to work.
     required_context: ClassVar[tuple[str, ...]] = ("user_id",)
+    #: The pydantic model of one write (what a proposal holds until it is approved).
+    write_model: Any = None
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
@@ -132,6 +205,59 @@ class BaseStore:
         from ..embedders import aembed
 
         return tuple(float(x) for x in (await aembed(self.embedder, [str(message)]))[0])
+
+    # --- writes and tools ------------------------------------------------------------------------
+
+    async def apply_write(self, write: Any, **context: Any) -> list[str]:
+        """Apply one write now; returns the ids of the learnings written or changed (override)."""
+        raise NotImplementedError
+
+    def decode_write(self, payload: Mapping[str, Any]) -> Any:
+        """Read a held write back from its proposal's payload (a :attr:`write_model` instance)."""
+        if self.write_model is None:
+            return dict(payload)
+        return self.write_model.model_validate(payload)
+
+    async def submit(
+        self, write: BaseModel, *, summary: str, context: Mapping[str, Any], text: str = ""
+    ) -> WriteOutcome:
+        """Send ``write`` through the gate: applied now, or held as a proposal.
+
+        ``summary`` is the line a reviewer judges a proposal by; ``text`` is what the write would
+        put where other users read it (screened for shared namespaces).
+        """
+        decision = self.gate.decide(namespace=self.config.namespace, text=text or summary)
+        if not decision.apply:
+            return await self.gate.propose(
+                write,
+                summary=summary,
+                namespace=self.config.namespace,
+                context=context,
+                decision=decision,
+            )
+        applied = {**context, "mode": self.mode.value}
+        if decision.flags:
+            applied["screened"] = list(decision.flags)
+            logger.warning(
+                "%s wrote to shared namespace %r text that screening flagged: %s",
+                type(self).__name__,
+                self.config.namespace,
+                "; ".join(decision.flags),
+            )
+        ids = await self.apply_write(write, **applied)
+        return WriteOutcome(applied=True, learning_ids=ids)
+
+    def tool_specs(self) -> list[ToolSpec[Any]]:
+        """The tools this store offers in its mode (override; built once per store)."""
+        return []
+
+    @functools.cached_property
+    def _specs(self) -> list[ToolSpec[Any]]:
+        return self.tool_specs()
+
+    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+        """The store's tools as plain sync callables bound to this turn's ``context``."""
+        return BoundTools(self._specs, TurnContext.from_kwargs(context)).sync_callables()
 
     # --- sync wrappers over the async core ----------------------------------------------------
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from ..db import Learning
 from ._shared import format_day
@@ -16,14 +16,22 @@ __all__ = [
     "EVENT",
     "FACT",
     "RELATION",
+    "AnyEntityWrite",
     "EntityExtraction",
     "EntityItem",
+    "EntityLookupArgs",
+    "EntityMemoryWrite",
     "EntityRecall",
+    "EntitySearchArgs",
     "EntityView",
+    "EntityWrite",
     "EventItem",
+    "EventWrite",
     "FactItem",
+    "FactWrite",
     "QuestionKind",
     "RelationItem",
+    "RelationWrite",
     "question_kind",
     "render_entity",
 ]
@@ -93,6 +101,56 @@ class RelationItem(BaseModel):
     subject: str = Field(description="Name of the subject entity: 'Bob'.")
     relation: str = Field(description="The relation, as a verb phrase: 'is CEO of'.")
     object: str = Field(description="Name of the object entity: 'Acme'.")
+
+
+class EntityWrite(EntityItem):
+    """Write: create or update an entity."""
+
+    op: Literal["entity"] = "entity"
+
+
+class FactWrite(FactItem):
+    """Write: a fact about an entity (created when missing)."""
+
+    op: Literal["fact"] = "fact"
+
+
+class EventWrite(EventItem):
+    """Write: an event of an entity (created when missing)."""
+
+    op: Literal["event"] = "event"
+
+
+class RelationWrite(RelationItem):
+    """Write: a relationship between two entities (created when missing)."""
+
+    op: Literal["relation"] = "relation"
+
+
+#: Any one write of entity memory.
+AnyEntityWrite = EntityWrite | FactWrite | EventWrite | RelationWrite
+
+
+class EntityMemoryWrite(RootModel[Annotated[AnyEntityWrite, Field(discriminator="op")]]):
+    """One write of entity memory: the ``op`` field says which kind (what a proposal holds)."""
+
+
+class EntitySearchArgs(BaseModel):
+    """Arguments of ``search_entities``."""
+
+    query: str = Field(
+        description="Names or a question, e.g. 'Acme database' or 'what happened with Acme'."
+    )
+    limit: int = Field(default=3, ge=1, le=10, description="The most entities to return (1-10).")
+
+
+class EntityLookupArgs(BaseModel):
+    """Arguments of ``lookup_entity``."""
+
+    name: str = Field(description="The entity's name or alias, e.g. 'Acme'.")
+    history: bool = Field(
+        default=False, description="True for its events in time order instead of current facts."
+    )
 
 
 class EntityExtraction(BaseModel):

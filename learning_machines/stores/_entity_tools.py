@@ -1,124 +1,144 @@
-"""Entity memory's tools: what the agent may call, bound to one turn's context."""
+"""Entity memory's tools as :class:`ToolSpec` data (built once per store, bound per turn).
+
+The model never chooses the user or the namespace: handlers take them from the turn. Write
+tools send typed writes through the store's gate, like extraction does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from .._modes import LearningMode
-from ._entity_model import EntityItem
+from .._turn_context import TurnContext
+from ._entity_model import (
+    EntityItem,
+    EntityLookupArgs,
+    EntityRecall,
+    EntitySearchArgs,
+    EntityWrite,
+    EventItem,
+    EventWrite,
+    FactItem,
+    FactWrite,
+    QuestionKind,
+    RelationItem,
+    RelationWrite,
+)
+from ._tools import ToolSpec
 
-if TYPE_CHECKING:
-    from .entity_memory import EntityMemoryStore
-
-__all__ = ["entity_tools"]
+__all__ = ["entity_tool_specs"]
 
 
-def entity_tools(store: EntityMemoryStore, context: dict[str, Any]) -> list[Callable[..., Any]]:
-    """Read tools (every mode) and write tools (AGENTIC, PROPOSE, HITL) of ``store``.
+class _EntityMemory(Protocol):
+    """What the tools use of entity memory."""
 
-    The tools are closures over the turn's ``context``: the model never chooses the user or the
-    namespace. Writes go through the store's write gate.
-    """
-    user_id = context.get("user_id")
+    @property
+    def mode(self) -> LearningMode: ...
 
-    async def search_entities(query: str, limit: int = 3) -> str:
-        """Search remembered people, companies, projects and other entities.
+    async def asearch(self, query: str, *, limit: int | None = ..., **context: Any) -> EntityRecall:
+        """Search entities."""
+        ...
 
-        Ask "what happened with X" (or about a timeline / when) to get events in time
-        order; otherwise you get current facts and relationships.
+    async def alookup(
+        self, name: str, *, question: QuestionKind = ..., **context: Any
+    ) -> EntityRecall:
+        """Look an entity up by name."""
+        ...
 
-        Args:
-            query: Names or a question, e.g. 'Acme database' or 'what happened with Acme'.
-            limit: The most entities to return (1-10).
+    def render(self, data: EntityRecall) -> list[str]:
+        """Prompt lines."""
+        ...
 
-        """
-        found = await store.asearch(query, limit=max(1, min(int(limit), 10)), user_id=user_id)
+    async def submit_entity_write(
+        self,
+        write: EntityWrite | FactWrite | EventWrite | RelationWrite,
+        context: Mapping[str, Any],
+    ) -> str:
+        """Send a write through the gate."""
+        ...
+
+
+def entity_tool_specs(store: _EntityMemory) -> list[ToolSpec[Any]]:
+    """Read tools (every mode) and write tools (AGENTIC, PROPOSE, HITL) of ``store``."""
+
+    async def search_entities(turn: TurnContext, args: EntitySearchArgs) -> str:
+        found = await store.asearch(args.query, limit=args.limit, user_id=turn.user_id)
         return "\n".join(store.render(found)) or "No entities found."
 
-    async def lookup_entity(name: str, history: bool = False) -> str:
-        """Everything remembered about one entity, found by its name or an alias.
-
-        Args:
-            name: The entity's name or alias, e.g. 'Acme'.
-            history: True for its events in time order instead of its current facts.
-
-        """
+    async def lookup_entity(turn: TurnContext, args: EntityLookupArgs) -> str:
         found = await store.alookup(
-            name, question="events" if history else "facts", user_id=user_id
+            args.name, question="events" if args.history else "facts", user_id=turn.user_id
         )
-        return "\n".join(store.render(found)) or f"Nothing is remembered about {name!r}."
+        return "\n".join(store.render(found)) or f"Nothing is remembered about {args.name!r}."
 
-    tools: list[Callable[..., Any]] = [search_entities, lookup_entity]
+    specs: list[ToolSpec[Any]] = [
+        ToolSpec(
+            name="search_entities",
+            description=(
+                'Search remembered people, companies, projects and other entities. Ask "what '
+                'happened with X" (or about a timeline / when) to get events in time order; '
+                "otherwise you get current facts and relationships."
+            ),
+            args=EntitySearchArgs,
+            handler=search_entities,
+        ),
+        ToolSpec(
+            name="lookup_entity",
+            description="Everything remembered about one entity, found by its name or an alias.",
+            args=EntityLookupArgs,
+            handler=lookup_entity,
+        ),
+    ]
     if store.mode is LearningMode.BACKGROUND:
-        return tools
+        return specs
 
-    async def save_entity(
-        name: str, entity_type: str, description: str = "", aliases: list[str] | None = None
-    ) -> str:
-        """Remember an entity (person, company, project, product, …) or update it.
+    async def save_entity(turn: TurnContext, args: EntityItem) -> str:
+        return await store.submit_entity_write(EntityWrite(**args.model_dump()), turn.kwargs())
 
-        Args:
-            name: Its canonical name, e.g. 'Acme Corp'.
-            entity_type: person, company, project, product, place, team, tool, …
-            description: One sentence saying what or who it is.
-            aliases: Other names used for it.
+    async def save_entity_fact(turn: TurnContext, args: FactItem) -> str:
+        return await store.submit_entity_write(FactWrite(**args.model_dump()), turn.kwargs())
 
-        """
-        item = EntityItem(
-            name=name, entity_type=entity_type, description=description, aliases=aliases or []
-        )
-        return await store._write(
-            {"op": "entity", **item.model_dump()}, f"entity: {name} ({entity_type})", **context
-        )
+    async def save_entity_event(turn: TurnContext, args: EventItem) -> str:
+        return await store.submit_entity_write(EventWrite(**args.model_dump()), turn.kwargs())
 
-    async def save_entity_fact(entity: str, fact: str, replaces: str = "") -> str:
-        """Remember a fact that is true now about an entity, e.g. 'uses PostgreSQL'.
+    async def save_entity_relation(turn: TurnContext, args: RelationItem) -> str:
+        return await store.submit_entity_write(RelationWrite(**args.model_dump()), turn.kwargs())
 
-        Args:
-            entity: The entity's name, e.g. 'Acme'.
-            fact: The fact, without the entity's name.
-            replaces: A remembered fact this one makes untrue, word for word as shown
-                (e.g. 'uses MySQL'); it is kept as history. Empty if none.
-
-        """
-        return await store._write(
-            {"op": "fact", "entity": entity, "fact": fact, "replaces": replaces},
-            f"fact: {entity} {fact}" + (f" (replaces: {replaces})" if replaces else ""),
-            **context,
-        )
-
-    async def save_entity_event(entity: str, event: str, date: str = "") -> str:
-        """Remember something that happened to an entity, with its date.
-
-        Args:
-            entity: The entity's name, e.g. 'Acme'.
-            event: What happened, e.g. 'launched v2'.
-            date: When, as YYYY-MM-DD (resolve 'last Monday' to a date); empty if unknown.
-
-        """
-        return await store._write(
-            {"op": "event", "entity": entity, "event": event, "date": date},
-            f"event: {entity} {event} {date}".strip(),
-            **context,
-        )
-
-    async def save_entity_relation(subject: str, relation: str, object: str) -> str:
-        """Remember how two entities relate.
-
-        Example: subject='Bob', relation='is CEO of', object='Acme'.
-
-        Args:
-            subject: Name of the subject entity.
-            relation: The relation as a verb phrase, e.g. 'is CEO of', 'works on'.
-            object: Name of the object entity.
-
-        """
-        return await store._write(
-            {"op": "relation", "subject": subject, "relation": relation, "object": object},
-            f"relation: {subject} {relation} {object}",
-            **context,
-        )
-
-    tools.extend([save_entity, save_entity_fact, save_entity_event, save_entity_relation])
-    return tools
+    specs += [
+        ToolSpec(
+            name="save_entity",
+            description="Remember an entity (person, company, project, product, …) or update it.",
+            args=EntityItem,
+            handler=save_entity,
+            writes=True,
+        ),
+        ToolSpec(
+            name="save_entity_fact",
+            description=(
+                "Remember a fact that is true now about an entity, e.g. 'uses PostgreSQL'. Set "
+                "replaces to a remembered fact this one makes untrue (kept as history)."
+            ),
+            args=FactItem,
+            handler=save_entity_fact,
+            writes=True,
+        ),
+        ToolSpec(
+            name="save_entity_event",
+            description="Remember something that happened to an entity, with its date.",
+            args=EventItem,
+            handler=save_entity_event,
+            writes=True,
+        ),
+        ToolSpec(
+            name="save_entity_relation",
+            description=(
+                "Remember how two entities relate, e.g. subject='Bob', relation='is CEO of', "
+                "object='Acme'."
+            ),
+            args=RelationItem,
+            handler=save_entity_relation,
+            writes=True,
+        ),
+    ]
+    return specs

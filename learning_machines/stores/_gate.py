@@ -1,4 +1,11 @@
-"""The write gate: the one place where a store's learning mode is enforced for writes."""
+"""The write gate: the one place where a store's learning mode decides what happens to a write.
+
+Writes travel one way. A store hands the gate a typed write (a pydantic model the store
+declares); the gate decides whether it is applied now or held as a proposal. When it is held,
+the gate stores it (and the store never sees it again until someone approves it through
+``machine.proposals``, which gives it back to the store's public ``apply_write``). The gate
+holds no reference to the store.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,24 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from .._modes import LearningMode
-from ..db import Db, GetProposal, Proposal, PutProposal, new_id, utcnow
+from pydantic import BaseModel
 
-__all__ = ["ApplyingStore", "WriteGate", "WriteOutcome"]
+from .._modes import LearningMode
+from ..db import PRIVATE_NAMESPACE, Db, GetProposal, Proposal, PutProposal, new_id, utcnow
+from ._screen import screen_text
+
+__all__ = ["ApplyingStore", "WriteGate", "WriteOutcome", "write_payload"]
 
 
 @runtime_checkable
 class ApplyingStore(Protocol):
-    """A store whose writes can be held for approval and applied later."""
+    """A store whose writes can be held for approval and applied later.
 
-    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
+    ``write`` is an instance of the store's ``write_model`` (when it declares one) or the
+    payload mapping as proposed.
+    """
+
+    async def apply_write(self, write: Any, **context: Any) -> list[str]:
         """Apply a write now and return the ids of the learnings written or changed."""
         ...
 
@@ -34,23 +48,52 @@ class WriteOutcome:
     """Learnings written or changed (when applied)."""
     proposal_id: str | None = None
     """The proposal created (when held for approval)."""
+    held_because: str | None = None
+    """Why a write that its mode would have applied was held for review instead."""
 
     def describe(self) -> str:
         """One line for a tool's answer to the model."""
         if self.applied:
             return f"saved ({', '.join(self.learning_ids) or 'no change'})"
+        if self.held_because:
+            return (
+                f"held for review as {self.proposal_id} ({self.held_because}); it is NOT saved "
+                "until a reviewer approves it"
+            )
         return (
             f"proposed as {self.proposal_id}; it is NOT saved until approved. Ask the user to "
             "confirm it in their next message."
         )
 
 
+def write_payload(write: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON form a write is kept in while it waits for approval."""
+    if isinstance(write, BaseModel):
+        data: dict[str, Any] = write.model_dump(mode="json", exclude_none=True)
+        return data
+    return dict(write)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """What the gate decided for one write."""
+
+    apply: bool
+    """Apply it now (``False``: hold it as a proposal)."""
+    mode: LearningMode
+    """The mode a proposal is held under (the store's, or HITL when screening held it)."""
+    reason: str | None = None
+    """Why a write its mode would apply is held anyway (screening), else ``None``."""
+    flags: tuple[str, ...] = ()
+    """What screening found in a write applied anyway (``screen="flag"``), kept in provenance."""
+
+
 @dataclass(kw_only=True)
 class WriteGate:
-    """Routes a store's writes by its mode.
+    """Decides, by the store's mode, whether a write is applied now or held for approval.
 
-    BACKGROUND and AGENTIC writes are applied at once; PROPOSE and HITL writes are stored as
-    :class:`~learning_machines.db.Proposal` rows and applied only when approved through
+    BACKGROUND and AGENTIC writes are applied at once; PROPOSE and HITL writes become
+    :class:`~learning_machines.db.Proposal` rows, applied only when approved through
     ``machine.proposals``. Stores never write around the gate.
     """
 
@@ -62,48 +105,86 @@ class WriteGate:
     """The store's mode."""
     db: Db
     """Where proposals are kept."""
-    store: ApplyingStore
-    """The store the gate applies writes to."""
     proposal_ttl: timedelta | None = timedelta(days=14)
     """Proposals not decided within this time expire (and stay for audit)."""
+    approval: str = "user"
+    """PROPOSE only: ``"others"`` makes writes to a shared namespace need someone else."""
+    screen: str = "hold"
+    """What happens to a BACKGROUND/AGENTIC write to a shared namespace that screening flags:
+    ``"hold"`` (held for a reviewer), ``"flag"`` (written, findings kept in its provenance),
+    ``"off"``."""
 
-    async def write(
+    def decide(self, *, namespace: str, text: str = "") -> Decision:
+        """Apply now or hold a write to ``namespace`` whose readable text is ``text``.
+
+        By the mode, and for shared namespaces by who must approve and by screening. The rule
+        travels with the proposal: a PROPOSE write that needs someone else is held as HITL, so
+        no machine configured otherwise can let its author approve it.
+        """
+        shared = namespace != PRIVATE_NAMESPACE
+        if self.mode.needs_approval:
+            if self.mode is LearningMode.PROPOSE and self.approval == "others" and shared:
+                return Decision(apply=False, mode=LearningMode.HITL)
+            return Decision(apply=False, mode=self.mode)
+        if not shared or self.screen == "off" or not text:
+            return Decision(apply=True, mode=self.mode)
+        found = screen_text(text)
+        if not found.flagged:
+            return Decision(apply=True, mode=self.mode)
+        if self.screen == "flag":
+            return Decision(apply=True, mode=self.mode, flags=found.reasons)
+        return Decision(
+            apply=False,
+            mode=LearningMode.HITL,
+            reason="screening flagged it: " + "; ".join(found.reasons),
+        )
+
+    async def propose(
         self,
-        payload: Mapping[str, Any],
+        write: BaseModel | Mapping[str, Any],
         *,
         summary: str,
         namespace: str,
-        **context: Any,
+        context: Mapping[str, Any],
+        decision: Decision | None = None,
     ) -> WriteOutcome:
-        """Apply ``payload`` now, or hold it as a proposal, according to the mode."""
-        if not self.mode.needs_approval:
-            context.setdefault("mode", self.mode.value)
-            ids = await self.store.apply_write(payload, **context)
-            return WriteOutcome(applied=True, learning_ids=ids)
+        """Keep ``write`` as a proposal made in this turn (one per write, even on retries)."""
+        mode = (decision or self.decide(namespace=namespace)).mode
+        payload = write_payload(write)
         now = utcnow()
         proposal_id = _proposal_id(self.store_name, payload, context)
         if proposal_id is not None:
             existing = await self.db.arun(GetProposal(id=proposal_id))
             if existing is not None:
                 # The same write from the same turn (a retried extraction): one proposal, not two.
-                return WriteOutcome(applied=False, proposal_id=existing.id)
+                return WriteOutcome(
+                    applied=False,
+                    proposal_id=existing.id,
+                    held_because=decision.reason if decision else None,
+                )
         proposal = Proposal(
             id=proposal_id or new_id(),
             learning_type=self.learning_type,
             store=self.store_name,
-            mode=self.mode.value,
+            mode=mode.value,
             namespace=namespace,
             user_id=context.get("user_id"),
             session_id=context.get("session_id"),
             turn_id=context.get("turn_id"),
             turn_index=context.get("turn_index"),
-            payload=dict(payload),
-            summary=summary,
+            payload=payload,
+            summary=f"[held: {decision.reason}] {summary}"
+            if decision and decision.reason
+            else summary,
             created_at=now,
             expires_at=(now + self.proposal_ttl) if self.proposal_ttl else None,
         )
         stored = await self.db.arun(PutProposal(proposal=proposal))
-        return WriteOutcome(applied=False, proposal_id=stored.id)
+        return WriteOutcome(
+            applied=False,
+            proposal_id=stored.id,
+            held_because=decision.reason if decision else None,
+        )
 
 
 def _proposal_id(store: str, payload: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     from ..db import Db
     from ..embedders import Embedder
     from ._gate import WriteGate
+    from ._tools import ToolSpec
 
 __all__ = [
+    "AsyncExtractingStore",
     "AsyncProcessingStore",
     "AsyncRecallingStore",
     "BindableStore",
@@ -33,7 +35,9 @@ __all__ = [
     "Extraction",
     "GuidingStore",
     "LearningStore",
+    "RecallReusingStore",
     "StoreResources",
+    "ToolSpecStore",
 ]
 
 
@@ -121,6 +125,37 @@ class ExtractingStore(Protocol):
 
     async def aapply_extraction(self, data: BaseModel, **context: Any) -> None:
         """Store this store's part of the extraction output (an ``output_type`` instance)."""
+        ...
+
+
+@runtime_checkable
+class AsyncExtractingStore(Protocol):
+    """A describing store with a native async ``aextraction``."""
+
+    async def aextraction(self, **context: Any) -> Extraction | None:
+        """Async :meth:`ExtractingStore.extraction`."""
+        ...
+
+
+@runtime_checkable
+class RecallReusingStore(Protocol):
+    """A describing store that builds its extraction from what the turn already recalled.
+
+    The machine then recalls once per turn: the extraction step reuses the recalled data (and
+    the message's embedding) instead of searching again.
+    """
+
+    async def aextraction_from(self, recalled: Any, **context: Any) -> Extraction | None:
+        """What to extract, given this store's own recall of the turn."""
+        ...
+
+
+@runtime_checkable
+class ToolSpecStore(Protocol):
+    """A store that describes its tools as :class:`~learning_machines.stores.ToolSpec` data."""
+
+    def tool_specs(self) -> list[ToolSpec[Any]]:
+        """The tools (built once; handlers get the turn's context when called)."""
         ...
 
 

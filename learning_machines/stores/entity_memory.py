@@ -14,11 +14,12 @@ happened ("what happened with Acme", "timeline", "when …") get events in time 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
 from .._modes import LearningMode
 from .._sync import run_sync
@@ -35,24 +36,28 @@ from ..db import (
 )
 from ..exceptions import ConflictError, ValidationError
 from ._base import BaseStore, StoreConfig
+from ._config_values import number_value, whole_number
 from ._entity_model import (
     ENTITY,
     EVENT,
     FACT,
     RELATION,
+    AnyEntityWrite,
     EntityExtraction,
     EntityItem,
+    EntityMemoryWrite,
     EntityRecall,
     EntityView,
-    EventItem,
-    FactItem,
+    EntityWrite,
+    EventWrite,
+    FactWrite,
     QuestionKind,
-    RelationItem,
+    RelationWrite,
     event_sort_key,
     question_kind,
     render_entity,
 )
-from ._entity_tools import entity_tools
+from ._entity_tools import entity_tool_specs
 from ._protocol import Extraction
 from ._shared import (
     describe_mode_writes,
@@ -67,6 +72,7 @@ from ._shared import (
     stable_id,
     turn_time,
 )
+from ._tools import ToolSpec
 
 __all__ = ["EntityMemoryConfig", "EntityMemoryStore"]
 
@@ -90,6 +96,20 @@ class EntityMemoryConfig(StoreConfig):
     """Entities shown one hop away along relationships, per entity."""
     max_tokens: int = 600
     """Token budget of the entity block in the system prompt."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.limit = whole_number(self.limit, field=self._field("limit"), minimum=1)
+        self.min_similarity = number_value(
+            self.min_similarity, field=self._field("min_similarity"), low=-1.0, high=1.0
+        )
+        self.max_facts = whole_number(self.max_facts, field=self._field("max_facts"), minimum=0)
+        # At least one: the timeline keeps the last ``max_events`` events.
+        self.max_events = whole_number(self.max_events, field=self._field("max_events"), minimum=1)
+        self.max_related = whole_number(
+            self.max_related, field=self._field("max_related"), minimum=0
+        )
 
     def create_store(self) -> EntityMemoryStore:
         """Build the store from this config."""
@@ -122,6 +142,7 @@ class EntityMemoryStore(BaseStore):
     learning_type: ClassVar[str] = ENTITY
     supported_modes: ClassVar[frozenset[LearningMode]] = frozenset(LearningMode)
     required_context: ClassVar[tuple[str, ...]] = ()
+    write_model = EntityMemoryWrite
 
     config: EntityMemoryConfig
 
@@ -431,71 +452,81 @@ class EntityMemoryStore(BaseStore):
         wanted = normalize_text(text)
         return [r.id for r in rows if normalize_text(str(r.content.get("fact", ""))) == wanted]
 
-    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
-        """Apply one entity write: ``{"op": "entity" | "fact" | "event" | "relation", …}``.
+    async def apply_write(self, write: Any, **context: Any) -> list[str]:
+        """Apply one :class:`EntityMemoryWrite` (an entity, fact, event or relation).
 
         Entities named by a fact, event or relation are created when missing. Returns the ids
         of the rows written.
         """
         self.require_context(context)
-        op = payload.get("op")
-        body = {k: v for k, v in payload.items() if k != "op"}
-        if op == "entity":
-            return [(await self._upsert_entity(EntityItem.model_validate(body), context)).id]
-        if op == "fact":
-            fact = FactItem.model_validate(body)
-            entity = await self._upsert_entity(EntityItem(name=fact.entity), context, touch=False)
-            name = entity.content.get("name", fact.entity)
-            content = {"entity": name, "fact": fact.fact.strip()}
-            old = await self._facts_matching(entity, fact.replaces, context)
-            text = f"{name}: {fact.fact}"
+        if not isinstance(write, EntityMemoryWrite):
+            write = self.decode_write(write)
+        item = write.root
+        if isinstance(item, EntityWrite):
+            return [(await self._upsert_entity(item, context)).id]
+        if isinstance(item, FactWrite):
+            entity = await self._upsert_entity(EntityItem(name=item.entity), context, touch=False)
+            name = entity.content.get("name", item.entity)
+            content = {"entity": name, "fact": item.fact.strip()}
+            old = await self._facts_matching(entity, item.replaces, context)
+            text = f"{name}: {item.fact}"
             new_id = await self._save_on(entity, FACT, content, text, context, supersedes=old)
             return [entity.id, new_id, *old]
-        if op == "event":
-            event = EventItem.model_validate(body)
-            entity = await self._upsert_entity(EntityItem(name=event.entity), context, touch=False)
-            name = entity.content.get("name", event.entity)
-            when = parse_when(event.date, now=turn_time(context))
-            day = when.date().isoformat() if when else event.date.strip()
-            content = {"entity": name, "event": event.event.strip(), "date": day or None}
-            text = f"{name}: {event.event}" + (f" ({day})" if day else "")
+        if isinstance(item, EventWrite):
+            entity = await self._upsert_entity(EntityItem(name=item.entity), context, touch=False)
+            name = entity.content.get("name", item.entity)
+            when = parse_when(item.date, now=turn_time(context))
+            day = when.date().isoformat() if when else item.date.strip()
+            content = {"entity": name, "event": item.event.strip(), "date": day or None}
+            text = f"{name}: {item.event}" + (f" ({day})" if day else "")
             return [
                 entity.id,
                 await self._save_on(entity, EVENT, content, text, context, valid_from=when),
             ]
-        if op == "relation":
-            rel = RelationItem.model_validate(body)
-            subject = await self._upsert_entity(EntityItem(name=rel.subject), context, touch=False)
-            obj = await self._upsert_entity(EntityItem(name=rel.object), context, touch=False)
-            s_name = subject.content.get("name", rel.subject)
-            o_name = obj.content.get("name", rel.object)
-            content = {
-                "subject": s_name,
-                "relation": rel.relation.strip(),
-                "object": o_name,
-                "object_id": obj.id,
-            }
-            text = f"{s_name} {rel.relation.strip()} {o_name}"
-            return [
-                subject.id,
-                obj.id,
-                await self._save_on(subject, RELATION, content, text, context),
-            ]
-        raise ValidationError(
-            f"entity write op {op!r} is unknown; use 'entity', 'fact', 'event' or 'relation'."
-        )
+        subject = await self._upsert_entity(EntityItem(name=item.subject), context, touch=False)
+        obj = await self._upsert_entity(EntityItem(name=item.object), context, touch=False)
+        s_name = subject.content.get("name", item.subject)
+        o_name = obj.content.get("name", item.object)
+        content = {
+            "subject": s_name,
+            "relation": item.relation.strip(),
+            "object": o_name,
+            "object_id": obj.id,
+        }
+        text = f"{s_name} {item.relation.strip()} {o_name}"
+        return [subject.id, obj.id, await self._save_on(subject, RELATION, content, text, context)]
 
-    async def _write(self, payload: dict[str, Any], summary: str, **context: Any) -> str:
-        outcome = await self.gate.write(
-            payload, summary=summary, namespace=self.config.namespace, **context
+    def decode_write(self, payload: Mapping[str, Any]) -> EntityMemoryWrite:
+        """Read a held write back; an unknown ``op`` is a :class:`ValidationError`."""
+        op = payload.get("op")
+        if op not in ("entity", "fact", "event", "relation"):
+            raise ValidationError(
+                f"entity write op {op!r} is unknown; use 'entity', 'fact', 'event' or 'relation'."
+            )
+        try:
+            return EntityMemoryWrite.model_validate(dict(payload))
+        except PydanticValidationError as exc:
+            raise ValidationError(
+                f"entity write {dict(payload)!r} does not validate: {exc}"
+            ) from exc
+
+    async def submit_entity_write(
+        self,
+        write: EntityWrite | FactWrite | EventWrite | RelationWrite,
+        context: Mapping[str, Any],
+    ) -> str:
+        """Send one write through the gate; returns the line a tool answers with."""
+        summary = _write_summary(write)
+        outcome = await self.submit(
+            EntityMemoryWrite(write), summary=summary, context=context, text=summary
         )
         return outcome.describe()
 
     # --- tools and guidance ------------------------------------------------------------------
 
-    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+    def tool_specs(self) -> list[ToolSpec[Any]]:
         """Read tools in every mode; write tools in AGENTIC, PROPOSE and HITL."""
-        return entity_tools(self, dict(context))
+        return entity_tool_specs(self)
 
     def guidance(self, **context: Any) -> str:
         """When to look entities up and save them in this mode."""
@@ -515,13 +546,12 @@ class EntityMemoryStore(BaseStore):
 
     # --- background extraction ---------------------------------------------------------------
 
-    async def aextraction(self, **context: Any) -> Extraction | None:
-        """Describe what to extract: entities, facts, dated events and relationships."""
+    async def aextraction_from(self, recalled: Any, **context: Any) -> Extraction | None:
+        """What to extract: entities, facts, dated events and relationships, given what is known."""
         if self.mode not in (LearningMode.BACKGROUND, LearningMode.HITL):
             return None
         if self.config.namespace == PRIVATE_NAMESPACE and not context.get("user_id"):
             return None
-        known = await self.arecall(**context)
         today = turn_time(context).date().isoformat()
         return Extraction(
             output_type=EntityExtraction,
@@ -533,29 +563,46 @@ class EntityMemoryStore(BaseStore):
                 "contradicts a known one, set `replaces` to the known fact. Skip what is already "
                 "known and small talk."
             ),
-            current_state="\n".join(self.render(known)) if known else "",
+            current_state="\n".join(self.render(recalled))
+            if isinstance(recalled, EntityRecall)
+            else "",
         )
+
+    async def aextraction(self, **context: Any) -> Extraction | None:
+        """What to extract from this turn (recalls the entities it mentions first)."""
+        if self.config.namespace == PRIVATE_NAMESPACE and not context.get("user_id"):
+            return None
+        return await self.aextraction_from(await self.arecall(**context), **context)
 
     def extraction(self, **context: Any) -> Extraction | None:
         """Sync :meth:`aextraction`."""
         return run_sync(self.aextraction(**context))
 
     async def aapply_extraction(self, data: BaseModel, **context: Any) -> None:
-        """Write every extracted item through the gate (one proposal each in HITL)."""
+        """Send every extracted item through the gate (one proposal each in HITL)."""
         parsed = EntityExtraction.model_validate(data.model_dump())
-        for e in parsed.entities:
-            await self._write({"op": "entity", **e.model_dump()}, f"entity: {e.name}", **context)
-        for f in parsed.facts:
-            await self._write(
-                {"op": "fact", **f.model_dump()}, f"fact: {f.entity} {f.fact}", **context
-            )
-        for ev in parsed.events:
-            await self._write(
-                {"op": "event", **ev.model_dump()}, f"event: {ev.entity} {ev.event}", **context
-            )
-        for r in parsed.relations:
-            await self._write(
-                {"op": "relation", **r.model_dump()},
-                f"relation: {r.subject} {r.relation} {r.object}",
-                **context,
-            )
+        writes: list[AnyEntityWrite] = [
+            *(EntityWrite(**e.model_dump()) for e in parsed.entities),
+            *(FactWrite(**f.model_dump()) for f in parsed.facts),
+            *(EventWrite(**e.model_dump()) for e in parsed.events),
+            *(RelationWrite(**r.model_dump()) for r in parsed.relations),
+        ]
+        for write in writes:
+            await self.submit_entity_write(write, context)
+
+
+def _write_summary(write: AnyEntityWrite) -> str:
+    """One line a reviewer judges an entity write by."""
+    if isinstance(write, EntityWrite):
+        return (
+            f"entity: {write.name} ({write.entity_type})"
+            if write.entity_type
+            else (f"entity: {write.name}")
+        )
+    if isinstance(write, FactWrite):
+        return f"fact: {write.entity} {write.fact}" + (
+            f" (replaces: {write.replaces})" if write.replaces else ""
+        )
+    if isinstance(write, EventWrite):
+        return f"event: {write.entity} {write.event} {write.date}".strip()
+    return f"relation: {write.subject} {write.relation} {write.object}"

@@ -6,7 +6,7 @@ Each learning is one row in a namespace (``"global"`` by default, or a shared na
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -14,8 +14,10 @@ from pydantic import BaseModel, Field
 
 from .._modes import LearningMode
 from .._sync import run_sync
-from ..db import GLOBAL_NAMESPACE, Learning, ScoredLearning
+from .._turn_context import TurnContext
+from ..db import GLOBAL_NAMESPACE, PRIVATE_NAMESPACE, Learning, ScoredLearning
 from ._base import BaseStore, StoreConfig
+from ._config_values import number_value, whole_number
 from ._protocol import Extraction
 from ._shared import (
     describe_mode_writes,
@@ -26,9 +28,11 @@ from ._shared import (
     scope_filter,
     search,
 )
+from ._tools import ToolSpec
 
 __all__ = [
     "KnowledgeItem",
+    "KnowledgeWrite",
     "LearnedKnowledgeConfig",
     "LearnedKnowledgeExtraction",
     "LearnedKnowledgeStore",
@@ -45,6 +49,21 @@ class KnowledgeItem(BaseModel):
         description="When it applies, e.g. 'when calling payment APIs'; empty if always.",
     )
     tags: list[str] = Field(default_factory=list, description="A few lower-case topic tags.")
+
+
+class KnowledgeWrite(KnowledgeItem):
+    """One insight to save (the store's write), with where it came from."""
+
+    source: str = Field(
+        default="conversation", description="'conversation' (extracted) or 'agent' (a tool)."
+    )
+
+
+class SearchArgs(BaseModel):
+    """Arguments of ``search_learnings``."""
+
+    query: str = Field(description="What you need to know, in a few words.")
+    limit: int = Field(default=5, ge=1, le=20, description="The most results to return (1-20).")
 
 
 class LearnedKnowledgeExtraction(BaseModel):
@@ -73,6 +92,14 @@ class LearnedKnowledgeConfig(StoreConfig):
     max_tokens: int = 600
     """Token budget of the knowledge block in the system prompt."""
 
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.limit = whole_number(self.limit, field=self._field("limit"), minimum=1)
+        self.min_similarity = number_value(
+            self.min_similarity, field=self._field("min_similarity"), low=-1.0, high=1.0
+        )
+
     def create_store(self) -> LearnedKnowledgeStore:
         """Build the store from this config."""
         return LearnedKnowledgeStore(self)
@@ -88,15 +115,36 @@ def knowledge_search_text(title: str, learning: str, context: str, tags: list[st
     return "\n".join(parts)
 
 
+def source_note(learning: Learning) -> str:
+    """Where a shared learning came from: namespace, author, review and date (``""`` if private).
+
+    Shown next to shared learnings so an agent (and a person reading a prompt) can tell an
+    insight a reviewer approved from one any user of the namespace wrote.
+    """
+    if learning.namespace == PRIVATE_NAMESPACE:
+        return ""
+    p = learning.provenance
+    parts = [f"shared in {learning.namespace!r}"]
+    author = p.get("user_id") or learning.user_id
+    parts.append(f"from {author}" if author else "author unknown")
+    if p.get("approved_by"):
+        parts.append(f"approved by {p['approved_by']}")
+    else:
+        parts.append(f"{p.get('mode') or 'background'}, not reviewed")
+    parts.append(learning.created_at.strftime("%Y-%m-%d"))
+    return "(" + ", ".join(parts) + ")"
+
+
 def knowledge_line(learning: Learning) -> str:
-    """``- Title: learning (when: …) [tags]`` for the prompt and tool answers."""
+    """``- Title: learning (when: …) [tags] (source)`` for the prompt and tool answers."""
     c = learning.content
     line = f"- {c.get('title', '')}: {c.get('learning', '')}"
     if c.get("context"):
         line += f" (when: {c['context']})"
     if c.get("tags"):
         line += " [" + ", ".join(c["tags"]) + "]"
-    return line
+    note = source_note(learning)
+    return f"{line} {note}" if note else line
 
 
 class LearnedKnowledgeStore(BaseStore):
@@ -110,6 +158,7 @@ class LearnedKnowledgeStore(BaseStore):
     learning_type: ClassVar[str] = "learned_knowledge"
     supported_modes: ClassVar[frozenset[LearningMode]] = frozenset(LearningMode)
     required_context: ClassVar[tuple[str, ...]] = ()
+    write_model = KnowledgeWrite
 
     config: LearnedKnowledgeConfig
 
@@ -166,16 +215,13 @@ class LearnedKnowledgeStore(BaseStore):
 
     # --- writing -----------------------------------------------------------------------------
 
-    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
-        """Save one learning in the store's namespace and return its id.
+    async def apply_write(self, write: Any, **context: Any) -> list[str]:
+        """Save one :class:`KnowledgeWrite` in the store's namespace and return its id.
 
-        ``payload`` has ``title``, ``learning``, ``context``, ``tags`` and ``source``. When the
-        learning is already known, the existing id is returned.
+        When the learning is already known, the existing id is returned.
         """
         self.require_context(context)
-        item = KnowledgeItem.model_validate(
-            {k: payload[k] for k in ("title", "learning", "context", "tags") if k in payload}
-        )
+        item = write if isinstance(write, KnowledgeWrite) else self.decode_write(write)
         tags = sorted({t.strip().lower() for t in item.tags if t.strip()})
         namespace = self.config.namespace
         learning = Learning(
@@ -188,7 +234,7 @@ class LearnedKnowledgeStore(BaseStore):
                 "learning": item.learning.strip(),
                 "context": item.context.strip(),
                 "tags": tags,
-                "source": str(payload.get("source") or "conversation"),
+                "source": item.source or "conversation",
             },
             search_text=knowledge_search_text(item.title, item.learning, item.context, tags),
         )
@@ -202,61 +248,56 @@ class LearnedKnowledgeStore(BaseStore):
         )
         return [result.learning.id]
 
-    async def _save(self, item: KnowledgeItem, source: str, **context: Any) -> str:
-        payload = {**item.model_dump(mode="json"), "source": source}
-        outcome = await self.gate.write(
-            payload,
-            summary=f"learning: {item.title} — {item.learning}",
-            namespace=self.config.namespace,
-            **context,
+    async def _save(self, item: KnowledgeItem, source: str, context: Mapping[str, Any]) -> str:
+        write = KnowledgeWrite(**item.model_dump(), source=source)
+        text = knowledge_search_text(item.title, item.learning, item.context, item.tags)
+        outcome = await self.submit(
+            write, summary=f"learning: {item.title} — {item.learning}", context=context, text=text
         )
         return outcome.describe()
 
     # --- tools and guidance ------------------------------------------------------------------
 
-    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+    def tool_specs(self) -> list[ToolSpec[Any]]:
         """``search_learnings`` always; ``save_learning`` in AGENTIC, PROPOSE and HITL."""
-        ctx = dict(context)
 
-        async def search_learnings(query: str, limit: int = 5) -> str:
-            """Search knowledge learned from earlier conversations (insights, best practices).
-
-            Args:
-                query: What you need to know, in a few words.
-                limit: The most results to return (1-20).
-
-            """
-            found = await self.asearch(
-                query, limit=max(1, min(int(limit), 20)), user_id=ctx.get("user_id")
-            )
+        async def search_learnings(turn: TurnContext, args: SearchArgs) -> str:
+            found = await self.asearch(args.query, limit=args.limit, user_id=turn.user_id)
             if not found:
                 return "No learnings found."
             return "\n".join(knowledge_line(s.learning) for s in found)
 
-        tools: list[Callable[..., Any]] = [search_learnings]
+        specs: list[ToolSpec[Any]] = [
+            ToolSpec(
+                name="search_learnings",
+                description=(
+                    "Search knowledge learned from earlier conversations (insights, best "
+                    "practices)."
+                ),
+                args=SearchArgs,
+                handler=search_learnings,
+            )
+        ]
         if self.mode is LearningMode.BACKGROUND:
-            return tools
+            return specs
 
-        async def save_learning(
-            title: str, learning: str, context: str = "", tags: list[str] | None = None
-        ) -> str:
-            """Save a reusable insight that would help with future tasks, for any user.
+        async def save_learning(turn: TurnContext, args: KnowledgeItem) -> str:
+            return await self._save(args, "agent", turn.kwargs())
 
-            Save only knowledge that holds beyond this conversation (a pattern, a fix, a best
-            practice); never personal details about the user.
-
-            Args:
-                title: A short title, e.g. 'Retry idempotent calls only'.
-                learning: The insight itself, in one to three sentences.
-                context: When it applies, e.g. 'when calling payment APIs'; empty if always.
-                tags: A few lower-case topic tags.
-
-            """
-            item = KnowledgeItem(title=title, learning=learning, context=context, tags=tags or [])
-            return await self._save(item, "agent", **ctx)
-
-        tools.append(save_learning)
-        return tools
+        specs.append(
+            ToolSpec(
+                name="save_learning",
+                description=(
+                    "Save a reusable insight that would help with future tasks, for any user. "
+                    "Save only knowledge that holds beyond this conversation (a pattern, a fix, "
+                    "a best practice); never personal details about the user."
+                ),
+                args=KnowledgeItem,
+                handler=save_learning,
+                writes=True,
+            )
+        )
+        return specs
 
     def guidance(self, **context: Any) -> str:
         """When to search and save learnings in this mode."""
@@ -274,11 +315,11 @@ class LearnedKnowledgeStore(BaseStore):
 
     # --- background extraction ---------------------------------------------------------------
 
-    async def aextraction(self, **context: Any) -> Extraction | None:
-        """Describe what to extract: new reusable insights, given the closest ones already known."""
+    async def aextraction_from(self, recalled: Any, **context: Any) -> Extraction | None:
+        """What to extract: new reusable insights, given the closest ones already known."""
         if self.mode not in (LearningMode.BACKGROUND, LearningMode.HITL):
             return None
-        known = await self.arecall(**context) if context.get("message") else []
+        known = [s for s in recalled or [] if isinstance(s, ScoredLearning)]
         return Extraction(
             output_type=LearnedKnowledgeExtraction,
             instructions=(
@@ -290,6 +331,11 @@ class LearnedKnowledgeStore(BaseStore):
             current_state="\n".join(knowledge_line(s.learning) for s in known),
         )
 
+    async def aextraction(self, **context: Any) -> Extraction | None:
+        """What to extract from this turn (recalls the closest known insights first)."""
+        known = await self.arecall(**context) if context.get("message") else []
+        return await self.aextraction_from(known, **context)
+
     def extraction(self, **context: Any) -> Extraction | None:
         """Sync :meth:`aextraction`."""
         return run_sync(self.aextraction(**context))
@@ -299,4 +345,4 @@ class LearnedKnowledgeStore(BaseStore):
         parsed = LearnedKnowledgeExtraction.model_validate(data.model_dump())
         for item in parsed.learnings:
             if item.title.strip() and item.learning.strip():
-                await self._save(item, "conversation", **context)
+                await self._save(item, "conversation", context)

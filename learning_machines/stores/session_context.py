@@ -6,7 +6,7 @@ second user who reuses (or guesses) a session id gets their own, empty session c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -14,12 +14,15 @@ from pydantic import BaseModel, Field
 
 from .._modes import LearningMode
 from .._sync import run_sync
+from .._turn_context import TurnContext
 from ..curation import retry_conflicts
 from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError
 from ._base import BaseStore, StoreConfig
+from ._config_values import flag_value
 from ._protocol import Extraction
-from ._shared import fit_lines, kept_on_update, save, scope_filter, stable_id
+from ._shared import DIRECT_LOOKUP, fit_lines, kept_on_update, save, scope_filter, stable_id
+from ._tools import ToolSpec
 
 __all__ = [
     "SessionContext",
@@ -51,6 +54,36 @@ class SessionSummaryUpdate(BaseModel):
     )
 
 
+class SessionSummaryArgs(BaseModel):
+    """Arguments of ``update_session_context`` (without planning)."""
+
+    summary: str = Field(
+        description=(
+            "The whole session so far in 1-5 sentences (replaces the previous summary): topic, "
+            "decisions made, open questions."
+        )
+    )
+
+
+class SessionPlanArgs(BaseModel):
+    """Arguments of ``update_session_context`` (with planning)."""
+
+    summary: str | None = Field(
+        default=None,
+        description="The whole session so far in 1-5 sentences (replaces the previous one).",
+    )
+    goal: str | None = Field(
+        default=None, description="What the user is trying to achieve in this session."
+    )
+    plan: list[str] | None = Field(
+        default=None,
+        description="The full list of steps to reach the goal (replaces the previous plan).",
+    )
+    progress: list[str] | None = Field(
+        default=None, description="Steps completed just now (appended to the progress)."
+    )
+
+
 class SessionPlanUpdate(SessionSummaryUpdate):
     """The session's summary, goal, plan and progress after this turn."""
 
@@ -76,6 +109,13 @@ class SessionContextConfig(StoreConfig):
     """Also track the session's goal, plan steps and progress (not only a summary)."""
     max_tokens: int = 400
     """Token budget of the session block in the system prompt."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.enable_planning = flag_value(
+            self.enable_planning, field=self._field("enable_planning")
+        )
 
     def create_store(self) -> SessionContextStore:
         """Build the store from this config."""
@@ -107,6 +147,9 @@ class SessionContextStore(BaseStore):
                 "one user."
             )
         self.config = config
+        self.write_model: type[BaseModel] = (
+            SessionPlanUpdate if config.enable_planning else SessionSummaryUpdate
+        )
 
     def _row_id(self, user_id: str, session_id: str) -> str:
         return stable_id(self.learning_type, PRIVATE_NAMESPACE, user_id, session_id)
@@ -160,14 +203,15 @@ class SessionContextStore(BaseStore):
 
     # --- writing -----------------------------------------------------------------------------
 
-    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
-        """Apply ``payload`` (``summary``, ``goal``, ``plan``, ``progress``) to the session row.
+    async def apply_write(self, write: Any, **context: Any) -> list[str]:
+        """Apply a :class:`SessionPlanUpdate` (or summary update) to the session row.
 
         ``summary``, ``goal`` and ``plan`` replace; ``progress`` items are appended once.
         Concurrent writers never lose each other's changes: the change is applied to the row as
         read, written only if that row is still current, and re-applied on a fresh read otherwise.
         """
         self.require_context(context)
+        payload = write.model_dump() if isinstance(write, BaseModel) else dict(write)
         return await retry_conflicts(
             lambda: self._apply_once(payload, context),
             what=f"the context of session {context['session_id']!r}",
@@ -218,65 +262,51 @@ class SessionContextStore(BaseStore):
             scope=scope_filter(
                 PRIVATE_NAMESPACE, self.learning_type, context, session_id=session_id
             ),
+            policy=DIRECT_LOOKUP,
             expected_version=stored.version if stored is not None else 0,
         )
         return [result.learning.id]
 
-    async def _write(self, payload: Mapping[str, Any], **context: Any) -> str:
-        clean = {k: v for k, v in payload.items() if v not in (None, "", [])}
+    async def _submit_update(self, update: BaseModel, context: Mapping[str, Any]) -> str:
+        clean = {k: v for k, v in update.model_dump().items() if v not in (None, "", [])}
         if not clean:
             return "nothing to update"
-        outcome = await self.gate.write(
-            clean,
+        outcome = await self.submit(
+            self.write_model.model_validate(clean),
             summary="session context: " + ", ".join(sorted(clean)),
-            namespace=PRIVATE_NAMESPACE,
-            **context,
+            context=context,
         )
         return outcome.describe()
 
     # --- tools and guidance ------------------------------------------------------------------
 
-    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+    def tool_specs(self) -> list[ToolSpec[Any]]:
         """``update_session_context`` in AGENTIC; nothing in BACKGROUND."""
         if self.mode is LearningMode.BACKGROUND:
             return []
-        ctx = dict(context)
-        if not self.config.enable_planning:
 
-            async def update_session_context(summary: str) -> str:
-                """Record what this session is about, so later turns remember it.
+        async def update(turn: TurnContext, args: BaseModel) -> str:
+            return await self._submit_update(args, turn.kwargs())
 
-                Args:
-                    summary: The whole session so far in 1-5 sentences (replaces the previous
-                        summary): topic, decisions made, open questions.
-
-                """
-                return await self._write({"summary": summary}, **ctx)
-
-            return [update_session_context]
-
-        async def update_session_plan(
-            summary: str | None = None,
-            goal: str | None = None,
-            plan: list[str] | None = None,
-            progress: list[str] | None = None,
-        ) -> str:
-            """Record this session's summary, goal, plan and progress, so later turns remember.
-
-            Args:
-                summary: The whole session so far in 1-5 sentences (replaces the previous one).
-                goal: What the user is trying to achieve in this session.
-                plan: The full list of steps to reach the goal (replaces the previous plan).
-                progress: Steps completed just now (appended to the progress).
-
-            """
-            return await self._write(
-                {"summary": summary, "goal": goal, "plan": plan, "progress": progress}, **ctx
+        if self.config.enable_planning:
+            description = (
+                "Record this session's summary, goal, plan and progress, so later turns "
+                "remember them. The plan replaces the previous plan; progress lists steps "
+                "completed just now (appended)."
             )
-
-        update_session_plan.__name__ = "update_session_context"
-        update_session_plan.__qualname__ = "update_session_context"
-        return [update_session_plan]
+            args: type[BaseModel] = SessionPlanArgs
+        else:
+            description = "Record what this session is about, so later turns remember it."
+            args = SessionSummaryArgs
+        return [
+            ToolSpec(
+                name="update_session_context",
+                description=description,
+                args=args,
+                handler=update,
+                writes=True,
+            )
+        ]
 
     def guidance(self, **context: Any) -> str:
         """When to call ``update_session_context`` in this mode."""
@@ -295,16 +325,16 @@ class SessionContextStore(BaseStore):
 
     # --- background extraction ---------------------------------------------------------------
 
-    async def aextraction(self, **context: Any) -> Extraction | None:
-        """Describe what to extract: the updated summary (and goal/plan/progress when planning)."""
+    async def aextraction_from(self, recalled: Any, **context: Any) -> Extraction | None:
+        """What to extract: the updated summary (and goal/plan/progress when planning)."""
         if self.mode is not LearningMode.BACKGROUND:
             return None
         if not (context.get("user_id") and context.get("session_id")):
             return None
-        current = await self.arecall(**context)
         planning = self.config.enable_planning
+        state = self.render(recalled) if isinstance(recalled, SessionContext) else []
         return Extraction(
-            output_type=SessionPlanUpdate if planning else SessionSummaryUpdate,
+            output_type=self.write_model,
             instructions=(
                 "Keep the session context current: rewrite the summary of the whole session so "
                 "far (topic, decisions, open questions) including this turn"
@@ -316,13 +346,19 @@ class SessionContextStore(BaseStore):
                 )
                 + ". Null for anything that did not change."
             ),
-            current_state="\n".join(self.render(current)) if current else "(new session)",
+            current_state="\n".join(state) if state else "(new session)",
         )
+
+    async def aextraction(self, **context: Any) -> Extraction | None:
+        """What to extract from this turn (recalls the session first)."""
+        if not (context.get("user_id") and context.get("session_id")):
+            return None
+        return await self.aextraction_from(await self.arecall(**context), **context)
 
     def extraction(self, **context: Any) -> Extraction | None:
         """Sync :meth:`aextraction`."""
         return run_sync(self.aextraction(**context))
 
     async def aapply_extraction(self, data: BaseModel, **context: Any) -> None:
-        """Write the extracted session context through the gate."""
-        await self._write(data.model_dump(exclude_none=True), **context)
+        """Send the extracted session context through the gate."""
+        await self._submit_update(data, context)

@@ -11,8 +11,7 @@ Extend the schema by subclassing :class:`UserProfile`::
 from __future__ import annotations
 
 import functools
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,12 +19,14 @@ from pydantic import BaseModel, Field, create_model
 
 from .._modes import LearningMode
 from .._sync import run_sync
+from .._turn_context import TurnContext
 from ..curation import retry_conflicts
 from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._protocol import Extraction
 from ._shared import (
+    DIRECT_LOOKUP,
     describe_mode_writes,
     fit_lines,
     kept_on_update,
@@ -33,6 +34,7 @@ from ._shared import (
     scope_filter,
     stable_id,
 )
+from ._tools import ToolSpec
 
 __all__ = ["UserProfile", "UserProfileConfig", "UserProfileStore"]
 
@@ -69,6 +71,15 @@ class UserProfileConfig(StoreConfig):
     """The profile model; subclass :class:`UserProfile` to add fields."""
     max_tokens: int = 300
     """Token budget of the profile block in the system prompt."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        if not (isinstance(self.schema, type) and issubclass(self.schema, UserProfile)):
+            raise ConfigurationError(
+                f"{self._field('schema')} must be UserProfile or a subclass of it, not "
+                f"{self.schema!r}"
+            )
 
     def create_store(self) -> UserProfileStore:
         """Build the store from this config."""
@@ -156,6 +167,7 @@ class UserProfileStore(BaseStore):
                 "UserProfileConfig(schema=...) must be UserProfile or a subclass of it."
             )
         self.config = config
+        self.write_model: type[BaseModel] = profile_update_model(config.schema)
 
     @property
     def schema(self) -> type[UserProfile]:
@@ -192,16 +204,24 @@ class UserProfileStore(BaseStore):
 
     # --- writing -----------------------------------------------------------------------------
 
-    async def apply_write(self, payload: Mapping[str, Any], **context: Any) -> list[str]:
-        """Merge ``payload["updates"]`` into the user's profile.
+    def decode_write(self, payload: Mapping[str, Any]) -> BaseModel:
+        """Read a held write back (also the ``{"updates": {...}}`` form of older versions)."""
+        updates = payload.get("updates")
+        return self.write_model.model_validate(updates if isinstance(updates, dict) else payload)
 
-        Returns the row id, or nothing when the profile did not change. Concurrent writers
-        never lose each other's updates: the merge is applied to the row as read, written only
-        if that row is still current, and re-applied on a fresh read otherwise.
+    async def apply_write(self, write: Any, **context: Any) -> list[str]:
+        """Merge the write's fields into the user's profile (lists are merged).
+
+        ``write`` is a :attr:`write_model` instance (every field optional). Returns the row id,
+        or nothing when the profile did not change. Concurrent writers never lose each other's
+        updates: the merge is applied to the row as read, written only if that row is still
+        current, and re-applied on a fresh read otherwise.
         """
         self.require_context(context)
         user_id = str(context["user_id"])
-        updates = dict(payload.get("updates") or {})
+        if isinstance(write, Mapping):
+            write = self.decode_write(write)
+        updates = write.model_dump(exclude_none=True)
         return await retry_conflicts(
             lambda: self._merge_once(user_id, updates, context),
             what=f"the profile of user {user_id!r}",
@@ -233,58 +253,43 @@ class UserProfileStore(BaseStore):
             reason="profile " + ", ".join(sorted(k for k, v in updates.items() if v is not None)),
             context=context,
             scope=scope_filter(PRIVATE_NAMESPACE, self.learning_type, context),
+            policy=DIRECT_LOOKUP,
             expected_version=stored.version if stored is not None else 0,
         )
         return [result.learning.id]
 
-    async def _write_updates(self, updates: Mapping[str, Any], **context: Any) -> str:
-        clean = {k: v for k, v in updates.items() if v not in (None, "", [])}
+    async def _submit_updates(self, updates: BaseModel, context: Mapping[str, Any]) -> str:
+        clean = {k: v for k, v in updates.model_dump().items() if v not in (None, "", [])}
         if not clean:
             return "nothing to update"
         summary = "user profile: " + ", ".join(f"{k}={v!r}" for k, v in sorted(clean.items()))
-        outcome = await self.gate.write(
-            {"updates": clean}, summary=summary, namespace=PRIVATE_NAMESPACE, **context
-        )
+        write = self.write_model.model_validate(clean)
+        outcome = await self.submit(write, summary=summary, context=context)
         return outcome.describe()
 
     # --- tools and guidance ------------------------------------------------------------------
 
-    def get_tools(self, **context: Any) -> list[Callable[..., Any]]:
+    def tool_specs(self) -> list[ToolSpec[Any]]:
         """``update_user_profile`` in AGENTIC, PROPOSE and HITL; nothing in BACKGROUND."""
         if self.mode is LearningMode.BACKGROUND:
             return []
-        return [self._update_tool(dict(context))]
 
-    def _update_tool(self, context: dict[str, Any]) -> Callable[..., Any]:
-        update_model = profile_update_model(self.schema)
+        async def update(turn: TurnContext, args: BaseModel) -> str:
+            return await self._submit_updates(args, turn.kwargs())
 
-        async def update_user_profile(**fields: Any) -> str:
-            return await self._write_updates(fields, **context)
-
-        params = []
-        annotations: dict[str, Any] = {}
-        arg_docs = []
-        for name, info in update_model.model_fields.items():
-            params.append(
-                inspect.Parameter(
-                    name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=info.annotation
-                )
+        return [
+            ToolSpec(
+                name="update_user_profile",
+                description=(
+                    "Save lasting facts the user told you about themselves to their profile. "
+                    "Set only the fields the user stated; leave the rest out. List fields are "
+                    "merged with what is already known."
+                ),
+                args=self.write_model,
+                handler=update,
+                writes=True,
             )
-            annotations[name] = info.annotation
-            arg_docs.append(f"    {name}: {info.description or _label(name)}")
-        annotations["return"] = str
-        update_user_profile.__annotations__ = annotations
-        setattr(  # noqa: B010 - tools are read by signature; a closure's must be set by hand
-            update_user_profile,
-            "__signature__",
-            inspect.Signature(params, return_annotation=str),
-        )
-        update_user_profile.__doc__ = (
-            "Save lasting facts the user told you about themselves to their profile.\n\n"
-            "Set only the fields the user stated; leave the rest out. List fields are merged "
-            "with what is already known.\n\nArgs:\n" + "\n".join(arg_docs)
-        )
-        return update_user_profile
+        ]
 
     def guidance(self, **context: Any) -> str:
         """When to call ``update_user_profile`` in this mode."""
@@ -299,16 +304,15 @@ class UserProfileStore(BaseStore):
 
     # --- background extraction ---------------------------------------------------------------
 
-    async def aextraction(self, **context: Any) -> Extraction | None:
-        """Describe what to extract from this turn: changes to the profile, given what is known."""
+    async def aextraction_from(self, recalled: Any, **context: Any) -> Extraction | None:
+        """What to extract from this turn: changes to the profile, given the recalled one."""
         if self.mode not in (LearningMode.BACKGROUND, LearningMode.HITL) or not context.get(
             "user_id"
         ):
             return None
-        current = await self.arecall(**context)
-        state = "\n".join(render_profile(current)) if current is not None else ""
+        state = "\n".join(render_profile(recalled)) if isinstance(recalled, UserProfile) else ""
         return Extraction(
-            output_type=profile_update_model(self.schema),
+            output_type=self.write_model,
             instructions=(
                 "Update the user's profile with lasting facts the USER stated about themselves "
                 "in this turn (name, preferred name, role, company, team, projects, preferences, "
@@ -319,10 +323,16 @@ class UserProfileStore(BaseStore):
             current_state=state or "(nothing known yet)",
         )
 
+    async def aextraction(self, **context: Any) -> Extraction | None:
+        """What to extract from this turn (recalls the profile first)."""
+        if not context.get("user_id"):
+            return None
+        return await self.aextraction_from(await self.arecall(**context), **context)
+
     def extraction(self, **context: Any) -> Extraction | None:
         """Sync :meth:`aextraction`."""
         return run_sync(self.aextraction(**context))
 
     async def aapply_extraction(self, data: BaseModel, **context: Any) -> None:
-        """Write the extracted changes through the gate (proposals in HITL)."""
-        await self._write_updates(data.model_dump(exclude_none=True), **context)
+        """Send the extracted changes through the gate (proposals in HITL)."""
+        await self._submit_updates(data, context)

@@ -44,3 +44,13 @@ def test_load_locomo_turns_sessions_captions_and_questions(locomo_file):
     assert data.skipped_evidence == 4
     assert data.fixed_evidence == 6
     assert load_locomo(locomo_file, limit=1).conversations[0].sample_id == "conv-a"
+
+
+def test_adversarial_questions_keep_the_trap_apart_from_the_answer(locomo_file):
+    questions = {q.question: q for q in load_locomo(locomo_file).conversations[0].questions}
+    trap = questions["What did they say about Mars?"]
+    assert trap.category == 5
+    assert trap.answer == ""  # no answer in the conversation: the trap is not the reference
+    assert trap.adversarial_answer == "nothing"
+    assert questions["What is ripe?"].answer == "tomatoes"
+    assert questions["What is ripe?"].adversarial_answer == ""

@@ -9,6 +9,7 @@ import pytest
 
 from learning_machines import (
     Agent,
+    LearningFailedError,
     LearningMachine,
     LearningMode,
     PermissionDenied,
@@ -71,7 +72,7 @@ def test_four_background_stores_ten_turns_ten_extraction_calls(db: Db) -> None:
     agent.wait_idle(timeout=120)
 
     assert model.extraction_calls == 10
-    assert machine.failures() == []
+    assert machine.service.failures() == []
     answer = agent.run("What does Acme use?", user_id="u", session_id="s")
     assert answer.context is not None
     assert "uses tool number 9" in answer.context.text
@@ -267,7 +268,7 @@ def test_curation_runs_by_itself_every_n_turns(db: Db) -> None:
 
     done = db.run(ListWork(statuses=("done",), kinds=("curate",), limit=None))
     assert len(done) == 2
-    assert machine.failures() == []
+    assert machine.service.failures() == []
 
 
 def test_a_worker_missing_a_store_or_with_another_mode_parks_the_turn_loudly(db: Db) -> None:
@@ -289,9 +290,12 @@ def test_a_worker_missing_a_store_or_with_another_mode_parks_the_turn_loudly(db:
         background=False,
         retry_backoff=0.01,
     )
-    worker.wait_idle(timeout=30)
-    (failed,) = worker.failures()
+    worker.worker.kinds = None  # a dedicated worker process takes every kind of work
+    with pytest.raises(LearningFailedError, match="mode 'hitl'"):
+        worker.wait_idle(timeout=30)
+    (failed,) = worker.service.failures()
     assert "mode 'hitl'" in (failed.last_error or "")
+    assert failed.attempts == 1  # refused at once: retrying cannot help
     assert app.proposals.list() == []  # nothing was applied around the review either
 
 
@@ -305,9 +309,7 @@ def test_approval_with_a_machine_writing_elsewhere_is_refused(db: Db) -> None:
         learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.HITL, namespace="user"),
     )
     tools = {t.__name__: t for t in app.get_tools(user_id="alice", session_id="s")}
-    from learning_machines._sync import run_sync
-
-    run_sync(tools["save_learning"](title="salary", learning="Alice earns a lot."))
+    tools["save_learning"](title="salary", learning="Alice earns a lot.")
     (proposal,) = app.proposals.list()
     assert proposal.namespace == "user"
     default_reviewer_machine = LearningMachine(
@@ -334,8 +336,8 @@ def test_chat_approval_needs_a_session(db: Db) -> None:
         embedder=HashEmbedder(),
         learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.PROPOSE),
     )
-    tools = {t.__name__: t for t in machine.get_tools(user_id="u", turn_index=0)}
-    run_sync(tools["save_learning"](title="t", learning="Use UTC everywhere."))
+    tools = {t.__name__: t for t in machine.get_tools(user_id="u")}
+    tools["save_learning"](title="t", learning="Use UTC everywhere.")
     (proposal,) = machine.proposals.list()
     with pytest.raises(PermissionDenied):
         run_sync(

@@ -15,6 +15,7 @@ import pytest
 from learning_machines import (
     Agent,
     ConfigurationError,
+    LearningFailedError,
     LearningMachine,
     LearningStore,
     ValidationError,
@@ -152,9 +153,11 @@ def test_model_failures_are_retried_then_parked_with_the_error(db: Db) -> None:
     machine = machine_with(store, max_attempts=2, retry_backoff=0.01)
     agent = Agent(model=model, db=db, learning=machine)
     agent.run("remember me", user_id="u", session_id="s")
-    agent.wait_idle(timeout=30)
+    with pytest.raises(LearningFailedError, match="scripted extraction failure"):
+        agent.wait_idle(timeout=30)
+    agent.wait_idle(timeout=30)  # each failure is reported once
 
-    failures = machine.failures()
+    failures = machine.service.failures()
     assert len(failures) == 1
     assert failures[0].attempts == 2
     assert "scripted extraction failure" in (failures[0].last_error or "")
@@ -171,9 +174,9 @@ def test_invalid_model_output_is_recorded_raw_and_nothing_learned_is_touched(db:
     bad = ScriptedModel(answers="ok", extraction={"notes": {"notes": "not a list"}})
     machine.model = bad
     Agent(model=bad, db=db, learning=machine).run("break", user_id="u", session_id="s")
-    machine.wait_idle(timeout=30)
+    machine.wait_idle(timeout=30, raise_on_failure=False)
 
-    (failure,) = machine.failures()
+    (failure,) = machine.service.failures()
     assert failure.raw_output is not None
     assert "not a list" in failure.raw_output
     assert "did not validate" in (failure.last_error or "")
@@ -244,7 +247,7 @@ def test_killed_process_leaves_pending_work_that_a_fresh_process_finishes(tmp_pa
         model=model,
         lease_seconds=1,
     )
-    assert len(machine.pending(status="running")) + len(machine.pending(status="pending")) == 1
+    assert len(machine.service.pending(statuses=("pending", "running"))) == 1
     machine.wait_idle(timeout=30)
     assert store.notes("u") == ["I was said before the crash"]
     assert model.extraction_calls == 1

@@ -19,7 +19,7 @@ def test_worker_command_finishes_work_enqueued_elsewhere(tmp_path: Path) -> None
     machine = build()
     machine.bind(db=SqliteDb(path))
     machine.process("I deploy on Fridays", user_id="u", session_id="s")
-    assert len(machine.pending(status="pending")) == 1
+    assert len(machine.service.pending(statuses=("pending",))) == 1
 
     done = subprocess.run(
         [
@@ -43,4 +43,4 @@ def test_worker_command_finishes_work_enqueued_elsewhere(tmp_path: Path) -> None
     assert "processed 1 ok, 0 failed" in done.stdout
     store = machine.stores["notes"]
     assert store.notes("u") == ["I deploy on Fridays"]  # type: ignore[attr-defined]
-    assert machine.pending(status="pending") == []
+    assert machine.service.pending(statuses=("pending",)) == []

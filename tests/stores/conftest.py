@@ -8,9 +8,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from learning_machines._turn_context import TurnContext
 from learning_machines.db import Db, LearningFilter, ListLearnings, ListProposals, Proposal
 from learning_machines.embedders import HashEmbedder
-from learning_machines.stores import BaseStore, StoreResources, WriteGate
+from learning_machines.stores import BaseStore, BoundTools, StoreResources, WriteGate
 
 S = TypeVar("S", bound=BaseStore)
 
@@ -20,9 +21,7 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 def bind_store(store: S, db: Db, name: str | None = None) -> S:
     """Attach ``store`` to ``db`` the way the machine does: resources plus a gate for its mode."""
     slot = name or store.learning_type
-    gate = WriteGate(
-        store_name=slot, learning_type=store.learning_type, mode=store.mode, db=db, store=store
-    )
+    gate = WriteGate(store_name=slot, learning_type=store.learning_type, mode=store.mode, db=db)
     store.bind(StoreResources(name=slot, db=db, embedder=HashEmbedder(), gate=gate))
     return store
 
@@ -54,8 +53,9 @@ def ctx(
 
 
 def tool(store: BaseStore, name: str, **context: Any) -> Callable[..., Any]:
-    """The tool called ``name`` that ``store`` offers in this turn."""
-    tools = {t.__name__: t for t in store.get_tools(**context)}  # type: ignore[attr-defined]
+    """The tool called ``name`` that ``store`` offers in this turn, as an async callable."""
+    bound = BoundTools(store.tool_specs(), TurnContext.from_kwargs(context))
+    tools = {t.__name__: t for t in bound.async_callables()}
     assert name in tools, f"{name} not in {sorted(tools)}"
     return tools[name]
 

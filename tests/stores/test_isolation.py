@@ -33,11 +33,11 @@ async def call_all_tools(store: Any, context: dict[str, Any]) -> list[str]:
     for t in store.get_tools(**context):
         name = t.__name__
         if name.startswith("search_"):
-            out.extend([await t(q) for q in QUERIES])
+            out.extend([t(q) for q in QUERIES])
         elif name == "lookup_entity":
             for q in [SECRET, "Acme", "Acme Corp", "Zanzibar Ltd"]:
-                out.append(await t(q))
-                out.append(await t(q, history=True))
+                out.append(t(q))
+                out.append(t(q, history=True))
     return out
 
 

@@ -1,0 +1,172 @@
+"""A turn, first-class: begun with what was learned and the tools, finished with what was said.
+
+``turn = await machine.abegin(message, user_id=..., session_id=...)`` gives the turn's typed
+:class:`~learning_machines.TurnContext`, the learned context for the system prompt, the tools
+bound to this turn and the session's recent history. ``await turn.afinish(messages)`` writes the
+turn's row, the recall marks and the pending work that learns from it in one transaction, then
+wakes the background worker. Any framework can drive a turn this way; our ``Agent`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._messages import ChatMessage, from_stored_json, to_chat_messages
+from .._sync import sync_twin
+from .._turn_context import TurnContext
+from ..db import AppendMessage, Db, EnqueueWork, MarkRecalled, Message, Op, PendingWork
+from ..exceptions import ValidationError
+from ..stores import BoundTools
+from ._context import LearningContext
+from ._jobs import CurationSchedule, ExtractionJob, encode_job
+from ._recall import RecallCache
+from ._registry import StoreRegistry
+
+__all__ = ["Turn", "TurnRecorder"]
+
+
+def _is_pydantic_ai(messages: Sequence[Any]) -> bool:
+    return bool(messages) and all(
+        type(m).__module__.startswith("pydantic_ai") and hasattr(m, "parts") for m in messages
+    )
+
+
+def _messages_json(messages: Sequence[Any]) -> tuple[str, list[ChatMessage]]:
+    """The turn's messages as stored (pydantic-ai's own JSON for its messages) and as chat."""
+    if _is_pydantic_ai(messages):
+        from pydantic_ai.messages import ModelMessagesTypeAdapter
+
+        text = ModelMessagesTypeAdapter.dump_json(list(messages)).decode()
+        return text, to_chat_messages(messages)
+    chat = to_chat_messages(messages)
+    return json.dumps([m.to_dict() for m in chat], ensure_ascii=False), chat
+
+
+class TurnRecorder:
+    """Writes finished turns and the work that learns from them, in one transaction each."""
+
+    def __init__(
+        self,
+        *,
+        db: Db,
+        registry: StoreRegistry,
+        schedule: CurationSchedule,
+        max_attempts: int,
+        recalled: RecallCache,
+        on_enqueued: Callable[[], None],
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.schedule = schedule
+        self.max_attempts = max_attempts
+        self.recalled = recalled
+        self.on_enqueued = on_enqueued
+
+    async def record(
+        self, turn: Turn, messages: str | Sequence[Any], *, answer: str | None
+    ) -> PendingWork | None:
+        """Store the turn's row, what it recalled, its extraction work and any curation due."""
+        ctx = turn.context
+        items = [messages] if isinstance(messages, str) else list(messages)
+        stored, chat = _messages_json(items)
+        user_text = ctx.message or next((m.content for m in chat if m.role == "user"), "")
+        if answer is None:
+            answer = next((m.content for m in reversed(chat) if m.role == "assistant"), "")
+        ops: list[Op[Any]] = [
+            AppendMessage(
+                message=Message(
+                    session_id=ctx.session_id,
+                    user_id=ctx.user_id,
+                    agent_id=ctx.agent_id,
+                    turn_id=ctx.turn_id,
+                    turn_index=ctx.turn_index,
+                    user_message=user_text,
+                    assistant_message=answer,
+                    messages_json=stored,
+                )
+            )
+        ]
+        ids = turn.learned.learning_ids
+        if ids:
+            ops.append(MarkRecalled(ids=tuple(ids), at=ctx.now))
+        slots = self.registry.background()
+        work: PendingWork | None = None
+        if slots:
+            job = ExtractionJob(
+                context=ctx,
+                stores=tuple(slot.name for slot in slots),
+                fingerprint={slot.name: slot.fingerprint() for slot in slots},
+            )
+            work = encode_job(job, max_attempts=self.max_attempts, route=self.registry.route())
+            ops.append(EnqueueWork(work=work))
+            if turn.learned.recalled:
+                self.recalled.put(ctx.turn_id, turn.learned.recalled)
+        curation = self.schedule.after_turn() if self.registry else None
+        if curation is not None:
+            ops.append(EnqueueWork(work=encode_job(curation, max_attempts=self.max_attempts)))
+        # The turn and the work that learns from it are durable before the answer returns.
+        await self.db.abatch(ops)
+        if work is not None or curation is not None:
+            self.on_enqueued()
+        return work
+
+
+class Turn:
+    """One turn of a conversation, from recall to the pending work that learns from it."""
+
+    def __init__(
+        self,
+        *,
+        context: TurnContext,
+        learned: LearningContext,
+        tools: BoundTools,
+        history: Sequence[Message],
+        recorder: TurnRecorder,
+    ) -> None:
+        self.context = context
+        """Who, when and what: the turn's typed context."""
+        self.learned = learned
+        """What the stores recalled, and the text to add to the system prompt."""
+        self.tools = tools
+        """The stores' tools bound to this turn (adapters for each framework)."""
+        self.history = list(history)
+        """The session's most recent turns before this one, oldest first."""
+        self.learning_work: PendingWork | None = None
+        """The pending work that learns from the turn, once finished (``None`` if none)."""
+        self._recorder = recorder
+        self._finished = False
+
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`afinish` was called."""
+        return self._finished
+
+    def history_messages(self) -> list[ChatMessage]:
+        """The session's earlier turns as chat messages, oldest first."""
+        out: list[ChatMessage] = []
+        for row in self.history:
+            out.extend(from_stored_json(row.messages_json))
+        return out
+
+    async def afinish(
+        self, messages: str | Sequence[Any], *, answer: str | None = None
+    ) -> PendingWork | None:
+        """Record the finished turn and queue its learning; returns the pending work.
+
+        ``messages`` is the whole turn — the user's message, the answer, tool calls and their
+        results — as pydantic-ai messages, ``{"role", "content"}`` dicts or ``ChatMessage``.
+        ``answer`` is the final answer when it is not the last assistant message. A turn is
+        finished once.
+        """
+        if self._finished:
+            raise ValidationError(
+                f"turn {self.context.turn_id} is already finished; begin a new turn for the "
+                "next message"
+            )
+        self.learning_work = await self._recorder.record(self, messages, answer=answer)
+        self._finished = True
+        return self.learning_work
+
+    finish = sync_twin(afinish)
