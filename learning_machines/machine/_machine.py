@@ -76,6 +76,7 @@ class LearningMachine:
         curate_every_turns: int | None = 100,
         curate_every: timedelta | None = None,
         drain_on_exit: float = 10.0,
+        dedup_judge: Model | str | bool = True,
     ) -> None:
         """Build a machine.
 
@@ -104,6 +105,10 @@ class LearningMachine:
             curate_every: Also enqueue a curation run at most once per this interval.
             drain_on_exit: Seconds this process keeps learning when the interpreter exits
                 (a script that ends right after its last turn), before handing back the rest.
+            dedup_judge: Who decides near duplicates similarity cannot (paraphrases in the
+                uncertain band): ``True`` asks the learning model, once per curation run (its
+                cost is in the run's report); a model of its own; or ``False`` (similarity and
+                lexical guards alone).
 
         """
         self.registry = StoreRegistry.from_config(
@@ -129,6 +134,7 @@ class LearningMachine:
         self.max_attempts = max_attempts
         self.schedule = CurationSchedule(every_turns=curate_every_turns, every=curate_every)
         self.drain_on_exit = drain_on_exit
+        self._dedup_judge = dedup_judge
         self.usage = LearningUsage()
         self._open = OpenTurns()
         self._parts: Parts | None = None
@@ -161,6 +167,15 @@ class LearningMachine:
         self._model = model
         if self._parts is not None:
             self._parts.worker.model = resolve_model(model) if model is not None else None
+
+    @property
+    def dedup_judge(self) -> Model | str | None:
+        """The model curation asks about uncertain near duplicates (``None``: none)."""
+        if self._dedup_judge is True:
+            return self._model
+        if self._dedup_judge is False:
+            return None
+        return self._dedup_judge
 
     @property
     def background(self) -> bool:
