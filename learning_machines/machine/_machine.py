@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic_ai.models import Model
 
@@ -24,7 +24,7 @@ from ..exceptions import ConfigurationError, LearningFailedError
 from ..stores import BoundTools
 from ._context import LearningContext
 from ._jobs import CurationSchedule
-from ._models import resolve_model
+from ._models import check_learning_model, resolve_model
 from ._open_turns import OpenTurns
 from ._parts import Parts
 from ._proposals import ProposalBook
@@ -32,9 +32,6 @@ from ._registry import StoreRegistry
 from ._service import LearningService
 from ._turn import Turn
 from ._worker import LearningUsage, Worker, WorkerSettings
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["LearningMachine"]
 
@@ -218,15 +215,9 @@ class LearningMachine:
         self._parts = Parts(self, db)
 
     def _check_model(self) -> None:
-        needs = self.registry.needing_a_model()
-        if needs and self._background and self._model is None:
-            raise ConfigurationError(
-                f"stores {', '.join(needs)} learn in the background and need a model: pass "
-                "model='provider:model' to LearningMachine(...) (or use it through Agent, whose "
-                "model is used by default), or background=False when a separate worker learns"
-            )
-        if needs and self._model is not None:
-            resolve_model(self._model)
+        check_learning_model(
+            self._model, needed_by=self.registry.needing_a_model(), background=self._background
+        )
 
     def _require(self) -> Parts:
         if self._parts is None:
