@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -123,17 +124,28 @@ def progress(
     total: int | None = None,
     stream: IO[str] | None = None,
     interval: float = 5.0,
+    heartbeat: bool = False,
 ) -> Iterator[Progress]:
     """Report long work on ``stream`` (default stderr) while the block runs.
 
     On a terminal (and not under ``CI``) a rich progress bar; otherwise a plain line at most
     every ``interval`` seconds. Call ``update(done, total)`` or ``advance()`` on what it yields,
-    or pass its ``update`` to library code as an ``on_progress`` callback.
+    or pass its ``update`` to library code as an ``on_progress`` callback. ``heartbeat`` keeps
+    showing the elapsed time for work that reports nothing itself.
     """
     out = stream if stream is not None else sys.stderr
     kind = _BarProgress if interactive(out) else Progress
     reporter = kind(description, total=total, stream=out, interval=interval)
+    stop = threading.Event()
+    if heartbeat:
+
+        def beat() -> None:
+            while not stop.wait(min(1.0, interval)):
+                reporter._show()
+
+        threading.Thread(target=beat, name="progress-heartbeat", daemon=True).start()
     try:
         yield reporter
     finally:
+        stop.set()
         reporter._close()
