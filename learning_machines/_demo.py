@@ -26,7 +26,7 @@ from rich.table import Table
 
 from ._agent import Agent, RunResult
 from ._modes import LearningMode
-from .db import utcnow
+from .db import Db, utcnow
 from .db._records import ALL_STATUSES
 from .exceptions import ConfigurationError
 from .machine import LearningMachine, LearningService
@@ -293,8 +293,7 @@ def _curation(console: Console, service: LearningService) -> None:
     )
 
 
-def _explore(console: Console, db_path: str, superseded: str) -> None:
-    db = "" if db_path == "learnings.db" else f" --db {db_path}"
+def _explore(console: Console, db: str, superseded: str) -> None:
     lines = [
         f"learning-machines show --user alice{db}",
         f"learning-machines proposals list --status all{db}",
@@ -304,18 +303,18 @@ def _explore(console: Console, db_path: str, superseded: str) -> None:
     lines.append(f"learning-machines curate --dry-run{db}")
     console.print("\n[bold]Explore what the demo wrote:[/bold]")
     for line in lines:
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
 
 
 def run_demo(
-    *, db_path: str, model: str | None, keep: bool, console: Console, mkdir: bool = False
+    *, db: Db, db_option: str = "", model: str | None, keep: bool, console: Console
 ) -> bool:
-    """Run the demo conversation and print what was learned and what Bob's agent receives.
+    """Run the demo conversation on ``db`` and print what was learned and what Bob receives.
 
-    Returns ``True`` when the run is healthy: Alice's private profile stayed out of Bob's context.
+    ``db_option`` is what the printed commands need to find the same db (``--db PATH``, or
+    nothing for the default). Returns ``True`` when the run is healthy: Alice's private
+    profile stayed out of Bob's context.
     """
-    from .cli._common import open_db
-
     started = time.perf_counter()
     script = _Script()
     scripted = model is None
@@ -339,7 +338,6 @@ def run_demo(
                 border_style="yellow",
             )
         )
-    db = open_db(db_path, create=True, mkdir=mkdir)
     machine = LearningMachine(
         user_profile=True,
         session_context=True,
@@ -355,7 +353,7 @@ def run_demo(
     service = machine.service
     try:
         if not keep:
-            _reset(service, db_path)
+            _reset(service, repr(db))
         console.print(Rule("Alice talks to her agent", align="left"))
         bob_context = bob_recalled = ""
         for user, session, message in DEMO_TURNS:
@@ -399,7 +397,7 @@ def run_demo(
             f"Extraction calls: {machine.usage.calls} for {machine.usage.turns} turns (one per "
             f"turn for all stores). Demo took {time.perf_counter() - started:.1f} s."
         )
-        _explore(console, db_path, superseded)
+        _explore(console, f" {db_option}" if db_option else "", superseded)
     finally:
         agent.close()
         db.close()

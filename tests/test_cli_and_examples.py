@@ -32,15 +32,6 @@ def test_custom_store_example_runs_and_project_id_reaches_the_store() -> None:
     assert "decided: we use PostgreSQL for Apollo" in done.stdout
 
 
-def test_demo_command_runs_offline_and_keeps_private_data_private(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--db", str(tmp_path / "demo.db")])
-    assert result.exit_code == 0, result.output
-    assert "scripted model" in result.output
-    assert "The context Bob's agent received" in result.output
-    assert "batches of 10k rows" in result.output  # Alice's shared insight reached Bob
-    assert "Extraction calls: 5 for 5" in " ".join(result.output.split())
-
-
 def test_show_lists_what_is_known_about_a_user_and_nothing_of_others(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     machine = LearningMachine(

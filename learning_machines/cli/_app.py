@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import time
 from typing import Annotated
 
@@ -25,6 +26,7 @@ from ._common import (
     console,
     db_url,
     model_name,
+    open_db,
     open_machine,
 )
 from ._group import DEBUG_ENV, Group, run, styled
@@ -78,10 +80,15 @@ def demo(
 ) -> None:
     """The whole learning loop on embedded defaults, offline, in seconds: see what it learns."""
     from .._demo import run_demo
+    from ..machine._models import resolve_model
 
-    if not run_demo(
-        db_path=db_url(db), model=model_name(model), keep=keep, mkdir=mkdir, console=console
-    ):
+    chosen = model_name(model)
+    if chosen is not None:
+        resolve_model(chosen)  # a missing SDK or key is said before anything is written
+    url = db_url(db)
+    backend = open_db(url, create=True, mkdir=mkdir)
+    option = "" if db is None else f"--db {shlex.quote(url)}"
+    if not run_demo(db=backend, db_option=option, model=chosen, keep=keep, console=console):
         raise typer.Exit(1)
 
 
@@ -105,7 +112,9 @@ def chat(
             "chat needs a real model: pass --model openai:gpt-4.1-mini (or set "
             "LEARNING_MACHINES_MODEL); `learning-machines demo` runs offline without one"
         )
-    learning = open_machine(db, machine, model=chosen, background=True, create=True, mkdir=mkdir)
+    learning = open_machine(
+        db, machine, model=chosen, background=True, learns=True, create=True, mkdir=mkdir
+    )
     agent = Agent(model=chosen, db=learning.db, learning=learning)
     console.print(f"[dim]Learning as {user!r} in session {session!r}. /quit to leave.[/dim]")
     last_context = ""
@@ -138,7 +147,7 @@ def worker(
     ] = 1.0,
 ) -> None:
     """Learn from turns other processes recorded (several workers may share a db)."""
-    learning = open_machine(db, machine, model=model_name(model))
+    learning = open_machine(db, machine, model=model_name(model), learns=True)
     needs = learning.registry.needing_a_model()
     if needs and learning.model is None:
         raise ConfigurationError(

@@ -171,6 +171,7 @@ def open_machine(
     model: Any = None,
     embedder: Any = None,
     background: bool = False,
+    learns: bool = False,
     create: bool = False,
     mkdir: bool = False,
 ) -> Any:
@@ -195,6 +196,8 @@ def open_machine(
             episodic_memory=True,
         )
     machine.background = background
+    if machine.db is None and (model is not None or not learns):
+        machine.model = model
     if machine.db is not None:
         if db is not None:
             raise ConfigurationError(
