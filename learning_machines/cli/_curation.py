@@ -60,11 +60,23 @@ def curate(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would change; write nothing.")
     ] = False,
+    judge_model: Annotated[
+        str | None,
+        typer.Option(
+            "--judge-model",
+            metavar="PROVIDER:MODEL",
+            help="A model that judges uncertain near duplicates, in one call per run.",
+        ),
+    ] = None,
     machine: MachineOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Merge duplicates, supersede outdated facts, archive what decayed; say what changed."""
     service = open_machine(db, machine).service
+    if judge_model:
+        from ..curation import ModelJudge
+
+        service.curator.judge = ModelJudge(judge_model)
     with progress("curating scopes") as bar:
         report = service.curate(
             user_id=user,

@@ -12,6 +12,15 @@ from ._decay import (
     retention_score,
 )
 from ._export import EXPORT_FORMAT, EXPORT_VERSION, export_user, import_user
+from ._judge import (
+    DEFAULT_JUDGE_BAND,
+    DedupJudge,
+    JudgeCost,
+    JudgePair,
+    JudgeVerdict,
+    ModelJudge,
+    band_pairs,
+)
 from ._similar import cosine, distinguishing, is_substitution, richness, value_conflict
 from ._write import (
     Confirm,
@@ -25,6 +34,7 @@ from ._write import (
 
 __all__ = [
     "CURATION_ACTIONS",
+    "DEFAULT_JUDGE_BAND",
     "DEFAULT_POLICIES",
     "DEFAULT_POLICY",
     "EXPORT_FORMAT",
@@ -35,10 +45,16 @@ __all__ = [
     "CurationPolicy",
     "CurationReport",
     "Curator",
+    "DedupJudge",
+    "JudgeCost",
+    "JudgePair",
+    "JudgeVerdict",
+    "ModelJudge",
     "ResolvedDate",
     "WritePolicy",
     "WriteResult",
     "annotate_dates",
+    "band_pairs",
     "cosine",
     "distinguishing",
     "export_user",

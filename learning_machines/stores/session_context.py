@@ -19,7 +19,7 @@ from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError
 from ._base import BaseStore, StoreConfig
 from ._protocol import Extraction
-from ._shared import fit_lines, kept_on_update, save, scope_filter, stable_id
+from ._shared import DIRECT_LOOKUP, fit_lines, kept_on_update, save, scope_filter, stable_id
 from ._tools import ToolSpec
 
 __all__ = [
@@ -243,6 +243,7 @@ class SessionContextStore(BaseStore):
             scope=scope_filter(
                 PRIVATE_NAMESPACE, self.learning_type, context, session_id=session_id
             ),
+            policy=DIRECT_LOOKUP,
         )
         return [result.learning.id]
 

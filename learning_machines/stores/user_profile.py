@@ -25,6 +25,7 @@ from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._protocol import Extraction
 from ._shared import (
+    DIRECT_LOOKUP,
     describe_mode_writes,
     fit_lines,
     kept_on_update,
@@ -226,6 +227,7 @@ class UserProfileStore(BaseStore):
             reason="profile " + ", ".join(sorted(k for k, v in updates.items() if v is not None)),
             context=context,
             scope=scope_filter(PRIVATE_NAMESPACE, self.learning_type, context),
+            policy=DIRECT_LOOKUP,
         )
         return [result.learning.id]
 
