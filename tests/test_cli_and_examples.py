@@ -32,6 +32,20 @@ def test_custom_store_example_runs_and_project_id_reaches_the_store() -> None:
     assert "decided: we use PostgreSQL for Apollo" in done.stdout
 
 
+def test_persistent_store_example_learns_into_the_db_and_another_process_sees_it() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "persistent_store.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "- decided: Apollo uses PostgreSQL" in done.stdout  # recalled by a fresh machine
+    assert "history: create by {'store': 'project', 'user_id': 'u1'}" in done.stdout
+
+
 def test_show_lists_what_is_known_about_a_user_and_nothing_of_others(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     machine = LearningMachine(

@@ -15,13 +15,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, create_model
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import capture_run_messages
 from pydantic_ai import messages as pa_messages
 from pydantic_ai.exceptions import AgentRunError, UnexpectedModelBehavior
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
+from pydantic_core import CoreSchema
 
 from .._messages import ChatMessage, transcript
 from ..exceptions import ModelError
