@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -185,9 +185,9 @@ class _Script:
 
     proposal_id: str = ""
     """The proposal made in the previous turn; a real model reads it from the tool result."""
-    calls: list[str] = field(default_factory=list)
 
     def tool_calls(self, prompt: str) -> list[tuple[str, dict[str, Any]]]:
+        """Propose the lesson; approve it when Alice says yes in her next message."""
         if prompt.startswith("Lesson learned:"):
             return [
                 (
@@ -207,6 +207,7 @@ class _Script:
 
     @staticmethod
     def answer(prompt: str, info: Any) -> str:
+        """The agent's fixed answers."""
         if prompt.startswith("Hi, I'm"):
             return "Nice to meet you, Alice. Short answers it is."
         if prompt.startswith("Lesson learned:"):

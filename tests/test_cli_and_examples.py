@@ -19,9 +19,10 @@ from learning_machines.testing import ScriptedModel
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_custom_store_example_runs_and_project_id_reaches_the_store() -> None:
+def _example(name: str) -> str:
+    """Run ``examples/NAME`` as a user would; its output."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "custom_store.py")],
+        [sys.executable, str(ROOT / "examples" / name)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -29,21 +30,18 @@ def test_custom_store_example_runs_and_project_id_reaches_the_store() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
-    assert "decided: we use PostgreSQL for Apollo" in done.stdout
+    return done.stdout
+
+
+def test_custom_store_example_runs_and_project_id_reaches_the_store() -> None:
+    stdout = _example("custom_store.py")
+    assert "decided: we use PostgreSQL for Apollo" in stdout
 
 
 def test_persistent_store_example_learns_into_the_db_and_another_process_sees_it() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "persistent_store.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert done.returncode == 0, done.stderr
-    assert "- decided: Apollo uses PostgreSQL" in done.stdout  # recalled by a fresh machine
-    assert "history: create by {'store': 'project', 'user_id': 'u1'}" in done.stdout
+    stdout = _example("persistent_store.py")
+    assert "- decided: Apollo uses PostgreSQL" in stdout  # recalled by a fresh machine
+    assert "history: create by {'store': 'project', 'user_id': 'u1'}" in stdout
 
 
 def test_show_lists_what_is_known_about_a_user_and_nothing_of_others(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ an id accepts the whole id or such a start. ``--json`` prints whole records for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -198,32 +199,6 @@ def proposals_list(
         )
 
 
-def _decide(
-    *,
-    approve: bool,
-    proposal_id: str,
-    by: str,
-    note: str | None,
-    db: str | None,
-    machine: str | None,
-    as_json: bool,
-) -> None:
-    service = open_machine(db, machine).service
-    whole = service.resolve_id(proposal_id, kind="proposal")
-    book = service.proposals
-    decided = (
-        book.approve(whole, by=by, note=note) if approve else book.reject(whole, by=by, note=note)
-    )
-    if as_json:
-        emit_json(decided)
-        return
-    saved = f"; saved as learning {decided.learning_id}" if decided.learning_id else ""
-    console.print(
-        f"{decided.status} {decided.id} ({decided.store} in {decided.namespace}) by "
-        f"{decided.decided_by}{saved}"
-    )
-
-
 ProposalId = Annotated[
     str,
     typer.Argument(
@@ -238,46 +213,50 @@ ByOption = Annotated[
 NoteOption = Annotated[str | None, typer.Option("--note", metavar="TEXT", help="Why (recorded).")]
 
 
-@proposals_app.command("approve")
-def proposals_approve(
-    proposal_id: ProposalId,
-    by: ByOption,
-    note: NoteOption = None,
-    db: DbOption = None,
-    machine: MachineOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Approve a proposal and write it (a HITL proposal needs a reviewer other than its user)."""
-    _decide(
+def _decision(*, approve: bool, doc: str) -> Callable[..., None]:
+    """The ``proposals approve`` or ``reject`` command (the same options, one verb apart)."""
+
+    def decide(
+        proposal_id: ProposalId,
+        by: ByOption,
+        note: NoteOption = None,
+        db: DbOption = None,
+        machine: MachineOption = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        service = open_machine(db, machine).service
+        whole = service.resolve_id(proposal_id, kind="proposal")
+        book = service.proposals
+        decided = (
+            book.approve(whole, by=by, note=note)
+            if approve
+            else book.reject(whole, by=by, note=note)
+        )
+        if as_json:
+            emit_json(decided)
+            return
+        saved = f"; saved as learning {decided.learning_id}" if decided.learning_id else ""
+        console.print(
+            f"{decided.status} {decided.id} ({decided.store} in {decided.namespace}) by "
+            f"{decided.decided_by}{saved}"
+        )
+
+    decide.__doc__ = doc
+    return decide
+
+
+proposals_app.command("approve")(
+    _decision(
         approve=True,
-        proposal_id=proposal_id,
-        by=by,
-        note=note,
-        db=db,
-        machine=machine,
-        as_json=as_json,
+        doc="Approve a proposal and write it (a HITL proposal needs a reviewer other than its "
+        "user).",
     )
-
-
-@proposals_app.command("reject")
-def proposals_reject(
-    proposal_id: ProposalId,
-    by: ByOption,
-    note: NoteOption = None,
-    db: DbOption = None,
-    machine: MachineOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Reject a proposal; nothing is written (the proposal is kept for audit)."""
-    _decide(
-        approve=False,
-        proposal_id=proposal_id,
-        by=by,
-        note=note,
-        db=db,
-        machine=machine,
-        as_json=as_json,
+)
+proposals_app.command("reject")(
+    _decision(
+        approve=False, doc="Reject a proposal; nothing is written (the proposal is kept for audit)."
     )
+)
 
 
 def register(app: typer.Typer) -> None:

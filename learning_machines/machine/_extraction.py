@@ -63,7 +63,8 @@ def combined_output_type(extractions: Mapping[str, Extraction]) -> type[BaseMode
     """One pydantic model with an optional field per store, typed by its ``output_type``.
 
     Its JSON schema (sent with every call) is the compact form of :func:`compact_schema`;
-    output is still validated against the full model.
+    output is still validated against the full model. A store whose output type is recursive
+    keeps pydantic's own schema (``$defs`` cannot all be inlined).
     """
     fields: dict[str, Any] = {
         name: (ext.output_type | None, Field(default=None)) for name, ext in extractions.items()
@@ -72,7 +73,10 @@ def combined_output_type(extractions: Mapping[str, Extraction]) -> type[BaseMode
     full: type[BaseModel] = create_model(
         "TurnLearnings", __config__=ConfigDict(extra="allow"), **fields
     )
-    schema = compact_schema(full.model_json_schema())
+    try:
+        schema = compact_schema(full.model_json_schema())
+    except ValueError:
+        return full
 
     class TurnLearnings(full):  # type: ignore[misc, valid-type]
         @classmethod

@@ -84,3 +84,18 @@ def test_the_combined_schema_is_a_third_smaller_and_validates_as_before() -> Non
         model.model_validate({"learned_knowledge": {"learnings": "not a list"}})
     parsed = model.model_validate({"user_profile": {"name": "Ann", "role": None}})
     assert parsed.user_profile.name == "Ann"
+
+
+def test_a_store_with_a_recursive_output_keeps_pydantics_schema() -> None:
+    from learning_machines import Extraction
+
+    class Node(BaseModel):
+        name: str
+        children: list[Node] = Field(default_factory=list)
+
+    model = combined_output_type(
+        {"tree": Extraction(output_type=Node, instructions="A tree of topics.")}
+    )
+    assert "$defs" in model.model_json_schema()
+    parsed = model.model_validate({"tree": {"name": "a", "children": [{"name": "b"}]}})
+    assert parsed.tree.children[0].name == "b"
