@@ -104,7 +104,7 @@ def pending(
     ] = None,
     kind: Annotated[
         str | None,
-        typer.Option("--kind", metavar="KIND", help="Only extraction or curation work."),
+        typer.Option("--kind", metavar="KIND", help="Only this kind of work: extract or curate."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", metavar="N", help="At most this many.")] = 100,
     as_json: JsonOption = False,
@@ -126,7 +126,8 @@ def pending(
     ids = service.short_ids([w.id for w in items], kind="work")
     table = _table("id", "kind", "status", "user", "tries", "error / waiting since")
     for w in items:
-        detail = w.last_error if w.status == "failed" else f"{w.created_at:%Y-%m-%d %H:%M}"
+        error = (w.last_error or "").strip().splitlines()
+        detail = error[0] if w.status == "failed" and error else f"{w.created_at:%Y-%m-%d %H:%M}"
         table.add_row(
             ids[w.id],
             w.kind,

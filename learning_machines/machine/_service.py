@@ -300,7 +300,7 @@ class LearningService:
 
         By default: waiting (``"pending"``), in progress (``"running"``) or parked after its
         last try (``"failed"``); finished work (``"done"``) only when asked for in
-        ``statuses``. ``kinds`` picks ``"extraction"`` or ``"curation"`` work.
+        ``statuses``. ``kinds`` picks ``"extract"`` or ``"curate"`` work.
         """
         bad = [s for s in statuses if s not in _WORK_STATUSES]
         if bad:

@@ -136,8 +136,9 @@ def test_pending_shows_why_work_failed(tmp_path: Path) -> None:
     assert code == 0
     assert "failed" in output
     assert "model said no" in output
+    assert "traceback lines" not in output  # the table shows the first line of the error
     code, output = run("pending", "--status", "failed", "--json", "--db", str(path))
-    assert json.loads(output)[0]["last_error"].startswith("model said no")
+    assert json.loads(output)[0]["last_error"] == "model said no\ntraceback lines"
     code, output = run("pending", "--status", "done", "--db", str(path))
     assert "No done learning work" in output
 
