@@ -77,7 +77,7 @@ def curate(
         from ..curation import ModelJudge
 
         service.curator.judge = ModelJudge(judge_model)
-    with progress("curating scopes") as bar:
+    with progress("curating scopes", heartbeat=True) as bar:
         report = service.curate(
             user_id=user,
             namespaces=namespace,
@@ -250,7 +250,7 @@ def import_(
     if not isinstance(data, dict):
         raise ValidationError(f"{file} is not a user export; pass a file written by `export`")
     service = open_machine(db, create=True, mkdir=mkdir).service
-    with progress(f"importing {file.name}"):
+    with progress(f"importing {file.name}", heartbeat=True):
         counts = service.import_(data)
     if as_json:
         emit_json({"user_id": data.get("user_id"), "written": counts})
@@ -282,7 +282,7 @@ def reembed(
 ) -> None:
     """Re-embed every learning whose vector another embedder made (after changing embedder)."""
     service = open_machine(db, machine, embedder=_embedder(embedder)).service
-    with progress(f"re-embedding with {service.embedder.name}") as bar:
+    with progress(f"re-embedding with {service.embedder.name}", heartbeat=True) as bar:
         report = service.reembed(batch_size=batch_size, on_progress=bar.update)
     if as_json:
         emit_json(report)

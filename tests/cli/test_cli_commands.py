@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -207,6 +208,12 @@ def test_progress_prints_plain_lines_off_a_terminal() -> None:
     with progress("quick", total=3, stream=quiet) as bar:  # done within the interval
         bar.update(3)
     assert quiet.getvalue() == ""
+
+    # Work that reports nothing itself still shows it is alive.
+    silent = io.StringIO()
+    with progress("waiting", stream=silent, interval=0.05, heartbeat=True):
+        time.sleep(1.0)
+    assert silent.getvalue().startswith("waiting: 0 done, ")
 
 
 def test_expected_errors_of_any_command_are_one_line_unexpected_ones_name_the_bug(
