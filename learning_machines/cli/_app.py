@@ -154,6 +154,9 @@ def worker(
             f"stores {', '.join(needs)} extract with a model: pass --model openai:gpt-4.1-mini "
             "(or set LEARNING_MACHINES_MODEL, or give --machine a model)"
         )
+    # A dedicated worker takes every kind of work: a turn its machine cannot honour (other
+    # stores, modes or namespaces) is parked loudly rather than left waiting unseen.
+    learning.worker.kinds = None
     total = 0
     while True:
         waiting = len(learning.service.pending(statuses=("pending",), limit=None))

@@ -42,7 +42,7 @@ from ..db import (
 from ..db._records import ALL_STATUSES
 from ..embedders import Embedder, aembed
 from ..exceptions import ConflictError, ModelError, NotFoundError, ValidationError
-from ._decay import CurationPolicy, policy_for, retention_score
+from ._decay import CurationPolicy, check_policies, policy_for, retention_score
 from ._export import export_user, import_user, learning_from_dict
 from ._judge import (
     DEFAULT_JUDGE_BAND,
@@ -197,6 +197,44 @@ def _plan_merges(
     return plan
 
 
+def _scopes_named(entries: Sequence[HistoryEntry]) -> list[tuple[str, str | None]]:
+    """``(namespace, private owner)`` pairs the snapshots of ``entries`` name, newest first."""
+    scopes: dict[tuple[str, str | None], None] = {}
+    for entry in reversed(entries):
+        for snap in (entry.new, entry.old):
+            if snap is not None:
+                namespace = str(snap.get("namespace", PRIVATE_NAMESPACE))
+                owner = snap.get("user_id") if namespace == PRIVATE_NAMESPACE else None
+                scopes.setdefault((namespace, None if owner is None else str(owner)), None)
+    return list(scopes)
+
+
+def _check_same_owner(
+    restored: Learning, row: Learning | None, entries: Sequence[HistoryEntry]
+) -> None:
+    """A restore never moves a row to another namespace or (private) owner.
+
+    History can hold entries written around the curator (an import, a hand-made entry); a
+    snapshot naming another owner must not hand the row to them. A deleted row's scope is the
+    one its whole history agrees on.
+    """
+    target = (
+        restored.namespace,
+        restored.user_id if restored.namespace == PRIVATE_NAMESPACE else None,
+    )
+    if row is not None:
+        scopes = [(row.namespace, row.user_id if row.namespace == PRIVATE_NAMESPACE else None)]
+    else:
+        scopes = _scopes_named(entries)
+    if scopes != [target]:
+        where = " or ".join(f"{ns!r} (owner {owner!r})" for ns, owner in scopes)
+        raise ValidationError(
+            f"History entry of learning {restored.id} names namespace {target[0]!r} (owner "
+            f"{target[1]!r}), but the learning is in {where}; a restore never moves a row to "
+            "another owner. Pick another entry, or restore by hand."
+        )
+
+
 class Curator:
     """Curation of one backend: runs, history, restore, forget, export and import.
 
@@ -218,7 +256,7 @@ class Curator:
         judge: DedupJudge | None = None,
         judge_band: float = DEFAULT_JUDGE_BAND,
     ) -> None:
-        """``policies`` override :data:`DEFAULT_POLICIES` per learning type.
+        """``policies`` override :data:`DEFAULT_POLICIES` per learning type (not store slot).
 
         ``judge`` (e.g. :class:`~learning_machines.curation.ModelJudge`) decides the near
         duplicates similarity cannot: pairs with a cosine from ``judge_band`` up to the policy's
@@ -230,6 +268,7 @@ class Curator:
         self.policies = dict(policies or {})
         self.judge = judge
         self.judge_band = judge_band
+        check_policies(self.policies)
 
     def policy(self, learning_type: str) -> CurationPolicy:
         """Return the policy used for ``learning_type``."""
@@ -348,7 +387,10 @@ class Curator:
         gone: set[str] = set()
         current = {r.id: r for r in rows}
 
-        for keep, absorbed, reason in _plan_merges(rows, policy, judged):
+        # Verbatim rows (episodes) are what was said: never folded into each other.
+        dedupe = policy.deduplicates(scope.learning_type)
+        merges = _plan_merges(rows, policy, judged) if dedupe else []
+        for keep, absorbed, reason in merges:
             keep = current[keep.id]
             merged = merge_learnings(keep, absorbed, now=now)
             current[keep.id] = merged
@@ -369,7 +411,7 @@ class Curator:
             )  # fmt: skip
 
         by_key: dict[str, list[Learning]] = {}
-        for row in current.values():
+        for row in current.values() if dedupe else ():
             key = _key(row)
             if key is not None and row.id not in gone:
                 by_key.setdefault(key, []).append(row)
@@ -476,22 +518,24 @@ class Curator:
         return run_sync(self.ahistory(learning_id))
 
     async def _current(self, learning_id: str) -> tuple[Learning | None, list[HistoryEntry]]:
-        """Return the stored row (``None`` if deleted) and its history (which names the owner)."""
+        """Return the stored row (``None`` if deleted) and its history.
+
+        The row is looked up in every scope its history names, newest first, so one entry
+        naming another owner cannot hide the real row.
+        """
         entries = await self.ahistory(learning_id)
-        snap = entries[-1].new or entries[-1].old or {}
-        namespace = str(snap.get("namespace", PRIVATE_NAMESPACE))
-        owner = snap.get("user_id")
-        rows: list[Learning] = await self.db.arun(
-            GetLearnings(
-                ids=(learning_id,),
-                filter=LearningFilter(
-                    namespaces=(namespace,),
-                    reader_user_id=owner if namespace == PRIVATE_NAMESPACE else None,
-                    statuses=ALL_STATUSES,
-                ),
+        for namespace, owner in _scopes_named(entries):
+            rows: list[Learning] = await self.db.arun(
+                GetLearnings(
+                    ids=(learning_id,),
+                    filter=LearningFilter(
+                        namespaces=(namespace,), reader_user_id=owner, statuses=ALL_STATUSES
+                    ),
+                )
             )
-        )
-        return (rows[0] if rows else None), entries
+            if rows:
+                return rows[0], entries
+        return None, entries
 
     async def aarchive(
         self, learning_id: str, reason: str = "", actor: Mapping[str, Any] | None = None
@@ -547,6 +591,7 @@ class Curator:
                 "earlier row to restore. Archive it instead."
             )
         restored = learning_from_dict(target.old)
+        _check_same_owner(restored, row, entries)
         if row is not None and row.search_text == restored.search_text:
             restored = dataclasses.replace(restored, embedding=row.embedding, embedder=row.embedder)
         elif (

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from ..db import Db
 from ._background import BackgroundRunner
+from ._jobs import CURATE, EXTRACT, extraction_kind
 from ._models import resolve_model
 from ._proposals import ProposalBook, approve_proposal_tool
 from ._recall import RecallCache, Recaller
@@ -44,6 +45,7 @@ class Parts:
             curate=lambda job: curator.acurate(**dict(job.options)),
             recalled=self.recalled,
             usage=machine.usage,
+            kinds=(CURATE, EXTRACT, extraction_kind(registry.route())),
         )
         self.runner = BackgroundRunner(
             worker=self.worker,

@@ -29,6 +29,7 @@ from ..curation import WritePolicy
 from ..db import PRIVATE_NAMESPACE, Learning, LearningFilter, ScoredLearning
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
+from ._config_values import name_value, whole_number
 from ._episode_ranking import EpisodeRanking, index_texts, search_episodes
 from ._shared import fit_lines, save, scope_filter, stable_id, turn_time
 from ._tools import ToolSpec
@@ -141,6 +142,18 @@ class EpisodicMemoryConfig(StoreConfig):
     """
     ranking: EpisodeRanking = field(default_factory=EpisodeRanking)
     """How turns are indexed and ranked (defaults measured on LoCoMo, ``docs/benchmarks.md``)."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.limit = whole_number(self.limit, field=self._field("limit"), minimum=1)
+        self.batch_size = whole_number(self.batch_size, field=self._field("batch_size"), minimum=1)
+        self.agent_name = name_value(self.agent_name, field=self._field("agent_name"))
+        if not isinstance(self.ranking, EpisodeRanking):
+            raise ConfigurationError(
+                f"{self._field('ranking')} must be an EpisodeRanking(...), not "
+                f"{type(self.ranking).__name__}"
+            )
 
     def create_store(self) -> EpisodicMemoryStore:
         """Build the store from this config."""

@@ -17,6 +17,7 @@ from .._sync import run_sync
 from .._turn_context import TurnContext
 from ..db import GLOBAL_NAMESPACE, PRIVATE_NAMESPACE, Learning, ScoredLearning
 from ._base import BaseStore, StoreConfig
+from ._config_values import number_value, whole_number
 from ._protocol import Extraction
 from ._shared import (
     describe_mode_writes,
@@ -90,6 +91,14 @@ class LearnedKnowledgeConfig(StoreConfig):
     (cosine; tuned for the default MiniLM embedder, where unrelated texts score about 0)."""
     max_tokens: int = 600
     """Token budget of the knowledge block in the system prompt."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.limit = whole_number(self.limit, field=self._field("limit"), minimum=1)
+        self.min_similarity = number_value(
+            self.min_similarity, field=self._field("min_similarity"), low=-1.0, high=1.0
+        )
 
     def create_store(self) -> LearnedKnowledgeStore:
         """Build the store from this config."""

@@ -18,6 +18,7 @@ from .._turn_context import TurnContext
 from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError
 from ._base import BaseStore, StoreConfig
+from ._config_values import flag_value
 from ._protocol import Extraction
 from ._shared import DIRECT_LOOKUP, fit_lines, kept_on_update, save, scope_filter, stable_id
 from ._tools import ToolSpec
@@ -107,6 +108,13 @@ class SessionContextConfig(StoreConfig):
     """Also track the session's goal, plan steps and progress (not only a summary)."""
     max_tokens: int = 400
     """Token budget of the session block in the system prompt."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.enable_planning = flag_value(
+            self.enable_planning, field=self._field("enable_planning")
+        )
 
     def create_store(self) -> SessionContextStore:
         """Build the store from this config."""

@@ -71,6 +71,15 @@ class UserProfileConfig(StoreConfig):
     max_tokens: int = 300
     """Token budget of the profile block in the system prompt."""
 
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        if not (isinstance(self.schema, type) and issubclass(self.schema, UserProfile)):
+            raise ConfigurationError(
+                f"{self._field('schema')} must be UserProfile or a subclass of it, not "
+                f"{self.schema!r}"
+            )
+
     def create_store(self) -> UserProfileStore:
         """Build the store from this config."""
         return UserProfileStore(self)
