@@ -53,11 +53,8 @@ DEMO_TURNS: list[tuple[str, str, str]] = [
         "Lesson learned: when backfilling a large Postgres table, update it in batches of 10k "
         "rows so that locks stay short.",
     ),
-    (
-        "alice",
-        "demo-alice-1",
-        "Yes, save it. By the way, Acme moved billing from MySQL to PostgreSQL 16.",
-    ),
+    ("alice", "demo-alice-1", "Yes, save it."),
+    ("alice", "demo-alice-1", "Acme moved billing from MySQL to PostgreSQL 16."),
     ("alice", "demo-alice-1", "Personal note: I prefer dark mode and I'm vegetarian."),
     (
         "bob",
@@ -213,7 +210,9 @@ class _Script:
         if prompt.startswith("Lesson learned:"):
             return "Good lesson. Shall I save it for the engineering team?"
         if prompt.startswith("Yes, save it"):
-            return "Saved for the team, and noted the move to PostgreSQL 16."
+            return "Saved for the engineering team."
+        if prompt.startswith("Acme moved"):
+            return "Noted: billing is on PostgreSQL 16 now."
         if "backfill" in prompt.lower():
             return (
                 "Backfill in batches of about 10k rows per transaction so each lock stays short. "
@@ -274,8 +273,8 @@ def _learned(console: Console, service: LearningService) -> str:
     console.print(table)
     episodes = service.learnings(user_id="alice", learning_type="episode", limit=None)
     console.print(
-        f"Episodic memory keeps Alice's {len(episodes)} messages and answers verbatim, "
-        "private to her."
+        f"Episodic memory keeps the {len(episodes)} messages of Alice's conversation (hers and "
+        "the agent's) verbatim, private to her."
     )
     return superseded
 
@@ -287,10 +286,12 @@ def _curation(console: Console, service: LearningService) -> None:
     kinds: dict[str, int] = {}
     for action in later.archived:
         kinds[action.learning_type or "?"] = kinds.get(action.learning_type or "?", 0) + 1
-    what = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "nothing"
+    what = ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items()))
     console.print(
-        f"A year from now, unused (dry run): it would archive {what}; profiles and entities "
-        "never decay. Archived rows keep their history and can be restored."
+        f"A year from now, unused (dry run): it would archive {len(later.archived)} learnings"
+        + (f" ({what})" if what else "")
+        + "; profiles and entities never decay. Archived rows keep their history and can be "
+        "restored."
     )
 
 
