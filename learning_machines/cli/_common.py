@@ -178,8 +178,10 @@ def open_machine(
     """The machine a command works with, bound to its db.
 
     ``spec`` names the app's own machine (so its stores and namespaces are honoured); without
-    it, every built-in store in its default configuration. ``background=False`` (the default)
-    means no model is needed: admin work never calls one.
+    it, every built-in store in its default configuration. ``model`` replaces the machine's
+    model. Unless the command ``learns`` (chat, worker), the machine's model is dropped: admin
+    work never calls a model, so it never needs the model's SDK or API key. ``background``
+    learns in this process (chat); ``create`` and ``mkdir`` are :func:`open_db`'s.
     """
     from ..machine import LearningMachine
 
