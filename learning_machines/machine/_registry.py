@@ -311,11 +311,14 @@ class StoreRegistry(Mapping[str, StoreSlot]):
         """Lend every bindable store the db, the embedder and a write gate for its mode."""
         for name, slot in self._slots.items():
             if isinstance(slot.store, BindableStore):
+                config = getattr(slot.store, "config", None)
                 gate = WriteGate(
                     store_name=name,
                     learning_type=slot.learning_type,
                     mode=slot.mode or LearningMode.BACKGROUND,
                     db=db,
+                    approval=str(getattr(config, "approval", "user")),
+                    screen=str(getattr(config, "screen", "hold")),
                 )
                 slot.store.bind(StoreResources(name=name, db=db, embedder=embedder, gate=gate))
 
