@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConflictError, ValidationError
 from ._decode import decode_rows
+from ._id_match import match_ids_sql
 from ._ops import (
     CountLearnings,
     DeleteLearnings,
@@ -22,6 +23,7 @@ from ._ops import (
     ListLearnings,
     ListScopes,
     MarkRecalled,
+    MatchIds,
     Op,
     PurgeUser,
     PutHistory,
@@ -404,6 +406,9 @@ _HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     PurgeUser: _purge_user,
     ListScopes: _list_scopes,
     PutHistory: _put_history,
+    MatchIds: lambda ctx, op: [
+        row["id"] for row in ctx.q(*match_ids_sql(op, param="%s")).fetchall()
+    ],
     **QUEUE_HANDLERS,
 }
 
