@@ -23,6 +23,7 @@ from ._ops import (
     UpdateWork,
 )
 from ._records import Message, PendingWork, Proposal, utcnow
+from ._sqlite_broad import SideIndexes
 from ._sqlite_rows import (
     MESSAGE_COLUMNS,
     PROPOSAL_COLUMNS,
@@ -37,7 +38,6 @@ from ._sqlite_rows import (
     to_json,
     work_params,
 )
-from ._vector_index import VectorCache
 
 __all__ = [
     "append_message",
@@ -71,7 +71,7 @@ def _limit(limit: int | None) -> int:
 # --- messages ---------------------------------------------------------------------------------
 
 
-def append_message(conn: sqlite3.Connection, op: AppendMessage, cache: VectorCache) -> Message:
+def append_message(conn: sqlite3.Connection, op: AppendMessage, cache: SideIndexes) -> Message:
     """Store a finished turn."""
     conn.execute(
         f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
@@ -81,7 +81,7 @@ def append_message(conn: sqlite3.Connection, op: AppendMessage, cache: VectorCac
     return op.message
 
 
-def list_messages(conn: sqlite3.Connection, op: ListMessages, cache: VectorCache) -> list[Message]:
+def list_messages(conn: sqlite3.Connection, op: ListMessages, cache: SideIndexes) -> list[Message]:
     """Return the last turns of the reader's own session, oldest first."""
     rows = conn.execute(
         "SELECT * FROM messages WHERE session_id = ? AND user_id IS ? "
@@ -99,7 +99,7 @@ def _work(conn: sqlite3.Connection, work_id: str) -> PendingWork | None:
     return None if row is None else row_to_work(row)
 
 
-def enqueue_work(conn: sqlite3.Connection, op: EnqueueWork, cache: VectorCache) -> PendingWork:
+def enqueue_work(conn: sqlite3.Connection, op: EnqueueWork, cache: SideIndexes) -> PendingWork:
     """Add work; an item with the same ``dedupe_key`` is returned instead of a second one."""
     w = op.work
     if w.dedupe_key is not None:
@@ -115,7 +115,7 @@ def enqueue_work(conn: sqlite3.Connection, op: EnqueueWork, cache: VectorCache) 
     return w
 
 
-def claim_work(conn: sqlite3.Connection, op: ClaimWork, cache: VectorCache) -> list[PendingWork]:
+def claim_work(conn: sqlite3.Connection, op: ClaimWork, cache: SideIndexes) -> list[PendingWork]:
     """Claim due items for one worker (the write lock makes it exclusive between workers)."""
     if op.limit <= 0:
         return []
@@ -180,7 +180,7 @@ def _held(conn: sqlite3.Connection, work_id: str, worker_id: str) -> PendingWork
     return item
 
 
-def finish_work(conn: sqlite3.Connection, op: FinishWork, cache: VectorCache) -> None:
+def finish_work(conn: sqlite3.Connection, op: FinishWork, cache: SideIndexes) -> None:
     """Mark a claimed item done."""
     _held(conn, op.id, op.worker_id)
     conn.execute(
@@ -190,7 +190,7 @@ def finish_work(conn: sqlite3.Connection, op: FinishWork, cache: VectorCache) ->
     )
 
 
-def update_work(conn: sqlite3.Connection, op: UpdateWork, cache: VectorCache) -> PendingWork:
+def update_work(conn: sqlite3.Connection, op: UpdateWork, cache: SideIndexes) -> PendingWork:
     """Replace the payload of a claimed item (progress for a resumable retry)."""
     item = _held(conn, op.id, op.worker_id)
     item = dataclasses.replace(item, payload=dict(op.payload), updated_at=utcnow())
@@ -201,7 +201,7 @@ def update_work(conn: sqlite3.Connection, op: UpdateWork, cache: VectorCache) ->
     return item
 
 
-def fail_work(conn: sqlite3.Connection, op: FailWork, cache: VectorCache) -> PendingWork:
+def fail_work(conn: sqlite3.Connection, op: FailWork, cache: SideIndexes) -> PendingWork:
     """Record a failure: retry later, or park as failed when out of tries or told not to retry."""
     item = _held(conn, op.id, op.worker_id)
     park = op.retry_at is None or item.attempts >= item.max_attempts
@@ -240,7 +240,7 @@ def _work_where(
     return (" AND ".join(clauses) or "1 = 1"), params
 
 
-def list_work(conn: sqlite3.Connection, op: ListWork, cache: VectorCache) -> list[PendingWork]:
+def list_work(conn: sqlite3.Connection, op: ListWork, cache: SideIndexes) -> list[PendingWork]:
     """Work items, oldest first."""
     w, params = _work_where(op.statuses, op.kinds)
     rows = conn.execute(
@@ -250,7 +250,7 @@ def list_work(conn: sqlite3.Connection, op: ListWork, cache: VectorCache) -> lis
     return [row_to_work(row) for row in rows]
 
 
-def count_work(conn: sqlite3.Connection, op: CountWork, cache: VectorCache) -> int:
+def count_work(conn: sqlite3.Connection, op: CountWork, cache: SideIndexes) -> int:
     """Count the items with these statuses (and kinds)."""
     w, params = _work_where(op.statuses, op.kinds)
     (n,) = conn.execute(f"SELECT COUNT(*) FROM pending_work WHERE {w}", params).fetchone()
@@ -266,7 +266,7 @@ _PROPOSAL_UPSERT = (
 )
 
 
-def put_proposal(conn: sqlite3.Connection, op: PutProposal, cache: VectorCache) -> Proposal:
+def put_proposal(conn: sqlite3.Connection, op: PutProposal, cache: SideIndexes) -> Proposal:
     """Insert or update a proposal; with ``expected_status``, only if the stored one matches."""
     p = op.proposal
     if op.expected_status is not None:
@@ -281,14 +281,14 @@ def put_proposal(conn: sqlite3.Connection, op: PutProposal, cache: VectorCache) 
     return p
 
 
-def get_proposal(conn: sqlite3.Connection, op: GetProposal, cache: VectorCache) -> Proposal | None:
+def get_proposal(conn: sqlite3.Connection, op: GetProposal, cache: SideIndexes) -> Proposal | None:
     """One proposal, or ``None``."""
     row = conn.execute("SELECT * FROM proposals WHERE id = ?", (op.id,)).fetchone()
     return None if row is None else row_to_proposal(row)
 
 
 def list_proposals(
-    conn: sqlite3.Connection, op: ListProposals, cache: VectorCache
+    conn: sqlite3.Connection, op: ListProposals, cache: SideIndexes
 ) -> list[Proposal]:
     """Proposals matching the op's filters, newest first."""
     clauses: list[str] = []
