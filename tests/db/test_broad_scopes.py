@@ -64,7 +64,18 @@ def private(text: str, user: str, key: str | None = None) -> Learning:
 
 
 def filler(n: int, ns: str = NS) -> list[Learning]:
-    words = "deploy release pipeline cache latency budget invoice tokyo chess coffee".split()
+    words = [
+        "deploy",
+        "release",
+        "pipeline",
+        "cache",
+        "latency",
+        "budget",
+        "invoice",
+        "tokyo",
+        "chess",
+        "coffee",
+    ]
     rng = np.random.default_rng(len(ns) + n)
     return [
         shared(" ".join(rng.choice(words, size=6)), ns=ns, key=f"{ns}-fill-{i}") for i in range(n)
@@ -234,7 +245,7 @@ def test_the_index_answers_like_the_exact_search(broad_db: Db) -> None:
         assert len(set(fast) & set(slow)) >= 8
 
 
-# --- SQLite files: other processes, crashes, reindex -------------------------------------------------
+# --- SQLite files: other processes, crashes, reindex ---------------------------------------------
 
 
 def test_another_connection_writes_and_the_index_follows(tmp_path: Path) -> None:
