@@ -242,7 +242,7 @@ def proposals_reject(
 
 
 def _register_optional() -> None:
-    for module in ("._curation", "._bench"):
+    for module in ("._curation", "._bench", "._reindex"):
         try:
             register = importlib.import_module(module, __package__).register
         except ModuleNotFoundError as exc:
