@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: A shared namespace with at least this many learnings is worth its own indexes.
-BROAD_SCOPE_ROWS = 2000
+BROAD_SCOPE_ROWS = 1000
 _K1 = 1.2
 _B = 0.75
 # Scope sizes (BM25's N) are cached this long: a namespace of thousands of rows changes its IDF

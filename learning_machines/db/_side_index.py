@@ -207,7 +207,8 @@ class SideIndex:
             end = begin + count * dt.itemsize
             if end > len(raw):
                 raise ValueError(f"{path} is truncated")
-            arrays[name] = raw[begin:end].view(dt).reshape(shape)
+            # A plain ndarray view: indexing a memmap subclass costs microseconds per call.
+            arrays[name] = raw[begin:end].view(np.ndarray).view(dt).reshape(shape)
         return cls(
             namespace=header["namespace"],
             db_id=int(header["db_id"]),

@@ -59,7 +59,7 @@ log = logging.getLogger("learning_machines")
 
 #: Shared namespaces with at least this many learnings get a side index (measured, see
 #: docs/scale.md: below it the SQL search is already a few milliseconds).
-BROAD_SCOPE_ROWS = 2000
+BROAD_SCOPE_ROWS = 1000
 # Fold the overlay into a new file once this share of the base has changed (at least 1,000 rows).
 _COMPACT_SHARE = 0.1
 _COMPACT_MIN = 1000

@@ -25,7 +25,7 @@ def test_reindex_rebuilds_a_missing_index_file(tmp_path: Path) -> None:
                     ),
                     change=Change(action="create"),
                 )
-                for i in range(2100)
+                for i in range(1100)
             ]
             + [
                 PutLearning(
@@ -39,7 +39,7 @@ def test_reindex_rebuilds_a_missing_index_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["reindex", "--db", str(path)])
     assert result.exit_code == 0, result.output
     assert "global" in result.output
-    assert "2,100" in result.output
+    assert "1,100" in result.output
     assert "none (small)" in result.output  # "team" stays in SQL
     assert len(list(folder.glob("*.lmx"))) == 1
     result = runner.invoke(app, ["reindex", "--db", str(path), "--namespace", "team"])
