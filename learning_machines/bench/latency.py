@@ -391,14 +391,18 @@ def _markdown(result: dict[str, Any]) -> str:
         "One hybrid top-10 `SearchLearnings` on the same databases (the search layer alone): "
         "one user's private scope, and the shared `global` namespace (5% of all rows):",
         "",
-        "| backend | learnings | scoped p50 | scoped p95 | broad p50 | broad p95 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| backend | learnings | scoped p50 | scoped p95 | broad p50 | broad p95 | "
+        "broad exact p50 | recall@10 vs exact (hybrid / keyword / vector) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["recall"]:
         sc, br = r["search_ms"]["scoped"], r["search_ms"]["broad"]
+        q = r["fast_vs_exact"]
         lines.append(
             f"| {r['backend']} | {r['rows']:,} | {sc['p50']:.1f} ms | {sc['p95']:.1f} ms | "
-            f"{br['p50']:.1f} ms | {br['p95']:.1f} ms |"
+            f"{br['p50']:.1f} ms | {br['p95']:.1f} ms | {q['exact_p50_ms']:.1f} ms | "
+            f"{q['hybrid_recall_at_10']:.3f} / {q['keyword_recall_at_10']:.3f} / "
+            f"{q['vector_recall_at_10']:.3f} ({q['queries']} queries) |"
         )
     e = result["query_embedding_ms"]
     lines += [
