@@ -40,6 +40,7 @@ from ._records import (
     new_id,
     utcnow,
 )
+from ._side_index import dot_rows
 from ._sqlite_broad import SideIndexes, broad_search, embedder_mismatch
 from ._sqlite_keyword import keyword_candidates
 from ._sqlite_rows import (
@@ -294,7 +295,7 @@ def _vector_candidates(
     matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), len(q))
     norms = np.linalg.norm(matrix, axis=1)
     norms[norms == 0] = 1.0
-    scores = (matrix @ q) / norms
+    scores = dot_rows(matrix, q.astype(np.float32)) / norms
     top = np.argpartition(-scores, n - 1)[:n] if len(rows) > n else np.arange(len(rows))
     return {int(rows[i][0]): float(scores[i]) for i in top.tolist()}
 
