@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import BackendError, ValidationError
+from ..exceptions import BackendError, ConfigurationError, ValidationError
 from . import _sqlite_curation as curation
 from . import _sqlite_learnings as learnings
 from . import _sqlite_queue as queue
@@ -141,7 +141,7 @@ class SqliteDb(Db):
         through a side index kept in ``<path>-lmindex/`` (see :meth:`reindex`).
         """
         if broad_scope_rows < 1:
-            raise ValidationError(f"broad_scope_rows must be at least 1, got {broad_scope_rows}")
+            raise ConfigurationError(f"broad_scope_rows must be at least 1, got {broad_scope_rows}")
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self.retries = retries

@@ -160,6 +160,7 @@ class SideIndexes:
         self.directory = directory
         self.threshold = threshold
         self._lock = threading.Lock()
+        self._building = threading.Lock()
         self._live: dict[str, LiveIndex] = {}
         # namespace -> (rows counted, write sequence then): skip recounting until enough writes
         # happened for the namespace to possibly reach the threshold.
@@ -188,7 +189,11 @@ class SideIndexes:
         if live is None:
             if small is not None and seq - small[1] < self.threshold - small[0]:
                 return None
-            live = self._open(conn, namespace, seq, db_id)
+            with self._building:  # one thread builds; the others then find it loaded
+                with self._lock:
+                    live = self._live.get(namespace)
+                if live is None:
+                    live = self._open(conn, namespace, seq, db_id)
             if live is None:
                 return None
         else:

@@ -425,3 +425,25 @@ def test_postgres_bulk_load_rebuilds_the_namespace_index() -> None:
         assert search(db, "lemur choir", key="lemur")[0] == "lemur choir rehearsal"
     finally:
         db.close()
+
+
+def test_threads_writing_and_searching_a_broad_namespace_see_their_writes(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    db = SqliteDb(tmp_path / "t.db", broad_scope_rows=5)
+    put(db, filler(30))
+
+    def work(worker: int) -> list[str]:
+        missed = []
+        for i in range(15):
+            text = f"worker{worker} marmot{i} observation"
+            put(db, [shared(text, key=text)])
+            if search(db, text, key=text)[0] != text:
+                missed.append(text)
+        return missed
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            assert [m for ms in pool.map(work, range(4)) for m in ms] == []
+    finally:
+        db.close()
