@@ -447,3 +447,25 @@ def test_threads_writing_and_searching_a_broad_namespace_see_their_writes(tmp_pa
             assert [m for ms in pool.map(work, range(4)) for m in ms] == []
     finally:
         db.close()
+
+
+def test_many_changes_fold_into_a_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from learning_machines.db import _sqlite_broad
+    from learning_machines.db._side_index import SideIndex
+
+    monkeypatch.setattr(_sqlite_broad, "_COMPACT_MIN", 5)
+    path = tmp_path / "fold.db"
+    with SqliteDb(path, broad_scope_rows=5) as db:
+        first = filler(20)
+        put(db, first)
+        db.reindex()
+        (index,) = (tmp_path / "fold.db-lmindex").glob("*.lmx")
+        before = SideIndex.load(index)
+        put(db, [shared(f"gecko {i} basking", key=f"gecko-{i}") for i in range(8)])
+        db.run(DeleteLearnings(ids=(first[0].id,), change=Change(action="delete")))
+        assert search(db, "gecko 3 basking", key="gecko-3")[0] == "gecko 3 basking"
+        after = SideIndex.load(index)
+        assert after.seq > before.seq
+        assert after.size == before.size + 8 - 1
+    with SqliteDb(path, broad_scope_rows=5) as db:
+        assert search(db, "gecko 5 basking", key="gecko-5")[0] == "gecko 5 basking"
