@@ -113,11 +113,21 @@ class SideIndex:
     post_row: npt.NDArray[np.int32]
     post_tf: npt.NDArray[np.float32]
     _term_ids: dict[str, int] | None = field(default=None, repr=False)
+    _impact: F32 | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
         """Rows in the base."""
         return len(self.pks)
+
+    @property
+    def impact(self) -> F32:
+        """Per posting, BM25's term-frequency part (length-normalised with :attr:`avgdl`)."""
+        if self._impact is None:
+            tf = self.post_tf
+            norm = K1 * (1 - B + B * self.doclen[self.post_row] / (self.avgdl or 1.0))
+            self._impact = (tf * (K1 + 1) / (tf + norm)).astype(np.float32)
+        return self._impact
 
     def term_id(self, term: str) -> int:
         """Position of ``term`` in :attr:`terms`, or -1."""
@@ -321,6 +331,7 @@ class LiveIndex:
         self.dead = np.zeros(base.size, dtype=bool)
         self.extra: dict[int, IndexRow] = {}
         self.seen_seq = base.seq
+        self._masks: dict[tuple[Any, ...], tuple[Bool, bool]] = {}
 
     @property
     def changes(self) -> int:
@@ -347,6 +358,7 @@ class LiveIndex:
         for pk, at in gone:
             if pk not in events or events[pk][0] < at:
                 events[pk] = (at, None)
+        self._masks.clear()
         for pk, (_, maybe) in events.items():
             pos = self._base_pos(pk)
             if pos >= 0:
@@ -394,7 +406,11 @@ class LiveIndex:
     # --- search --------------------------------------------------------------------------------
 
     def mask(self, types: Sequence[str] | None, statuses: Sequence[str]) -> Bool:
-        """Base rows that are alive and match the type and status filters."""
+        """Base rows that are alive and match the type and status filters (cached)."""
+        key = (None if types is None else tuple(types), tuple(statuses))
+        cached = self._masks.get(key)
+        if cached is not None:
+            return cached[0]
         b = self.base
         keep = ~self.dead
         if types is not None:
@@ -402,7 +418,11 @@ class LiveIndex:
             keep &= np.isin(b.type, np.asarray(codes, dtype=np.int16))
         status_codes = [i for i, s in enumerate(ALL_STATUSES) if s in statuses]
         keep &= np.isin(b.status, np.asarray(status_codes, dtype=np.int8))
+        self._masks[key] = (keep, bool(keep.all()))
         return keep
+
+    def _is_full(self, mask: Bool) -> bool:
+        return any(m is mask and full for m, full in self._masks.values())
 
     def extra_rows(self, types: Sequence[str] | None, statuses: Sequence[str]) -> list[IndexRow]:
         """Overlay rows matching the type and status filters."""
@@ -427,11 +447,14 @@ class LiveIndex:
     ) -> tuple[int, list[int]]:
         """Rows in scope and, per term, how many of them hold it (for IDF)."""
         b = self.base
+        full = self._is_full(mask)
         dfs: list[int] = []
         for term in terms:
             t = b.term_id(term)
             df = 0
-            if t >= 0:
+            if t >= 0 and full:
+                df = int(b.ptr[t + 1] - b.ptr[t])
+            elif t >= 0:
                 df = int(mask[b.post_row[b.ptr[t] : b.ptr[t + 1]]].sum())
             df += sum(1 for r in extra if term in r.terms)
             dfs.append(df)
@@ -447,29 +470,27 @@ class LiveIndex:
     ) -> list[Candidate]:
         """The ``n`` best rows by BM25 (IDF given, so several indexes can share statistics)."""
         b = self.base
-        rows_parts: list[npt.NDArray[np.int32]] = []
-        weight_parts: list[F32] = []
         avgdl = b.avgdl or 1.0
-        for term, w in zip(terms, idf, strict=True):
-            t = b.term_id(term)
-            if t < 0 or w <= 0:
-                continue
-            rows = b.post_row[b.ptr[t] : b.ptr[t + 1]]
-            keep = mask[rows]
-            rows = rows[keep]
-            tf = b.post_tf[b.ptr[t] : b.ptr[t + 1]][keep]
-            norm = K1 * (1 - B + B * b.doclen[rows] / avgdl)
-            rows_parts.append(rows)
-            weight_parts.append((w * tf * (K1 + 1) / (tf + norm)).astype(np.float32))
         out: list[Candidate] = []
-        if rows_parts:
-            all_rows = np.concatenate(rows_parts)
-            uniq, inverse = np.unique(all_rows, return_inverse=True)
-            scores = np.bincount(inverse, weights=np.concatenate(weight_parts))
-            top = _top(scores, n)
+        if b.size:
+            # Scatter each term's weighted impacts into one dense score array: a row holds a
+            # term at most once, so ``+=`` through the postings' row numbers is exact.
+            scores = np.zeros(b.size, dtype=np.float32)
+            impact = b.impact
+            for term, w in zip(terms, idf, strict=True):
+                t = b.term_id(term)
+                if t < 0 or w <= 0:
+                    continue
+                span = slice(int(b.ptr[t]), int(b.ptr[t + 1]))
+                scores[b.post_row[span]] += np.float32(w) * impact[span]
+            if not self._is_full(mask):
+                scores[~mask] = 0
+            hits = int(np.count_nonzero(scores))
+            top = _top(scores, min(n, hits))
             out = [
-                Candidate(int(b.pks[uniq[i]]), int(b.seqs[uniq[i]]), float(scores[i]))
+                Candidate(int(b.pks[i]), int(b.seqs[i]), float(scores[i]))
                 for i in top.tolist()
+                if scores[i] > 0
             ]
         for r in extra:
             score = 0.0

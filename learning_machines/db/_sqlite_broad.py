@@ -29,6 +29,7 @@ runs the exact SQL search, as does ``SearchLearnings(exact=True)``.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -509,17 +510,15 @@ def _verified(
     wanted = {c.pk: c.seq for c in candidates}
     if not wanted:
         return True
-    pks = list(wanted)
-    seen: dict[int, int] = {}
-    for start in range(0, len(pks), 500):
-        chunk = pks[start : start + 500]
-        seen.update(
-            conn.execute(
-                f"SELECT l.pk, l.seq FROM learnings l WHERE l.pk IN ({marks(len(chunk))}) "
-                f"AND {where}",
-                [*chunk, *params],
-            ).fetchall()
-        )
+    # CROSS JOIN fixes the join order: look each candidate up by its key. With ``pk IN (…)``
+    # the planner preferred the namespace index and walked the whole namespace (18 ms at 50k).
+    seen: dict[int, int] = dict(
+        conn.execute(
+            "SELECT l.pk, l.seq FROM json_each(?) c CROSS JOIN learnings l ON l.pk = c.value "
+            f"WHERE {where}",
+            [json.dumps(list(wanted)), *params],
+        ).fetchall()
+    )
     stale = [pk for pk, seq in wanted.items() if seen.get(pk) != seq]
     if stale:
         log.debug("side index candidates rejected by SQL (%d); exact search instead", len(stale))
