@@ -212,85 +212,82 @@ def _eligible(f: LearningFilter) -> tuple[str, ...] | None:
     return tuple(sorted(set(f.namespaces)))
 
 
-def _keyword(
-    cur: psycopg.Cursor[dict[str, Any]],
-    op: SearchLearnings,
-    state: BroadState,
-    namespaces: tuple[str, ...],
-    avgdl: float,
-    n: int,
-) -> dict[str, float]:
+def _keyword_sql(
+    op: SearchLearnings, namespaces: tuple[str, ...], size: int, avgdl: float, n: int
+) -> tuple[str, list[Any]]:
+    """BM25 over the postings of the query's lexemes: ``(id, score)``, best ``n``."""
     f = op.filter
-    size = state.scope_size(cur, f)
-    types_sql = "AND p.learning_type = ANY(%(types)s)" if f.learning_types is not None else ""
-    rows = cur.execute(
-        (
-            "WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %(query)s))),"
-            " p AS (SELECT p.learning_id, p.lexeme, p.tf, p.doclen FROM lm_postings p"
-            " JOIN q ON p.lexeme = q.lexeme WHERE p.namespace = ANY(%(ns)s)"
-            f" AND p.status = ANY(%(statuses)s) {types_sql}),"
-            " d AS (SELECT lexeme, count(*) AS df FROM p GROUP BY lexeme)"
-            " SELECT p.learning_id AS id, sum("
-            "ln(1 + (%(n)s - d.df + 0.5) / (d.df + 0.5)) * p.tf * %(k1p1)s"
-            " / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.doclen / %(avgdl)s))) AS score"
-            " FROM p JOIN d USING (lexeme) GROUP BY p.learning_id"
-            " ORDER BY score DESC, p.learning_id LIMIT %(limit)s"
-        ).encode(),
-        {
-            "query": op.query,
-            "ns": list(namespaces),
-            "statuses": list(f.statuses),
-            "types": list(f.learning_types or ()),
-            "n": max(size, 1),
-            "k1": _K1,
-            "k1p1": _K1 + 1,
-            "b": _B,
-            "avgdl": avgdl or 1.0,
-            "limit": n,
-        },
-    ).fetchall()
-    return {r["id"]: float(r["score"]) for r in rows}
+    types_sql = "AND p.learning_type = ANY(%s)" if f.learning_types is not None else ""
+    params: list[Any] = [op.query, list(namespaces), list(f.statuses)]
+    if f.learning_types is not None:
+        params.append(list(f.learning_types))
+    params += [max(size, 1), _K1 + 1, _K1, _B, _B, avgdl or 1.0, n]
+    sql = (
+        "WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))),"
+        " p AS (SELECT p.learning_id, p.lexeme, p.tf, p.doclen FROM lm_postings p"
+        " JOIN q ON p.lexeme = q.lexeme WHERE p.namespace = ANY(%s)"
+        f" AND p.status = ANY(%s) {types_sql}),"
+        " d AS (SELECT lexeme, count(*) AS df FROM p GROUP BY lexeme)"
+        " SELECT p.learning_id AS id, sum("
+        "ln(1 + (%s - d.df + 0.5) / (d.df + 0.5)) * p.tf * %s"
+        " / (p.tf + %s * (1 - %s + %s * p.doclen / %s))) AS score"
+        " FROM p JOIN d USING (lexeme) GROUP BY p.learning_id"
+        " ORDER BY score DESC, p.learning_id LIMIT %s"
+    )
+    return sql, params
 
 
-def _vector(
-    cur: psycopg.Cursor[dict[str, Any]],
-    op: SearchLearnings,
-    namespaces: tuple[str, ...],
-    where: str,
-    params: list[Any],
-    n: int,
-) -> dict[str, float] | None:
-    """Per-namespace partial HNSW searches, merged; ``None`` if they came back short."""
+def _vector_sql(
+    op: SearchLearnings, namespace: str, where: str, params: list[Any], n: int
+) -> tuple[str, list[Any]]:
+    """The namespace's HNSW walk under the full filter: ``(id, score)``, nearest ``n``."""
     assert op.vector is not None
     assert op.embedder is not None
     dims = len(op.vector)
     q = vector_literal(op.vector)
-    cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
-    cur.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(100, min(2 * n, 1000))),))
     cast = f"(l.embedding::vector({dims}))"
-    found: dict[str, float] = {}
-    for namespace in namespaces:
-        rows = cur.execute(
-            (
-                f"SELECT l.id, 1 - ({cast} <=> %s::vector({dims})) AS score FROM learnings l "
-                f"WHERE {_predicate(namespace, op.embedder, dims, 'l')} AND {where} "
-                f"ORDER BY {cast} <=> %s::vector({dims}) LIMIT %s"
-            ).encode(),
-            [q, *params, q, n],
-        ).fetchall()
-        found.update({r["id"]: float(r["score"]) for r in rows})
-    if len(found) < n:
-        # Fewer than asked: right only if the scope holds no more (counted up to n).
-        row = cur.execute(
-            (
-                "SELECT count(*) AS n FROM (SELECT 1 FROM learnings l WHERE "
-                f"l.embedder = %s AND vector_dims(l.embedding) = {dims} AND {where} LIMIT %s) s"
-            ).encode(),
-            [op.embedder, *params, n],
-        ).fetchone()
-        if row is None or int(row["n"]) > len(found):
-            return None  # a short walk: the exact search decides
-    return dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+    sql = (
+        f"SELECT l.id, 1 - ({cast} <=> %s::vector({dims})) AS score FROM learnings l "
+        f"WHERE {_predicate(namespace, op.embedder, dims, 'l')} AND {where} "
+        f"ORDER BY {cast} <=> %s::vector({dims}) LIMIT %s"
+    )
+    return sql, [q, *params, q, n]
+
+
+def _candidates(
+    cur: psycopg.Cursor[dict[str, Any]],
+    parts: list[tuple[str, str, list[Any]]],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Run the candidate queries ``(side, sql, params)`` in one round trip."""
+    sql = " UNION ALL ".join(
+        f"(SELECT '{side}' AS side, c.id, c.score FROM ({part}) c)" for side, part, _ in parts
+    )
+    keyword: dict[str, float] = {}
+    vector: dict[str, float] = {}
+    for r in cur.execute(sql.encode(), [p for _, _, ps in parts for p in ps]).fetchall():
+        (keyword if r["side"] == "k" else vector)[r["id"]] = float(r["score"])
+    return keyword, vector
+
+
+def _short(
+    cur: psycopg.Cursor[dict[str, Any]],
+    op: SearchLearnings,
+    found: int,
+    where: str,
+    params: list[Any],
+    n: int,
+) -> bool:
+    """Whether the HNSW walks returned fewer rows than the scope holds (counted up to n)."""
+    assert op.vector is not None
+    row = cur.execute(
+        (
+            "SELECT count(*) AS n FROM (SELECT 1 FROM learnings l WHERE "
+            f"l.embedder = %s AND vector_dims(l.embedding) = {len(op.vector)} AND {where} "
+            "LIMIT %s) s"
+        ).encode(),
+        [op.embedder, *params, n],
+    ).fetchone()
+    return row is None or int(row["n"]) > found
 
 
 def broad_search(
@@ -314,12 +311,14 @@ def broad_search(
     if any(ns not in scopes for ns in namespaces):
         return None
     n = max(op.candidates, op.limit)
-    keyword: dict[str, float] = {}
-    vector: dict[str, float] = {}
+    parts: list[tuple[str, str, list[Any]]] = []
     if op.method in ("hybrid", "keyword") and op.query.strip():
         avgdl = sum(scopes[ns] for ns in namespaces) / len(namespaces)
-        keyword = _keyword(cur, op, state, namespaces, avgdl, n)
-    if op.method in ("hybrid", "vector") and op.vector is not None:
+        size = state.scope_size(cur, op.filter)
+        parts.append(("k", *_keyword_sql(op, namespaces, size, avgdl, n)))
+    wants_vector = op.method in ("hybrid", "vector") and op.vector is not None
+    if wants_vector:
+        assert op.vector is not None
         dims = len(op.vector)
         if (
             op.embedder is None
@@ -327,10 +326,18 @@ def broad_search(
             or any((ns, op.embedder, dims) not in vectors for ns in namespaces)
         ):
             return None
-        found = _vector(cur, op, namespaces, where, params, n)
-        if found is None:
-            return None
-        vector = found
+        # Keep walking the graph until the filtered top-n is full (pgvector >= 0.8).
+        cur.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+            " set_config('hnsw.ef_search', %s, true)",
+            (str(max(100, min(2 * n, 1000))),),
+        )
+        parts += [("v", *_vector_sql(op, ns, where, params, n)) for ns in namespaces]
+    keyword, vector = _candidates(cur, parts) if parts else ({}, {})
+    if wants_vector:
+        if len(vector) < n and _short(cur, op, len(vector), where, params, n):
+            return None  # a short walk: the exact search decides
+        vector = dict(sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
     if op.method == "keyword":
         ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
     elif op.method == "vector":
