@@ -32,7 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._fusion import zscore_fuse
+from ._fusion import rank
 from ._ops import SearchLearnings
 from ._postgres_rows import learning_from_row, vector_literal
 from ._records import PRIVATE_NAMESPACE, LearningFilter, ScoredLearning
@@ -338,23 +338,38 @@ def broad_search(
         if len(vector) < n and _short(cur, op, len(vector), where, params, n):
             return None  # a short walk: the exact search decides
         vector = dict(sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
-    if op.method == "keyword":
-        ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
-    elif op.method == "vector":
-        ranked = sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))
-    else:
-        ranked = zscore_fuse(keyword=keyword, vector=vector, keyword_weight=op.keyword_weight)
+    ranked = rank(
+        keyword=keyword, vector=vector, method=op.method, keyword_weight=op.keyword_weight
+    )
     top = ranked[: op.limit]
     if not top:
         return []
+    found, missing = fetch_scored(
+        cur, top, keyword, vector, select=select, where=where, params=params
+    )
+    return None if missing else found  # never return a rejected row, never come up short
+
+
+def fetch_scored(
+    cur: psycopg.Cursor[dict[str, Any]],
+    top: list[tuple[str, float]],
+    keyword: dict[str, float],
+    vector: dict[str, float],
+    *,
+    select: str,
+    where: str = "TRUE",
+    params: list[Any] | None = None,
+) -> tuple[list[ScoredLearning], bool]:
+    """The learnings of ``top`` ``(id, score)`` passing ``where``, in order, and any missing.
+
+    A row is missing when it was deleted meanwhile or the filter rejects it.
+    """
     rows = cur.execute(
         f"SELECT {select} FROM learnings l WHERE l.id = ANY(%s) AND {where}".encode(),
-        [[key for key, _ in top], *params],
+        [[key for key, _ in top], *(params or [])],
     ).fetchall()
-    if len(rows) < len(top):
-        return None  # a candidate the filter rejects: never return it, never come up short
     by_id = {r["id"]: learning_from_row(r) for r in rows}
-    return [
+    found = [
         ScoredLearning(
             learning=by_id[key],
             score=score,
@@ -362,7 +377,9 @@ def broad_search(
             vector_score=vector.get(key),
         )
         for key, score in top
+        if key in by_id
     ]
+    return found, len(found) < len(top)
 
 
 # --- maintenance ----------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import EmbedderMismatchError, ValidationError
 from ._fusion import zscore_fuse
 from ._ops import SearchLearnings
-from ._postgres_broad import BroadState, broad_search
-from ._postgres_rows import learning_from_row, vector_literal
+from ._postgres_broad import BroadState, broad_search, fetch_scored
+from ._postgres_rows import vector_literal
 from ._records import ScoredLearning
 from ._where import filter_where
 
@@ -310,18 +310,5 @@ def search(
     top = fused[: op.limit]
     if not top:
         return []
-    rows = cur.execute(
-        f"SELECT {LEARNING_SELECT} FROM learnings l WHERE l.id = ANY(%s)".encode(),
-        ([key for key, _ in top],),
-    ).fetchall()
-    by_id = {r["id"]: learning_from_row(r) for r in rows}
-    return [
-        ScoredLearning(
-            learning=by_id[key],
-            score=score,
-            keyword_score=keyword.get(key),
-            vector_score=vector.get(key),
-        )
-        for key, score in top
-        if key in by_id
-    ]
+    # A row deleted since its candidate query ran is left out (read committed).
+    return fetch_scored(cur, top, keyword, vector, select=LEARNING_SELECT)[0]

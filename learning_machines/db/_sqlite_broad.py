@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import EmbedderMismatchError
-from ._fusion import zscore_fuse
+from ._fusion import rank
 from ._ops import SearchLearnings
 from ._records import PRIVATE_NAMESPACE, LearningFilter, ScoredLearning
 from ._side_index import Candidate, IndexRow, LiveIndex, SideIndex, bm25_idf, build_index
@@ -54,6 +54,7 @@ __all__ = [
     "broad_search",
     "embedder_mismatch",
     "index_directory",
+    "scored_rows",
 ]
 
 log = logging.getLogger("learning_machines")
@@ -417,18 +418,17 @@ def broad_search(
         return None
     kw = {c.pk: c.score for c in keyword}
     vs = {c.pk: c.score for c in vector}
-    if op.method == "keyword":
-        ranked = [(c.pk, c.score) for c in keyword]
-    elif op.method == "vector":
-        ranked = [(c.pk, c.score) for c in vector]
-    else:
-        fused = zscore_fuse(
-            keyword={str(k): v for k, v in kw.items()},
-            vector={str(k): v for k, v in vs.items()},
-            keyword_weight=op.keyword_weight,
-        )
-        ranked = [(int(k), s) for k, s in fused]
-    ranked = ranked[: op.limit]
+    ranked = rank(keyword=kw, vector=vs, method=op.method, keyword_weight=op.keyword_weight)
+    return scored_rows(conn, ranked[: op.limit], kw, vs)
+
+
+def scored_rows(
+    conn: sqlite3.Connection,
+    ranked: Sequence[tuple[int, float]],
+    keyword: dict[int, float],
+    vector: dict[int, float],
+) -> list[ScoredLearning]:
+    """The learnings of ``ranked`` ``(pk, score)``, in that order, with their side scores."""
     if not ranked:
         return []
     pks = [pk for pk, _ in ranked]
@@ -438,7 +438,10 @@ def broad_search(
     }
     return [
         ScoredLearning(
-            learning=rows[pk], score=score, keyword_score=kw.get(pk), vector_score=vs.get(pk)
+            learning=rows[pk],
+            score=score,
+            keyword_score=keyword.get(pk),
+            vector_score=vector.get(pk),
         )
         for pk, score in ranked
     ]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ValidationError
-from ._fusion import zscore_fuse
+from ._fusion import rank
 from ._ops import (
     CountLearnings,
     DeleteLearnings,
@@ -41,7 +41,7 @@ from ._records import (
     utcnow,
 )
 from ._side_index import dot_rows
-from ._sqlite_broad import SideIndexes, broad_search, embedder_mismatch
+from ._sqlite_broad import SideIndexes, broad_search, embedder_mismatch, scored_rows
 from ._sqlite_keyword import keyword_candidates
 from ._sqlite_rows import (
     LEARNING_COLUMNS,
@@ -319,34 +319,10 @@ def search_learnings(
         keyword = keyword_candidates(conn, op.query, op.filter, w, params, n)
     if op.method in ("vector", "hybrid") and op.vector is not None:
         vector = _vector_candidates(conn, op, w, params, n)
-    if op.method == "keyword":
-        ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
-    elif op.method == "vector":
-        ranked = sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))
-    else:
-        fused = zscore_fuse(
-            keyword={str(k): v for k, v in keyword.items()},
-            vector={str(k): v for k, v in vector.items()},
-            keyword_weight=op.keyword_weight,
-        )
-        ranked = [(int(k), score) for k, score in fused]
-    ranked = ranked[: op.limit]
-    if not ranked:
-        return []
-    pks = [pk for pk, _ in ranked]
-    rows = {
-        row["pk"]: row_to_learning(row)
-        for row in conn.execute(f"SELECT * FROM learnings WHERE pk IN ({marks(len(pks))})", pks)
-    }
-    return [
-        ScoredLearning(
-            learning=rows[pk],
-            score=score,
-            keyword_score=keyword.get(pk),
-            vector_score=vector.get(pk),
-        )
-        for pk, score in ranked
-    ]
+    ranked = rank(
+        keyword=keyword, vector=vector, method=op.method, keyword_weight=op.keyword_weight
+    )
+    return scored_rows(conn, ranked[: op.limit], keyword, vector)
 
 
 # --- forget -----------------------------------------------------------------------------------
