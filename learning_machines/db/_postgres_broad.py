@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._fusion import rank
@@ -297,12 +298,13 @@ def broad_search(
     where: str,
     params: list[Any],
     select: str,
+    check_embedders: Callable[[], None],
 ) -> list[ScoredLearning] | None:
     """Run ``op`` on the indexes of registered namespaces; ``None``: use the general search.
 
-    The caller has checked the embedders of the scope. ``select`` is the select list of a full
-    learning row (alias ``l``); ``where``/``params`` the SQL form of the filter, which the final
-    rows pass too.
+    ``select`` is the select list of a full learning row (alias ``l``); ``where``/``params``
+    the SQL form of the filter, which the final rows pass too; ``check_embedders`` raises if
+    rows in scope hold vectors of another embedder (called before any vector is compared).
     """
     namespaces = _eligible(op.filter)
     if namespaces is None or op.exact:
@@ -319,6 +321,7 @@ def broad_search(
     wants_vector = op.method in ("hybrid", "vector") and op.vector is not None
     if wants_vector:
         assert op.vector is not None
+        check_embedders()
         dims = len(op.vector)
         if (
             op.embedder is None

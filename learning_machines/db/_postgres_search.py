@@ -292,11 +292,14 @@ def search(
         raise ValidationError("method='vector' needs the query embedding: pass vector=...")
     where, params = filter_where(op.filter, param="%s", alias="l", json_text=json_text)
     if broad is not None and not op.exact:
-        if op.vector is not None and op.method != "keyword":
+
+        def check_embedders() -> None:
+            assert op.vector is not None
             if not op.vector:
                 raise ValidationError("the query vector is empty; pass the embedding of the query")
             _check_embedders(cur, op, len(op.vector), where, params)
-        fast = broad_search(cur, op, broad, where, params, LEARNING_SELECT)
+
+        fast = broad_search(cur, op, broad, where, params, LEARNING_SELECT, check_embedders)
         if fast is not None:
             return fast
     n = max(op.candidates, op.limit)

@@ -9,6 +9,7 @@ Several processes may write the same file. ``":memory:"`` uses one shared connec
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sqlite3
@@ -57,6 +58,8 @@ from ._sqlite_broad import BROAD_SCOPE_ROWS, SideIndexes, index_directory
 from ._sqlite_schema import migrate
 
 __all__ = ["SqliteDb"]
+
+log = logging.getLogger("learning_machines")
 
 _Handler = Callable[[sqlite3.Connection, Any, SideIndexes], Any]
 
@@ -280,7 +283,16 @@ class SqliteDb(Db):
         result: list[Any] = self._retrying(transaction)
         if any(isinstance(op, (DeleteLearnings, PurgeUser)) for op in ops):
             # Deleted or forgotten learnings leave the side index files now, not later.
-            self._retrying(lambda: self._read(self._cache.compact_removed))
+            try:
+                self._retrying(lambda: self._read(self._cache.compact_removed))
+            except BackendError as exc:
+                # The delete is committed and no search returns those rows (tombstones);
+                # only their words and vectors linger in the files until the next rewrite.
+                log.warning(
+                    "deleted learnings are gone, but rewriting the side index files failed "
+                    "(%s); run `learning-machines reindex` to remove their traces",
+                    exc,
+                )
         return result
 
     def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:

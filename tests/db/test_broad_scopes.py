@@ -469,3 +469,32 @@ def test_many_changes_fold_into_a_new_file(tmp_path: Path, monkeypatch: pytest.M
         assert after.size == before.size + 8 - 1
     with SqliteDb(path, broad_scope_rows=5) as db:
         assert search(db, "gecko 5 basking", key="gecko-5")[0] == "gecko 5 basking"
+
+
+def test_a_failed_file_rewrite_after_a_delete_keeps_the_delete_and_says_how_to_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from learning_machines.db._sqlite_broad import SideIndexes
+
+    def broken(self: object, conn: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with SqliteDb(tmp_path / "w.db", broad_scope_rows=5) as db:
+        rows = filler(20)
+        put(db, rows)
+        db.reindex()
+        monkeypatch.setattr(SideIndexes, "compact_removed", broken)
+        assert db.run(DeleteLearnings(ids=(rows[0].id,), change=Change(action="delete"))) == 1
+        assert "learning-machines reindex" in caplog.text
+        monkeypatch.undo()
+        found = db.run(
+            SearchLearnings(
+                filter=LearningFilter(namespaces=(NS,)),
+                query="",
+                vector=vec(f"{NS}-fill-0"),
+                embedder="e",
+                method="vector",
+                limit=1,
+            )
+        )
+        assert found[0].learning.id != rows[0].id
