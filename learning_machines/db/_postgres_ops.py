@@ -31,6 +31,8 @@ from ._ops import (
     SearchLearnings,
     SetEmbeddings,
 )
+from ._postgres_broad import BroadState
+from ._postgres_copy import COPY_MIN_ROWS, copy_learnings
 from ._postgres_queue import QUEUE_HANDLERS
 from ._postgres_rows import (
     LEARNING_COLUMNS,
@@ -56,7 +58,7 @@ __all__ = ["OpContext", "run_op", "run_ops"]
 class OpContext:
     """What op functions share: the cursor, the cache of vector indexes, pgvector's features."""
 
-    __slots__ = ("cur", "defer_indexes", "iterative_scan", "known_indexes")
+    __slots__ = ("broad", "cur", "defer_indexes", "iterative_scan", "known_indexes")
 
     def __init__(
         self,
@@ -65,7 +67,9 @@ class OpContext:
         *,
         iterative_scan: bool = True,
         defer_indexes: bool = False,
+        broad: BroadState | None = None,
     ) -> None:
+        self.broad = broad
         self.cur = cur
         self.known_indexes = known_indexes
         self.iterative_scan = iterative_scan
@@ -152,7 +156,12 @@ def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
             ctx.cur, embedder, dims, ctx.known_indexes, create=not ctx.defer_indexes
         )
     old = _lock_learnings(ctx, tuple(op.learning.id for op in ops))
-    ctx.cur.executemany(_UPSERT_LEARNING.encode(), params)
+    if len(ops) >= COPY_MIN_ROWS:
+        tail = _UPSERT_LEARNING[_UPSERT_LEARNING.index(" ON CONFLICT") :]
+        embeddings = [op.learning.embedding for op in ops]
+        copy_learnings(ctx.cur, LEARNING_COLUMNS, params, embeddings, tail)
+    else:
+        ctx.cur.executemany(_UPSERT_LEARNING.encode(), params)
     ctx.cur.executemany(
         _INSERT_HISTORY.encode(),
         [
@@ -358,7 +367,9 @@ _HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     GetLearnings: _get_learnings,
     ListLearnings: _list_learnings,
     CountLearnings: _count_learnings,
-    SearchLearnings: lambda ctx, op: search(ctx.cur, op, iterative_scan=ctx.iterative_scan),
+    SearchLearnings: lambda ctx, op: search(
+        ctx.cur, op, iterative_scan=ctx.iterative_scan, broad=ctx.broad
+    ),
     DeleteLearnings: _delete_learnings,
     MarkRecalled: _mark_recalled,
     ListEmbedders: _list_embedders,

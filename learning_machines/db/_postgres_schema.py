@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._postgres_broad import BROAD_SCHEMA
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -167,6 +169,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE embedding IS NOT NULL
         """,
     ),
+    # 3: large shared namespaces: BM25 postings, partial HNSW registry, inline vectors.
+    BROAD_SCHEMA,
 )
 
 #: The version a database has once every migration is applied.

@@ -227,12 +227,35 @@ _M004_FTS_SCOPE = [
     "(learning_type, namespace, status, embedder, seq)",
 ]
 
+# Side indexes of large shared namespaces (``_sqlite_broad.py``) catch up on what changed in their
+# namespace since they were built: rows by ``(namespace, seq)``, and a tombstone (with a write
+# sequence of its own) for every row that leaves a shared namespace, deleted or moved. ``db_id``
+# tells an index file which database it belongs to (a new file at the same path is another one).
+_GONE = (
+    "UPDATE lm_counters SET value = value + 1 WHERE name = 'seq'; "
+    "INSERT INTO learnings_gone (seq, pk, namespace) "
+    "SELECT value, old.pk, old.namespace FROM lm_counters WHERE name = 'seq';"
+)
+_M005_SIDE_INDEXES = [
+    "CREATE INDEX learnings_namespace_seq ON learnings (namespace, seq)",
+    "CREATE TABLE learnings_gone "
+    "(seq INTEGER PRIMARY KEY, pk INTEGER NOT NULL, namespace TEXT NOT NULL)",
+    "CREATE INDEX learnings_gone_namespace ON learnings_gone (namespace, seq)",
+    "CREATE TRIGGER learnings_gone_delete AFTER DELETE ON learnings "
+    f"WHEN old.namespace <> 'user' BEGIN {_GONE} END",
+    "CREATE TRIGGER learnings_gone_move AFTER UPDATE OF namespace ON learnings "
+    f"WHEN old.namespace <> new.namespace AND old.namespace <> 'user' BEGIN {_GONE} END",
+    "INSERT OR IGNORE INTO lm_counters (name, value) "
+    "VALUES ('db_id', abs(random()) % 9007199254740991)",
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
     ("write_sequence", _M002_WRITE_SEQUENCE),
     ("scope_indexes", _M003_SCOPE_INDEXES),
     ("fts_scope_tokens", _M004_FTS_SCOPE),
+    ("side_indexes", _M005_SIDE_INDEXES),
 ]
 
 _VERSION_TABLE = """

@@ -36,7 +36,7 @@ def resolve_model(model: Model | str) -> Model:
         ) from exc
     except UserError as exc:
         raise ConfigurationError(f"model {model!r} cannot be used: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - a provider SDK's own error (an empty API key …)
+    except Exception as exc:
         raise ConfigurationError(
             f"model {model!r} cannot be used: {type(exc).__name__}: {exc}"
         ) from exc

@@ -35,7 +35,6 @@ from learning_machines.db import (
 )
 from learning_machines.db._sqlite_rows import LEARNING_COLUMNS, learning_params
 from learning_machines.db._sqlite_schema import MIGRATIONS, migrate, schema_version
-from learning_machines.db._vector_index import VectorCache
 from learning_machines.exceptions import BackendError, ConflictError, ValidationError
 
 CREATE = Change(action="create")
@@ -305,27 +304,6 @@ def test_cache_follows_writes_of_other_connections(tmp_path: Path) -> None:
     assert top() == ["b"]
     reader.close()
     writer.close()
-
-
-def test_vector_cache_never_serves_a_stale_vector() -> None:
-    cache = VectorCache()
-
-    def blob(v: list[float]) -> bytes:
-        return np.asarray(v, dtype="<f4").tobytes()
-
-    cache.apply([(1, 5, "e", blob([1.0, 0.0])), (2, 6, "e", blob([0.0, 1.0]))], up_to_seq=6)
-    # An older snapshot's refresh arriving late does not overwrite the newer vector.
-    cache.apply([(1, 3, "e", blob([0.0, 1.0]))], up_to_seq=3)
-    q = np.asarray([1.0, 0.0], dtype=np.float32)
-    scores, missing = cache.score("e", q, np.array([1, 2]), np.array([5, 6]))
-    assert scores.tolist() == pytest.approx([1.0, 0.0])
-    assert missing.tolist() == []
-    # A row at a seq the cache has not seen is reported missing, not scored from the cache.
-    scores, missing = cache.score("e", q, np.array([1, 2, 9]), np.array([4, 6, 1]))
-    assert missing.tolist() == [0, 2]
-    # Moving a row to another embedder drops it from the first one.
-    cache.apply([(2, 7, "f", blob([0.0, 1.0]))], up_to_seq=7)
-    assert cache.score("e", q, np.array([2]), np.array([7]))[1].tolist() == [0]
 
 
 # --- forgetting -------------------------------------------------------------------------------
