@@ -48,6 +48,13 @@ class Db(ABC):
     def close(self) -> None:
         """Release connections and files. The object must not be used afterwards."""
 
+    def reindex(self, *, namespaces: Sequence[str] | None = None) -> dict[str, int]:
+        """Rebuild the search indexes of large shared namespaces; ``{namespace: rows}``.
+
+        A backend without such indexes has nothing to rebuild and returns ``{}``.
+        """
+        return {}
+
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""

@@ -191,6 +191,9 @@ class SearchLearnings(Op[list[ScoredLearning]]):
     """Weight of the keyword side in hybrid fusion (0.6: measured, see ``db/_fusion.py``)."""
     candidates: int = 50
     """Candidates taken from each side before fusion."""
+    exact: bool = False
+    """Skip the side indexes of large shared namespaces and rank in SQL (the reference the
+    indexes are checked against; slower, same isolation)."""
 
 
 @dataclass(frozen=True, kw_only=True)

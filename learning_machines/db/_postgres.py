@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import BackendError, ConfigurationError, ValidationError
 from ._base import Db
 from ._ops import Op
+from ._postgres_broad import (
+    BROAD_SCOPE_ROWS,
+    BroadState,
+    create_broad_vector_indexes,
+    drop_broad_vector_indexes,
+)
+from ._postgres_broad import reindex as reindex_broad
 from ._postgres_ops import OpContext, run_ops
 from ._postgres_schema import migrate
 from ._postgres_search import create_vector_indexes, drop_vector_indexes
@@ -31,8 +38,16 @@ _INSTALL_HINT = 'PostgresDb needs psycopg 3: pip install "learning-machines[post
 # SQLSTATEs worth retrying: the whole transaction is re-run from the start.
 _RETRYABLE = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
-# Every table PurgeUser deletes from or rewrites rows of.
-_ERASED_TABLES = ("learnings", "learning_history", "messages", "pending_work", "proposals")
+# Every table PurgeUser deletes from or rewrites rows of (``lm_postings``: the trigger on
+# ``learnings`` deletes a forgotten row's words from the postings of a broad namespace).
+_ERASED_TABLES = (
+    "learnings",
+    "learning_history",
+    "messages",
+    "pending_work",
+    "proposals",
+    "lm_postings",
+)
 
 
 def _import_psycopg() -> Any:
@@ -70,6 +85,9 @@ class _Pool:
             connect_timeout=max(1, int(self._connect_timeout)),
         )
         conn.execute("SET TIME ZONE 'UTC'")
+        # Prepared statements must not switch to generic plans: those ignore the namespace
+        # literal a partial index is matched by (see _postgres_broad).
+        conn.execute("SET plan_cache_mode = force_custom_plan")
         return conn
 
     def acquire(self) -> psycopg.Connection[dict[str, Any]]:
@@ -157,13 +175,16 @@ class PostgresDb(Db):
         connect_timeout: float = 10.0,
         retries: int = 3,
         migrate: bool = True,
+        broad_scope_rows: int = BROAD_SCOPE_ROWS,
         erase_on_forget: bool = True,
     ) -> None:
         """Connect to ``conninfo`` (a ``postgresql://`` URI or ``key=value`` string).
 
         ``pool_size`` caps open connections; ``pool_timeout`` is how long a call waits for one;
         ``retries`` is how often a transaction that hit a serialization failure or deadlock is
-        re-run; ``migrate=False`` skips creating/upgrading the schema (it must be current);
+        re-run; ``migrate=False`` skips creating/upgrading the schema (it must be current).
+        ``broad_scope_rows``: :meth:`reindex` gives a shared namespace with at least this many
+        learnings its own keyword postings and HNSW index.
         ``erase_on_forget`` runs :meth:`erase_deleted` (``VACUUM FULL``) after each forget.
         """
         psycopg = _import_psycopg()
@@ -178,6 +199,9 @@ class PostgresDb(Db):
         self._iterative_scan = True
         self._bulk_loads = 0
         self._bulk_lock = threading.Lock()
+        if broad_scope_rows < 1:
+            raise ConfigurationError(f"broad_scope_rows must be at least 1, got {broad_scope_rows}")
+        self._broad = BroadState(threshold=broad_scope_rows)
         self._pool = _Pool(
             conninfo, max_size=pool_size, timeout=pool_timeout, connect_timeout=connect_timeout
         )
@@ -260,6 +284,7 @@ class PostgresDb(Db):
                 known,
                 iterative_scan=self._iterative_scan,
                 defer_indexes=self._bulk_loads > 0,
+                broad=self._broad,
             )
             results = run_ops(ctx, ops)
         # Only indexes seen in committed data are remembered.
@@ -287,6 +312,7 @@ class PostgresDb(Db):
         _check_memory(maintenance_work_mem)
         with self._admin() as conn, conn.transaction():
             drop_vector_indexes(conn.cursor())
+            drop_broad_vector_indexes(conn.cursor())
         with self._bulk_lock:
             self._bulk_loads += 1
         try:
@@ -312,7 +338,34 @@ class PostgresDb(Db):
                     "SELECT set_config('maintenance_work_mem', %s, true)",
                     (maintenance_work_mem.strip(),),
                 )
-            return create_vector_indexes(cur)
+            return create_vector_indexes(cur) + create_broad_vector_indexes(cur)
+
+    def reindex(
+        self, *, namespaces: Sequence[str] | None = None, maintenance_work_mem: str = "1GB"
+    ) -> dict[str, int]:
+        """Give large shared namespaces their own indexes (or rebuild them); drop small ones'.
+
+        Every shared namespace (or those named) with at least ``broad_scope_rows`` learnings gets
+        BM25 postings (kept current by a trigger from then on) and a partial HNSW index per
+        embedder; writes wait while it runs. Run it after a large import (``bulk_load`` does),
+        or when a namespace has grown past the threshold: until then that namespace is searched
+        correctly but slowly. Returns ``{namespace: rows}`` (0: below the threshold).
+        """
+        _check_memory(maintenance_work_mem)
+        with self._admin() as conn, conn.transaction():
+            cur = conn.cursor()
+            cur.execute(
+                "SELECT set_config('maintenance_work_mem', %s, true)",
+                (maintenance_work_mem.strip(),),
+            )
+            done = reindex_broad(
+                cur,
+                threshold=self._broad.threshold,
+                namespaces=None if namespaces is None else list(namespaces),
+                build_vectors=self._bulk_loads == 0,
+            )
+        self._broad.forget()
+        return done
 
     def erase_deleted(self) -> None:
         """Rewrite the tables a forget touches, so deleted rows leave their files: VACUUM FULL.
@@ -324,12 +377,17 @@ class PostgresDb(Db):
         HNSW index of ``learnings`` is rebuilt): on a large database turn ``erase_on_forget``
         off and run this in a maintenance window. A lock not granted within a minute raises
         :class:`BackendError` rather than stall every other query behind it.
+
+        The planner's statistics sample column values (text included) whenever a table is
+        analyzed (by :meth:`reindex` or autovacuum): each table is analyzed again from the rows
+        left, and ``pg_statistic`` rewritten so the old samples leave its file too.
         """
         with self._admin() as conn:
             try:
                 conn.execute("SET lock_timeout = '60s'")
                 for table in _ERASED_TABLES:
-                    conn.execute(f"VACUUM (FULL) {table}".encode())
+                    conn.execute(f"VACUUM (FULL, ANALYZE) {table}".encode())
+                conn.execute("VACUUM (FULL) pg_statistic")
             except self._psycopg.Error as exc:
                 raise BackendError(
                     f"The deleted rows are gone from the tables, but VACUUM FULL failed ({exc}), "

@@ -33,6 +33,8 @@ from ._ops import (
     SetEmbeddings,
     version_conflict,
 )
+from ._postgres_broad import BroadState
+from ._postgres_copy import COPY_MIN_ROWS, copy_learnings
 from ._postgres_queue import QUEUE_HANDLERS
 from ._postgres_rows import (
     LEARNING_COLUMNS,
@@ -58,7 +60,7 @@ __all__ = ["OpContext", "run_op", "run_ops"]
 class OpContext:
     """What op functions share: the cursor, the cache of vector indexes, pgvector's features."""
 
-    __slots__ = ("cur", "defer_indexes", "iterative_scan", "known_indexes")
+    __slots__ = ("broad", "cur", "defer_indexes", "iterative_scan", "known_indexes")
 
     def __init__(
         self,
@@ -67,7 +69,9 @@ class OpContext:
         *,
         iterative_scan: bool = True,
         defer_indexes: bool = False,
+        broad: BroadState | None = None,
     ) -> None:
+        self.broad = broad
         self.cur = cur
         self.known_indexes = known_indexes
         self.iterative_scan = iterative_scan
@@ -127,6 +131,12 @@ def _lock_learnings(
     return decoded, {r["id"]: int(r["version"]) for r in rows}
 
 
+# Every write of a row takes the next version (a new row starts at 1, the column's default).
+_ON_CONFLICT = (
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in LEARNING_COLUMNS if c != "id")
+    + ", version = learnings.version + 1"
+)
 # The WHERE of the update is the version check for a put that creates (``expected_version=0``)
 # racing another creator: the row it conflicts with was not there to lock, so the check happens
 # here, atomically; no row comes back and the put raises ConflictError. Other checks are made on
@@ -141,12 +151,53 @@ _UPSERT_LEARNING = (
         else "%s"
         for c in LEARNING_COLUMNS
     )
-    + ", 1) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in LEARNING_COLUMNS if c != "id")
-    + ", version = learnings.version + 1"
+    + ", 1)"
+    + _ON_CONFLICT
     + " WHERE %s::bigint IS NULL OR learnings.version = %s::bigint"
     + " RETURNING version"
 )
+# A batch copied in (``_postgres_copy``) is one statement without per-row parameters, so the same
+# check is made on what it returns: a put with ``expected_version`` must have moved its row to
+# exactly the next version (a create racing another creator updated their row instead, to 2+;
+# raising rolls that back).
+_COPY_UPSERT_TAIL = _ON_CONFLICT + " RETURNING id, version"
+
+
+def _created_meanwhile(op: PutLearning) -> ConflictError:
+    return ConflictError(
+        f"Learning {op.learning.id!r} was created by another writer at the same time. "
+        "Nothing was written; read it and apply your change to what is stored.",
+        learning_id=op.learning.id,
+    )
+
+
+def _upsert_rows(ctx: OpContext, ops: list[PutLearning], params: list[list[Any]]) -> list[int]:
+    """Write the rows of ``ops`` (locked and version-checked); the version each one got."""
+    if len(ops) >= COPY_MIN_ROWS:
+        embeddings = [op.learning.embedding for op in ops]
+        returned = copy_learnings(ctx.cur, LEARNING_COLUMNS, params, embeddings, _COPY_UPSERT_TAIL)
+        got = {r["id"]: int(r["version"]) for r in returned}
+        versions = []
+        for op in ops:
+            version = got[op.learning.id]
+            if op.expected_version is not None and version != op.expected_version + 1:
+                raise _created_meanwhile(op)
+            versions.append(version)
+        return versions
+    ctx.cur.executemany(
+        _UPSERT_LEARNING.encode(),
+        [[*p, op.expected_version, op.expected_version] for p, op in zip(params, ops, strict=True)],
+        returning=True,
+    )
+    versions = []
+    for op in ops:
+        row = ctx.cur.fetchone()
+        if row is None:
+            # Created by a concurrent transaction after the lock query found nothing.
+            raise _created_meanwhile(op)
+        versions.append(int(row["version"]))
+        ctx.cur.nextset()
+    return versions
 
 
 def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
@@ -173,23 +224,10 @@ def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
         conflict = version_conflict(op, versions.get(op.learning.id))
         if conflict is not None:
             raise conflict
-    ctx.cur.executemany(
-        _UPSERT_LEARNING.encode(),
-        [[*p, op.expected_version, op.expected_version] for p, op in zip(params, ops, strict=True)],
-        returning=True,
-    )
-    written: list[Learning] = []
-    for op in ops:
-        row = ctx.cur.fetchone()
-        if row is None:
-            # Created by a concurrent transaction after the lock query found nothing.
-            raise ConflictError(
-                f"Learning {op.learning.id!r} was created by another writer at the same time. "
-                "Nothing was written; read it and apply your change to what is stored.",
-                learning_id=op.learning.id,
-            )
-        written.append(replace(op.learning, version=int(row["version"])))
-        ctx.cur.nextset()
+    written = [
+        replace(op.learning, version=version)
+        for op, version in zip(ops, _upsert_rows(ctx, ops, params), strict=True)
+    ]
     ctx.cur.executemany(
         _INSERT_HISTORY.encode(),
         [
@@ -397,7 +435,9 @@ _HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     GetLearnings: _get_learnings,
     ListLearnings: _list_learnings,
     CountLearnings: _count_learnings,
-    SearchLearnings: lambda ctx, op: search(ctx.cur, op, iterative_scan=ctx.iterative_scan),
+    SearchLearnings: lambda ctx, op: search(
+        ctx.cur, op, iterative_scan=ctx.iterative_scan, broad=ctx.broad
+    ),
     DeleteLearnings: _delete_learnings,
     MarkRecalled: _mark_recalled,
     ListEmbedders: _list_embedders,

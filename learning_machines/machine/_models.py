@@ -36,6 +36,10 @@ def resolve_model(model: Model | str) -> Model:
         ) from exc
     except UserError as exc:
         raise ConfigurationError(f"model {model!r} cannot be used: {exc}") from exc
+    except Exception as exc:
+        raise ConfigurationError(
+            f"model {model!r} cannot be used: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def check_learning_model(

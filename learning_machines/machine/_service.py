@@ -9,6 +9,7 @@ name without the leading ``a``) made by one helper.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -287,6 +288,14 @@ class LearningService:
                     break
         return Reembedded(embedder=name, updated=done, before=before)
 
+    async def areindex(self, *, namespaces: Sequence[str] | None = None) -> dict[str, int]:
+        """Rebuild the search indexes of large shared namespaces: ``{namespace: rows}``.
+
+        Searches never need it to be correct; run it after restoring a backup or a large import.
+        Namespaces below the size threshold lose their index (they are searched in SQL): ``0``.
+        """
+        return await asyncio.to_thread(self.db.reindex, namespaces=namespaces)
+
     # --- pending work -------------------------------------------------------------------------
 
     async def apending(
@@ -331,5 +340,6 @@ class LearningService:
     forget = sync_twin(aforget)
     export = sync_twin(aexport)
     import_ = sync_twin(aimport)
+    reindex = sync_twin(areindex)
     pending = sync_twin(apending)
     failures = sync_twin(afailures)

@@ -563,7 +563,9 @@ class EntityMemoryStore(BaseStore):
                 "contradicts a known one, set `replaces` to the known fact. Skip what is already "
                 "known and small talk."
             ),
-            current_state="\n".join(self.render(recalled))
+            # Always the facts: a message about "news" or "when" recalls timelines, but the model
+            # needs the known facts to say which one a new fact replaces.
+            current_state="\n".join(self.render(replace(recalled, question="facts")))
             if isinstance(recalled, EntityRecall)
             else "",
         )

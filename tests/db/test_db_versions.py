@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 
@@ -101,38 +102,100 @@ def test_an_update_of_a_missing_row_is_a_conflict(db: Db) -> None:
         db.run(PutLearning(learning=note("gone"), change=UPDATE, expected_version=3))
 
 
-def test_racing_creators_of_one_id_exactly_one_wins(db: Db) -> None:
-    ids = [uuid.uuid4().hex for _ in range(15)]
-    writers = 6
+def _race(writers: int, rounds: int, attempt: Callable[[int, int], object]) -> list[list[int]]:
+    """Run ``attempt(writer, round)`` on ``writers`` threads, released together each round.
+
+    Returns who succeeded in each round; a ConflictError is a lost race, any other error fails.
+    """
     barrier = threading.Barrier(writers)
-    wins: dict[str, list[int]] = {i: [] for i in ids}
+    wins: list[list[int]] = [[] for _ in range(rounds)]
     errors: list[BaseException] = []
 
-    def create(w: int) -> None:
+    def run(w: int) -> None:
         try:
-            for learning_id in ids:
+            for r in range(rounds):
                 barrier.wait(timeout=30)
                 try:
-                    db.run(
-                        PutLearning(
-                            learning=note(f"by {w}", id=learning_id),
-                            change=CREATE,
-                            expected_version=0,
-                        )
-                    )
-                    wins[learning_id].append(w)
+                    attempt(w, r)
+                    wins[r].append(w)
                 except ConflictError:
                     pass
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=create, args=(w,)) for w in range(writers)]
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(writers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
-    assert {i: len(w) for i, w in wins.items()} == dict.fromkeys(ids, 1)
-    for learning_id, [winner] in wins.items():
+    return wins
+
+
+def test_racing_creators_of_one_id_exactly_one_wins(db: Db) -> None:
+    ids = [uuid.uuid4().hex for _ in range(15)]
+    wins = _race(
+        6,
+        len(ids),
+        lambda w, r: db.run(
+            PutLearning(learning=note(f"by {w}", id=ids[r]), change=CREATE, expected_version=0)
+        ),
+    )
+    assert [len(w) for w in wins] == [1] * len(ids)
+    for learning_id, [winner] in zip(ids, wins, strict=True):
         row = get(db, learning_id)
         assert (row.search_text, row.version) == (f"by {winner}", 1)
+
+
+# PostgreSQL copies batches of 100+ puts in (``_postgres_copy``): the checks must hold there too.
+BIG = 120
+
+
+def test_large_batches_check_versions_like_small_ones(db: Db) -> None:
+    rows = [note(f"bulk {i}") for i in range(BIG)]
+    created = db.batch([PutLearning(learning=x, change=CREATE, expected_version=0) for x in rows])
+    assert {x.version for x in created} == {1}
+    updated = db.batch(
+        [
+            PutLearning(
+                learning=dataclasses.replace(x, search_text=f"{x.search_text} v2"),
+                change=UPDATE,
+                expected_version=1,
+            )
+            for x in created
+        ]
+    )
+    assert {x.version for x in updated} == {2}
+    # One stale put in a large batch refuses the whole batch.
+    stale = [
+        PutLearning(
+            learning=dataclasses.replace(x, search_text="lost"),
+            change=UPDATE,
+            expected_version=2 if i != 70 else 1,
+        )
+        for i, x in enumerate(updated)
+    ]
+    with pytest.raises(ConflictError) as caught:
+        db.batch(stale)
+    assert caught.value.learning_id == updated[70].id
+    with pytest.raises(ConflictError, match="already exists"):
+        db.batch([PutLearning(learning=x, change=CREATE, expected_version=0) for x in rows])
+    stored = db.run(GetLearnings(ids=tuple(x.id for x in rows), filter=SHARED))
+    assert {(x.search_text.endswith(" v2"), x.version) for x in stored} == {(True, 2)}
+
+
+def test_racing_large_batch_creators_exactly_one_wins(db: Db) -> None:
+    ids = [uuid.uuid4().hex for _ in range(BIG)]
+    [[winner]] = _race(
+        4,
+        1,
+        lambda w, _: db.batch(
+            [
+                PutLearning(learning=note(f"by {w}", id=i), change=CREATE, expected_version=0)
+                for i in ids
+            ]
+        ),
+    )
+    stored = db.run(GetLearnings(ids=tuple(ids), filter=SHARED))
+    assert {(x.search_text, x.version) for x in stored} == {(f"by {winner}", 1)}
+    assert len(stored) == BIG

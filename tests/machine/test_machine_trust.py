@@ -189,6 +189,9 @@ def test_model_strings_are_checked_when_the_machine_is_built(
         LearningMachine(db=db, model="nosuchprovider:model", user_profile=True)
     with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
         Agent(model="openai:gpt-4.1-mini", db=db, learning=True)
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    with pytest.raises(ConfigurationError, match="Missing credentials"):
+        LearningMachine(db=db, model="openai:gpt-4.1-mini", user_profile=True)
     # A machine that only records (a separate worker learns) needs no model at all.
     LearningMachine(db=db, user_profile=True, background=False)
 
@@ -286,3 +289,18 @@ def test_closed_means_closed_on_both_backends(db: Db) -> None:
     assert not db.closed
     db.close()
     assert db.closed
+
+
+def test_extraction_sees_known_facts_even_when_the_message_asks_about_news(db: Db) -> None:
+    model = ScriptedModel(extraction=demo_extraction)
+    machine = LearningMachine(
+        db=db, model=model, embedder=HashEmbedder(), entity_memory=True, background=False
+    )
+    machine.process("Acme runs billing on MySQL 5.7.", user_id="u", session_id="s")
+    machine.wait_idle(timeout=60)
+    machine.process(
+        "News: recently Acme moved billing to PostgreSQL 16.", user_id="u", session_id="s"
+    )
+    machine.wait_idle(timeout=60)
+    prompt = [c.prompt for c in model.calls if c.kind == "extraction"][-1]
+    assert "runs billing on MySQL 5.7" in prompt  # so the model can say what it replaces
