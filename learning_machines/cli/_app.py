@@ -45,8 +45,11 @@ ModelOption = Annotated[
 ]
 
 
-def load_machine(spec: str | None, *, db: Db, model: Any) -> Any:
-    """The machine named by ``module:attribute``, or one with every built-in store."""
+def load_machine(spec: str | None, *, db: Db, model: Any, background: bool = True) -> Any:
+    """The machine named by ``module:attribute``, or one with every built-in store.
+
+    ``background=False`` leaves learning to a separate ``learning-machines worker``.
+    """
     from ..machine import LearningMachine
 
     if spec:
@@ -57,6 +60,8 @@ def load_machine(spec: str | None, *, db: Db, model: Any) -> Any:
         )
         if not isinstance(machine, LearningMachine):
             raise typer.BadParameter(f"{spec} is not a LearningMachine")
+        if not background:
+            machine.background = False
         machine.bind(db=db, model=model)
         return machine
     return LearningMachine(
@@ -67,6 +72,7 @@ def load_machine(spec: str | None, *, db: Db, model: Any) -> Any:
         learned_knowledge=True,
         entity_memory=True,
         episodic_memory=True,
+        background=background,
     )
 
 
@@ -242,7 +248,7 @@ def proposals_reject(
 
 
 def _register_optional() -> None:
-    for module in ("._curation", "._bench"):
+    for module in ("._curation", "._bench", "._server"):
         try:
             register = importlib.import_module(module, __package__).register
         except ModuleNotFoundError as exc:
