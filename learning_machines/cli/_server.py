@@ -5,9 +5,11 @@ The server modules import lazily, so the rest of the CLI works without the ``ser
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +54,25 @@ KeysOption = Annotated[
         help="The keys file (TOML; $LEARNING_MACHINES_KEYS).",
     ),
 ]
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send this process's stdout (Python's and the C library's) to stderr meanwhile.
+
+    Loading a machine may print (a user's module, a native library); in stdio mode stdout
+    carries only the protocol.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _server_module() -> Any:
@@ -167,7 +188,8 @@ def mcp(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     server = _server_module()
-    learning = _machine(db, machine, model, background)
+    with _stdout_to_stderr():
+        learning = _machine(db, machine, model, background)
     gateway = server.Gateway(learning)
     try:
         anyio.run(lambda: server.serve_stdio(gateway, user_id=user, result_cap=result_cap))

@@ -81,7 +81,7 @@ async def begin_turn(body: TurnIn, principal: Authenticated, gateway: GatewayDep
         turn_id=turn.context.turn_id,
         session_id=turn.context.session_id,
         turn_index=turn.context.turn_index,
-        context=turn.learned.text,
+        context=gateway.context_text(turn),
         learning_ids=list(turn.learned.learning_ids),
         tools=[t for t in turn.tools.schemas(style="openai") if t["function"]["name"] in offered],
         history=[m.to_dict() for m in turn.history_messages()],

@@ -40,6 +40,10 @@ logger = logging.getLogger("learning_machines.server")
 #: CLI, never through an agent (which could answer a confirmation by itself).
 HIDDEN_TOOLS = frozenset({"approve_proposal"})
 
+#: What the turn's guidance says about approving in chat, and what the server says instead.
+_CHAT_APPROVAL = "When they confirm in a later message, call approve_proposal."
+_SERVER_APPROVAL = "They approve it in the app (its review page or API), not in this chat."
+
 #: The most rows one list call returns.
 MAX_LIMIT = 500
 
@@ -167,6 +171,11 @@ class Gateway:
         )
         self.turns.put(user, turn)
         return turn
+
+    @staticmethod
+    def context_text(turn: Turn) -> str:
+        """The turn's context block, its guidance matching the tools the server offers."""
+        return turn.learned.text.replace(_CHAT_APPROVAL, _SERVER_APPROVAL)
 
     def open_turn(self, principal: Principal, turn_id: str) -> Turn:
         """An open turn the principal began."""

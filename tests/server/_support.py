@@ -68,7 +68,7 @@ def auth(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS[name]}"}
 
 
-def make_machine(db: Db, *, background: bool = False) -> LearningMachine:
+def make_machine(db: Db | None, *, background: bool = False) -> LearningMachine:
     """Every store, every mode: profile HITL, knowledge PROPOSE (private), entities AGENTIC."""
     return LearningMachine(
         db=db,
@@ -84,10 +84,9 @@ def make_machine(db: Db, *, background: bool = False) -> LearningMachine:
 
 
 def machine() -> LearningMachine:
-    """The machine ``learning-machines mcp --machine tests.server._support:machine`` serves."""
-    import os
-
-    return make_machine(SqliteDb(os.environ["LM_TEST_DB"]), background=True)
+    """The machine ``learning-machines mcp --machine tests.server._support:machine`` serves
+    (the command gives it its ``--db``)."""
+    return make_machine(None, background=True)
 
 
 def proposal_id(text: str) -> str:
@@ -232,3 +231,12 @@ def sqlite(tmp_path: Path) -> SqliteDb:
 def run(coro: Any) -> Any:
     """Run a coroutine from sync test code on a fresh loop."""
     return asyncio.run(coro)
+
+
+def noisy_machine() -> LearningMachine:
+    """:func:`machine`, after printing to stdout (as a user's module might)."""
+    import os
+
+    print("NOISE from the user's module")
+    os.write(1, b"NOISE from native code\n")
+    return machine()
