@@ -58,7 +58,7 @@ class PrincipalOut(BaseModel):
 class TurnIn(BaseModel):
     """Begin a turn: recall what helps answer ``message``."""
 
-    message: str = Field(max_length=MAX_MESSAGE, description="The user's message.")
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE, description="The user's message.")
     session_id: str | None = Field(default=None, description="The conversation (new if absent).")
     agent_id: str | None = Field(default=None, description="The agent answering, if it matters.")
     history_turns: int = Field(
@@ -114,7 +114,7 @@ class FinishOut(BaseModel):
 class RememberIn(BaseModel):
     """Record an exchange without a begun turn."""
 
-    user_message: str = Field(max_length=MAX_MESSAGE)
+    user_message: str = Field(min_length=1, max_length=MAX_MESSAGE)
     assistant_message: str = Field(max_length=MAX_MESSAGE)
     session_id: str | None = None
 

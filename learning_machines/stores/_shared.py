@@ -66,14 +66,22 @@ def turn_time(context: Mapping[str, Any]) -> datetime:
 
 
 def provenance(store: BaseStore, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Where a learning came from: user, session, turn, mode and store slot."""
+    """Where a learning came from: user, session, turn, mode and store slot.
+
+    A write held for approval also records who approved it and the proposal.
+    """
     return {
         "user_id": context.get("user_id"),
         "session_id": context.get("session_id"),
         "turn_id": context.get("turn_id"),
         "mode": str(context.get("mode") or store.mode.value),
         "store": store.resources.name,
+        **_approval(context),
     }
+
+
+def _approval(context: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: context[k] for k in ("approved_by", "proposal_id") if context.get(k)}
 
 
 def kept_on_update(row: Learning | None) -> dict[str, Any]:
@@ -100,6 +108,7 @@ def change_for(store: BaseStore, action: str, reason: str, context: Mapping[str,
             "store": store.resources.name,
             "mode": str(context.get("mode") or store.mode.value),
             "user_id": context.get("user_id"),
+            **_approval(context),
         },
         reason=reason,
         turn_id=context.get("turn_id"),
