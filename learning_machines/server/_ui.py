@@ -162,10 +162,10 @@ def _user_url(user_id: str) -> str:
     return f"/ui/users/{quote(user_id, safe='')}"
 
 
-def graph_layout(graph: EntityGraph, *, width: int = 640, height: int = 400) -> dict[str, Any]:
+def graph_layout(graph: EntityGraph, *, width: int = 640, height: int = 460) -> dict[str, Any]:
     """Positions for the entity graph picture: the entity in the middle, neighbours around."""
     cx, cy = width / 2, height / 2
-    radius = min(width, height) / 2 - 60
+    radius = min(width, height) / 2 - 50
     ids = list(graph.neighbours)
     nodes = [
         {
@@ -196,17 +196,10 @@ def graph_layout(graph: EntityGraph, *, width: int = 640, height: int = 400) -> 
     lines = []
     for source, target, label in edges:
         (x1, y1), (x2, y2) = place[source], place[target]
-        lines.append(
-            {
-                "x1": x1,
-                "y1": y1,
-                "x2": x2,
-                "y2": y2,
-                "label": label,
-                "lx": (x1 + x2) / 2,
-                "ly": (y1 + y2) / 2 - 6,
-            }
-        )
+        # The label sits halfway along its edge, a little aside, clear of both names.
+        ox, oy = (x1, y1) if source != graph.entity.id else (x2, y2)
+        lx, ly = cx + 0.5 * (ox - cx) + 4, cy + 0.5 * (oy - cy) - 6
+        lines.append({"x1": x1, "y1": y1, "x2": x2, "y2": y2, "label": label, "lx": lx, "ly": ly})
     return {"width": width, "height": height, "nodes": nodes, "edges": lines}
 
 

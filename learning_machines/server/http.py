@@ -127,7 +127,9 @@ class _SecurityHeaders:
                 names = {name.lower() for name, _ in headers}
                 extra = [
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
+                    # Not "no-referrer": browsers then send "Origin: null" on the UI's own
+                    # form posts, and the CSRF origin check must tell those apart.
+                    (b"referrer-policy", b"same-origin"),
                 ]
                 if b"cache-control" not in names:
                     extra.append((b"cache-control", b"no-store"))
