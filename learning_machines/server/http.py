@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
@@ -21,6 +23,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .._ids import identity_key
 from ..exceptions import (
     ConflictError,
     IsolationError,
@@ -106,7 +109,19 @@ class _McpEndpoint:
                 send, 403, b'{"detail":"MCP acts as one user: use a user key, not a reviewer key"}'
             )
             return
-        await self.manager.handle_request({**scope, PRINCIPAL_SCOPE_KEY: principal}, receive, send)
+        # The SDK binds a session to the principal that opened it (scope["user"]); the handlers
+        # read the principal of each request from the scope, never from the session.
+        user = AuthenticatedUser(
+            AccessToken(
+                token="-",  # the key itself is never passed on
+                client_id="learning-machines",
+                scopes=[principal.role.value],
+                subject=f"{principal.role.value}:{identity_key(principal.name)}",
+            )
+        )
+        await self.manager.handle_request(
+            {**scope, "user": user, PRINCIPAL_SCOPE_KEY: principal}, receive, send
+        )
 
 
 class _SecurityHeaders:
@@ -172,7 +187,7 @@ def create_app(
         ],
     )
     manager = StreamableHTTPSessionManager(
-        app=mcp_server, json_response=True, stateless=True, security_settings=security
+        app=mcp_server, json_response=True, stateless=False, security_settings=security
     )
 
     @contextlib.asynccontextmanager

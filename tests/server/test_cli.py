@@ -1,4 +1,4 @@
-"""``learning-machines serve`` as a newcomer runs it: a keys file, the default machine, 127.0.0.1."""
+"""``learning-machines serve`` as a newcomer runs it: a keys file, the default machine, loopback."""
 
 from __future__ import annotations
 

@@ -247,6 +247,37 @@ async def test_http_mcp_needs_a_user_key(tmp_path: Path) -> None:
             assert evil.status_code in (400, 421)
 
 
+async def test_an_mcp_session_answers_only_the_key_that_opened_it(tmp_path: Path) -> None:
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"},
+        },
+    }
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    accept = {"Accept": "application/json, text/event-stream"}
+    with live(SqliteDb(tmp_path / "s.db")) as (server, _gateway):
+        async with httpx2.AsyncClient(timeout=30) as http:
+            url = f"{server.url}/mcp"
+            opened = await http.post(url, json=initialize, headers={**accept, **auth("alice")})
+            session = opened.headers["mcp-session-id"]
+            version = {"mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
+            theirs = await http.post(
+                url, json=listing, headers={**accept, **version, **auth("bob")}
+            )
+            assert theirs.status_code == 404
+            ended = await http.delete(url, headers={**version, **auth("bob")})
+            assert ended.status_code == 404
+            mine = await http.post(
+                url, json=listing, headers={**accept, **version, **auth("alice")}
+            )
+            assert mine.status_code == 200, mine.text
+
+
 async def test_every_result_is_capped_and_says_so(db: Db) -> None:
     machine = make_machine(db)
     gateway = Gateway(machine)
