@@ -285,7 +285,7 @@ async def get_entity(
     }
 
 
-@users.post("/import", include_in_schema=True)
+@users.post("/import")
 async def import_export(
     data: Annotated[dict[str, Any], Body()], principal: Authenticated, gateway: GatewayDep
 ) -> dict[str, int]:

@@ -23,6 +23,17 @@ from learning_machines.server.mcp import build_mcp_server, local_user
 from ._support import auth, live, make_machine, principal, seed
 
 ROOT = Path(__file__).resolve().parents[2]
+#: A raw MCP initialize request (the 2025-06-18 handshake).
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    },
+}
 STORE_TOOLS = {
     "update_user_profile",
     "search_learnings",
@@ -135,19 +146,9 @@ def test_stdout_of_the_stdio_server_is_protocol_only_even_when_the_machine_print
     tmp_path: Path,
 ) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    hello = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"},
-        },
-    }
     listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
     lines = [
-        json.dumps(hello),
+        json.dumps(INITIALIZE),
         json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
         json.dumps(listing),
     ]
@@ -215,55 +216,35 @@ async def test_http_client_lists_and_calls_tools_with_a_bearer_key(db: Db) -> No
 
 
 async def test_http_mcp_needs_a_user_key(tmp_path: Path) -> None:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"},
-        },
-    }
     headers = {"Accept": "application/json, text/event-stream"}
     with live(SqliteDb(tmp_path / "x.db")) as (server, _gateway):
         async with httpx2.AsyncClient(timeout=30) as http:
             url = f"{server.url}/mcp"
-            nokey = await http.post(url, json=initialize, headers=headers)
+            nokey = await http.post(url, json=INITIALIZE, headers=headers)
             assert nokey.status_code == 401
             assert nokey.headers["www-authenticate"] == "Bearer"
             wrong = await http.post(
-                url, json=initialize, headers={**headers, "Authorization": "Bearer nope"}
+                url, json=INITIALIZE, headers={**headers, "Authorization": "Bearer nope"}
             )
             assert wrong.status_code == 401
-            reviewer = await http.post(url, json=initialize, headers={**headers, **auth("carol")})
+            reviewer = await http.post(url, json=INITIALIZE, headers={**headers, **auth("carol")})
             assert reviewer.status_code == 403
-            ok = await http.post(url, json=initialize, headers={**headers, **auth("alice")})
+            ok = await http.post(url, json=INITIALIZE, headers={**headers, **auth("alice")})
             assert ok.status_code == 200
             # A page on another site cannot drive it through the browser (DNS rebinding).
             evil = await http.post(
-                url, json=initialize, headers={**headers, **auth("alice"), "Host": "evil.example"}
+                url, json=INITIALIZE, headers={**headers, **auth("alice"), "Host": "evil.example"}
             )
             assert evil.status_code in (400, 421)
 
 
 async def test_an_mcp_session_answers_only_the_key_that_opened_it(tmp_path: Path) -> None:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"},
-        },
-    }
     listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
     accept = {"Accept": "application/json, text/event-stream"}
     with live(SqliteDb(tmp_path / "s.db")) as (server, _gateway):
         async with httpx2.AsyncClient(timeout=30) as http:
             url = f"{server.url}/mcp"
-            opened = await http.post(url, json=initialize, headers={**accept, **auth("alice")})
+            opened = await http.post(url, json=INITIALIZE, headers={**accept, **auth("alice")})
             session = opened.headers["mcp-session-id"]
             version = {"mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
             theirs = await http.post(
