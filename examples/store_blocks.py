@@ -39,7 +39,6 @@ def bind(store: BaseStore) -> Any:
         learning_type=store.learning_type,
         mode=store.mode,
         db=DB,
-        store=store,  # type: ignore[arg-type]
     )
     store.bind(StoreResources(name=store.learning_type, db=DB, embedder=EMBEDDER, gate=gate))
     return store
@@ -50,7 +49,7 @@ def turn(message: str = "", user: str = "alice") -> dict[str, Any]:
 
 
 def tools(store: BaseStore) -> dict[str, Any]:
-    return {t.__name__: t for t in store.get_tools(**turn())}  # type: ignore[attr-defined]
+    return {t.__name__: t for t in store.get_tools(**turn())}
 
 
 def show(title: str, store: BaseStore, block: str) -> None:
@@ -64,7 +63,7 @@ def show(title: str, store: BaseStore, block: str) -> None:
 
 async def main() -> None:
     profile = bind(UserProfileConfig(mode=LearningMode.AGENTIC).create_store())
-    await tools(profile)["update_user_profile"](
+    tools(profile)["update_user_profile"](
         name="Alice Martin",
         preferred_name="Ali",
         role="staff engineer",
@@ -78,7 +77,7 @@ async def main() -> None:
     session = bind(
         SessionContextConfig(mode=LearningMode.AGENTIC, enable_planning=True).create_store()
     )
-    await tools(session)["update_session_context"](
+    tools(session)["update_session_context"](
         summary="Moving billing from MySQL to PostgreSQL; decided to use logical replication.",
         goal="Cut over billing to PostgreSQL with no downtime",
         plan=["set up replication", "backfill history", "switch reads", "switch writes"],
@@ -88,20 +87,20 @@ async def main() -> None:
 
     knowledge = bind(LearnedKnowledgeConfig(mode=LearningMode.AGENTIC).create_store())
     save = tools(knowledge)["save_learning"]
-    await save(
+    save(
         title="Backfill before switching reads",
         learning="Backfill history before pointing reads at the new database, or reports "
         "show gaps.",
         context="database migrations",
         tags=["migration", "postgres"],
     )
-    await save(
+    save(
         title="Retry only idempotent calls",
         learning="Retry HTTP calls only when they are idempotent, with exponential backoff.",
         context="calling payment APIs",
         tags=["http"],
     )
-    await save(
+    save(
         title="Pin dependencies",
         learning="Pin exact versions in a lock file for reproducible builds.",
         tags=["python"],
@@ -111,17 +110,17 @@ async def main() -> None:
 
     entities = bind(EntityMemoryConfig(mode=LearningMode.AGENTIC).create_store())
     t = tools(entities)
-    await t["save_entity"](
+    t["save_entity"](
         name="Acme", entity_type="company", description="Alice's employer", aliases=["Acme Corp"]
     )
-    await t["save_entity_fact"](entity="Acme", fact="runs billing on MySQL")
-    await t["save_entity_fact"](
+    t["save_entity_fact"](entity="Acme", fact="runs billing on MySQL")
+    t["save_entity_fact"](
         entity="Acme", fact="runs billing on PostgreSQL", replaces="runs billing on MySQL"
     )
-    await t["save_entity_event"](entity="Acme", event="launched billing v2", date="2025-01-15")
-    await t["save_entity_event"](entity="Acme", event="was founded", date="2015-06-01")
-    await t["save_entity_relation"](subject="Bob Stone", relation="is CEO of", object="Acme")
-    await t["save_entity_fact"](entity="Bob Stone", fact="prefers weekly status emails")
+    t["save_entity_event"](entity="Acme", event="launched billing v2", date="2025-01-15")
+    t["save_entity_event"](entity="Acme", event="was founded", date="2015-06-01")
+    t["save_entity_relation"](subject="Bob Stone", relation="is CEO of", object="Acme")
+    t["save_entity_fact"](entity="Bob Stone", fact="prefers weekly status emails")
     facts = await entities.arecall(**turn("What do we know about Acme?"))
     show("entity_memory: 'What do we know about Acme?'", entities, entities.build_context(facts))
     events = await entities.arecall(**turn("What happened with Acme?"))

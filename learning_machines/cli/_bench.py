@@ -60,10 +60,17 @@ def retrieval(
         typer.Option(help="sqlite, or postgres ($LEARNING_MACHINES_BENCH_PG_URL)."),
     ] = "sqlite",
     embedder: EmbedderOption = "minilm",
+    held_out: Annotated[
+        int,
+        typer.Option(
+            "--held-out",
+            help="Conversations at the end of the file not used for tuning, reported apart.",
+        ),
+    ] = 2,
 ) -> None:
     """Retrieval quality on LoCoMo: episodic memory vs BM25 vs dense (recall@k, NDCG@10)."""
     run = _runner("retrieval", "run_retrieval")
-    run(data, out_dir=out, quick=quick, backend=backend, embedder=embedder)
+    run(data, out_dir=out, quick=quick, backend=backend, embedder=embedder, held_out=held_out)
     _show(out / "retrieval.md")
 
 

@@ -52,9 +52,20 @@ def curate(
         list[str] | None, typer.Option("--type", help="Only these learning types.")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, write nothing.")] = False,
+    judge_model: Annotated[
+        str | None,
+        typer.Option(
+            "--judge-model",
+            help="A model (provider:name) that judges uncertain near duplicates, in one call.",
+        ),
+    ] = None,
 ) -> None:
     """Merge duplicates, supersede old facts, archive what decayed; print what changed."""
     curator = _curator(db)
+    if judge_model:
+        from ..curation import ModelJudge
+
+        curator.judge = ModelJudge(judge_model)
     try:
         report = curator.curate(
             user_id=user, namespaces=namespace, learning_types=learning_type, dry_run=dry_run

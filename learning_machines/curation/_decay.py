@@ -13,12 +13,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..db import Learning, ScoredLearning
+from ..exceptions import ConfigurationError
 
 __all__ = [
     "DEFAULT_POLICIES",
     "DEFAULT_POLICY",
     "NEAR_DUPLICATE_THRESHOLD",
+    "VERBATIM_TYPES",
     "CurationPolicy",
+    "check_policies",
     "policy_for",
     "rerank",
     "retention_score",
@@ -28,6 +31,17 @@ __all__ = [
 #: for the default embedder (all-MiniLM-L6-v2) by ``benchmarks/calibrate_dedup.py``; see
 #: :mod:`learning_machines.curation._write` for the measured figures.
 NEAR_DUPLICATE_THRESHOLD = 0.88
+
+#: Learning types whose rows are what was said, word for word: curation never merges or
+#: supersedes them (two people saying "ok" are two episodes), whatever their policy's threshold,
+#: unless a policy says ``deduplicate=True`` explicitly.
+VERBATIM_TYPES = frozenset({"episode"})
+
+# Store slot names people may mistake for learning types (policies are keyed by learning type).
+_SLOT_TYPES: Mapping[str, tuple[str, ...]] = {
+    "episodic_memory": ("episode",),
+    "entity_memory": ("entity", "entity_fact", "entity_event", "entity_relation"),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +64,15 @@ class CurationPolicy:
     """Never archive a learning younger than this (new facts have had no chance to be used)."""
     proposal_ttl_days: float | None = 14.0
     """Pending proposals older than this (without ``expires_at``) are expired; ``None``: never."""
+    deduplicate: bool | None = None
+    """Whether curation runs merge duplicates and supersede rows sharing a conflict key.
+    ``None``: yes, except for :data:`VERBATIM_TYPES` (episodes), which are never merged."""
+
+    def deduplicates(self, learning_type: str) -> bool:
+        """Whether a curation run merges and supersedes rows of ``learning_type``."""
+        if self.deduplicate is not None:
+            return self.deduplicate
+        return learning_type not in VERBATIM_TYPES
 
 
 #: The policy of a learning type not in :data:`DEFAULT_POLICIES`.
@@ -64,7 +87,7 @@ DEFAULT_POLICIES: Mapping[str, CurationPolicy] = {
     "entity_event": CurationPolicy(half_life_days=180.0),
     "entity_relation": CurationPolicy(half_life_days=365.0),
     "learned_knowledge": CurationPolicy(half_life_days=180.0, max_per_scope=10_000),
-    "episodic_memory": CurationPolicy(half_life_days=60.0, max_per_scope=2_000),
+    "episode": CurationPolicy(half_life_days=60.0, max_per_scope=2_000, deduplicate=False),
     "session_context": CurationPolicy(half_life_days=30.0),
 }
 
@@ -76,6 +99,26 @@ def policy_for(
     if policies is not None and learning_type in policies:
         return policies[learning_type]
     return DEFAULT_POLICIES.get(learning_type, DEFAULT_POLICY)
+
+
+def check_policies(policies: Mapping[str, CurationPolicy]) -> None:
+    """Refuse policies that would silently never apply (keyed by a store slot, or not policies).
+
+    Policies are keyed by *learning type* (``"episode"``), not by the machine's store slot
+    (``"episodic_memory"``); a policy under a slot name would match no row.
+    """
+    for key, policy in policies.items():
+        if key in _SLOT_TYPES:
+            types = ", ".join(repr(t) for t in _SLOT_TYPES[key])
+            raise ConfigurationError(
+                f"curation policies are keyed by learning type, and {key!r} is a store slot: "
+                f"key the policy by {types} instead"
+            )
+        if not isinstance(policy, CurationPolicy):
+            raise ConfigurationError(
+                f"the curation policy for {key!r} is a {type(policy).__name__}; pass a "
+                "CurationPolicy(...)"
+            )
 
 
 def _last_used(learning: Learning) -> datetime:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import BackendError, ConfigurationError
+from ..exceptions import BackendError, ConfigurationError, ValidationError
 from ._base import Db
 from ._ops import Op
 from ._postgres_ops import OpContext, run_ops
@@ -231,6 +231,12 @@ class PostgresDb(Db):
                 if exc.sqlstate in _RETRYABLE and attempt < self._retries:
                     time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
                     continue
+                if isinstance(exc, self._psycopg.errors.UniqueViolation):
+                    # As on SQLite: a duplicate id is the caller's mistake, not a db failure.
+                    raise ValidationError(
+                        f"{exc}: a row with this id (or unique key) already exists. Use a new "
+                        "id, or the Put… operation that replaces rows. Nothing was written."
+                    ) from exc
                 raise BackendError(
                     f"PostgreSQL failed ({type(exc).__name__}): {exc}. Nothing was written; "
                     "the transaction was rolled back."

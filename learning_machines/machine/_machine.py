@@ -8,8 +8,6 @@ admin service. None of them knows the machine.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,53 +21,22 @@ from .._turn_context import TurnContext
 from ..db import Db, ListMessages, PendingWork, new_id, utcnow
 from ..embedders import Embedder
 from ..exceptions import ConfigurationError, LearningFailedError
-from ..stores import BoundTools, ToolSpec
-from ._background import BackgroundRunner
+from ..stores import BoundTools
 from ._context import LearningContext
 from ._jobs import CurationSchedule
 from ._models import resolve_model
-from ._proposals import ProposalBook, approve_proposal_tool
-from ._recall import RecallCache, Recaller
+from ._open_turns import OpenTurns
+from ._parts import Parts
+from ._proposals import ProposalBook
 from ._registry import StoreRegistry
 from ._service import LearningService
-from ._turn import Turn, TurnRecorder
+from ._turn import Turn
 from ._worker import LearningUsage, Worker, WorkerSettings
 
 if TYPE_CHECKING:
-    from ..curation import Curator
+    pass
 
 __all__ = ["LearningMachine"]
-
-
-class _OpenTurns:
-    """Turns begun by ``build_context`` and not yet finished, by (user, session).
-
-    ``build_context``, ``get_tools`` and ``process`` called for one user and session share the
-    turn the first of them began; ``process`` finishes it. Bounded, oldest dropped first.
-    """
-
-    def __init__(self, *, size: int = 1024) -> None:
-        self._size = size
-        self._turns: OrderedDict[tuple[str | None, str | None], Turn] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, key: tuple[str | None, str | None], turn: Turn) -> None:
-        with self._lock:
-            self._turns[key] = turn
-            self._turns.move_to_end(key)
-            while len(self._turns) > self._size:
-                self._turns.popitem(last=False)
-
-    def get(
-        self, key: tuple[str | None, str | None], message: str | None, *, take: bool
-    ) -> Turn | None:
-        with self._lock:
-            turn = self._turns.get(key)
-            if turn is None or (message is not None and turn.context.message != message):
-                return None
-            if take:
-                del self._turns[key]
-            return turn
 
 
 class LearningMachine:
@@ -163,8 +130,8 @@ class LearningMachine:
         self.schedule = CurationSchedule(every_turns=curate_every_turns, every=curate_every)
         self.drain_on_exit = drain_on_exit
         self.usage = LearningUsage()
-        self._open = _OpenTurns()
-        self._parts: _Parts | None = None
+        self._open = OpenTurns()
+        self._parts: Parts | None = None
         if db is not None:
             self.bind(db=db, model=model)
 
@@ -233,7 +200,7 @@ class LearningMachine:
         self._check_model()
         self.db = db
         self.registry.bind(db=db, embedder=self.embedder)
-        self._parts = _Parts(self, db)
+        self._parts = Parts(self, db)
 
     def _check_model(self) -> None:
         needs = self.registry.needing_a_model()
@@ -246,7 +213,7 @@ class LearningMachine:
         if needs and self._model is not None:
             resolve_model(self._model)
 
-    def _require(self) -> _Parts:
+    def _require(self) -> Parts:
         if self._parts is None:
             raise ConfigurationError(
                 "this LearningMachine has no db: pass db=... to LearningMachine(...) or give the "
@@ -263,11 +230,6 @@ class LearningMachine:
     def service(self) -> LearningService:
         """Admin of what was learned: inspect, curate, history, restore, forget, export."""
         return self._require().service
-
-    @property
-    def curator(self) -> Curator:
-        """Curation of this machine's db (dedup, decay, history, forget, export)."""
-        return self._require().service.curator
 
     @property
     def worker(self) -> Worker:
@@ -327,7 +289,8 @@ class LearningMachine:
             context, learned = await parts.recaller.recall(context)
         else:
             learned = LearningContext(text="")
-        tools = BoundTools(self._tool_specs(context), context)
+        approve = [parts.approve_tool] if self.registry.has_mode(LearningMode.PROPOSE) else []
+        tools = BoundTools(self.registry.tool_specs(context.kwargs(), extra=approve), context)
         return Turn(
             context=context,
             learned=learned,
@@ -337,23 +300,6 @@ class LearningMachine:
         )
 
     begin = sync_twin(abegin)
-
-    def _tool_specs(self, context: TurnContext) -> list[ToolSpec[Any]]:
-        kwargs = context.kwargs()
-        specs: list[ToolSpec[Any]] = []
-        owner: dict[str, str] = {}
-        for name, slot in self.registry.items():
-            for spec in slot.tool_specs(kwargs):
-                if spec.name in owner:
-                    raise ConfigurationError(
-                        f"stores {owner[spec.name]!r} and {name!r} both offer a tool named "
-                        f"{spec.name!r}; tool names must be unique"
-                    )
-                owner[spec.name] = name
-                specs.append(spec)
-        if self.registry.has_mode(LearningMode.PROPOSE):
-            specs.append(self._require().approve_tool)
-        return specs
 
     # --- the three wrappers (one turn shared per user and session) ------------------------------
 
@@ -434,46 +380,3 @@ class LearningMachine:
         self._background = False
         if self._parts is not None:
             self._parts.runner.stop(timeout=timeout)
-
-
-class _Parts:
-    """What a bound machine holds; built once, when the machine gets its db."""
-
-    def __init__(self, machine: LearningMachine, db: Db) -> None:
-        from ..curation import Curator
-
-        self.db = db
-        registry = machine.registry
-        self.recalled = RecallCache()
-        self.recaller = Recaller(
-            registry=registry, embedder=machine.embedder, context_budget=machine.context_budget
-        )
-        curator = Curator(db=db, embedder=machine.embedder)
-        self.proposals = ProposalBook(db=db, registry=registry)
-        self.service = LearningService(
-            db=db, embedder=machine.embedder, proposals=self.proposals, curator=curator
-        )
-        self.worker = Worker(
-            db=db,
-            registry=registry,
-            model=resolve_model(machine.model) if machine.model is not None else None,
-            settings=machine.settings,
-            curate=lambda job: curator.acurate(**dict(job.options)),
-            recalled=self.recalled,
-            usage=machine.usage,
-        )
-        self.runner = BackgroundRunner(
-            worker=self.worker,
-            retry_backoff=machine.settings.retry_backoff,
-            drain_on_exit=machine.drain_on_exit,
-        )
-        self.runner.enabled = machine.background
-        self.recorder = TurnRecorder(
-            db=db,
-            registry=registry,
-            schedule=machine.schedule,
-            max_attempts=machine.max_attempts,
-            recalled=self.recalled,
-            on_enqueued=self.runner.notify,
-        )
-        self.approve_tool = approve_proposal_tool(self.proposals)

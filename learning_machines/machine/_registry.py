@@ -307,6 +307,23 @@ class StoreRegistry(Mapping[str, StoreSlot]):
                 )
                 slot.store.bind(StoreResources(name=name, db=db, embedder=embedder, gate=gate))
 
+    def tool_specs(
+        self, context: Mapping[str, Any], *, extra: Sequence[ToolSpec[Any]] = ()
+    ) -> list[ToolSpec[Any]]:
+        """Every store's tools for a turn, then ``extra``; a name offered twice is refused."""
+        specs: list[ToolSpec[Any]] = []
+        owner: dict[str, str] = {}
+        for name, slot in self._slots.items():
+            for spec in slot.tool_specs(context):
+                if spec.name in owner:
+                    raise ConfigurationError(
+                        f"stores {owner[spec.name]!r} and {name!r} both offer a tool named "
+                        f"{spec.name!r}; tool names must be unique"
+                    )
+                owner[spec.name] = name
+                specs.append(spec)
+        return specs + list(extra)
+
     def check_context(self, context: Mapping[str, Any]) -> None:
         """Raise :class:`ConfigurationError` when a store's required context key is missing."""
         for name, slot in self._slots.items():

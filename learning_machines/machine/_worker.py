@@ -96,6 +96,8 @@ class WorkerSettings:
     """Items of one kind a store takes from one turn's extraction (the rest is dropped, logged)."""
     max_text_chars: int = 4_000
     """Characters of one extracted text value (longer values are cut, logged)."""
+    concurrency: int = 4
+    """Items processed at once (a user's own turns always one after another)."""
 
 
 def default_worker_id() -> str:
@@ -140,26 +142,39 @@ class Worker:
     ) -> WorkResult:
         """Claim and process items until none is claimable (or ``limit`` were processed).
 
-        One item at a time per worker: two passes in one process (the background runner and
-        ``wait_idle``) take turns instead of racing.
+        Up to ``settings.concurrency`` items are processed at once (model calls overlap), but a
+        user's turns are applied one after another, in the order they were written. Two passes
+        in one process (the background runner and ``wait_idle``) take turns, never racing.
         """
         result = WorkResult()
         while limit is None or len(result.done) + len(result.failed) < limit:
+            room = self.settings.concurrency
+            if limit is not None:
+                room = min(room, limit - len(result.done) - len(result.failed))
             async with self._lock:
                 claimed = await self.db.arun(
                     ClaimWork(
                         worker_id=self.worker_id,
                         kinds=kinds,
-                        limit=1,
+                        limit=room,
                         lease_seconds=self.settings.lease_seconds,
                     )
                 )
                 if not claimed:
                     break
-                item = claimed[0]
-                ok = await self.process(item)
-            (result.done if ok else result.failed).append(item.id)
+                by_user: dict[str | None, list[PendingWork]] = {}
+                for item in claimed:
+                    by_user.setdefault(item.user_id, []).append(item)
+                outcomes = await asyncio.gather(
+                    *(self._in_order(items) for items in by_user.values())
+                )
+            for item_id, ok in (pair for chain in outcomes for pair in chain):
+                (result.done if ok else result.failed).append(item_id)
         return result
+
+    async def _in_order(self, items: Sequence[PendingWork]) -> list[tuple[str, bool]]:
+        """Process one user's claimed items one after another."""
+        return [(item.id, await self.process(item)) for item in items]
 
     async def wait_idle(self, *, timeout: float | None = 60.0, poll: float = 0.05) -> None:
         """Do claimable work until nothing is pending or running (in any process).

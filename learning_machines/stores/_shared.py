@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ._base import BaseStore
 
 __all__ = [
+    "DIRECT_LOOKUP",
     "change_for",
     "describe_mode_writes",
     "fit_lines",
@@ -45,6 +46,11 @@ __all__ = [
     "stable_id",
     "turn_time",
 ]
+
+
+#: Write policy of rows found by their id, never by similarity (a user's profile, a session's
+#: context): one row per owner, rewritten in place, so no embedding and no merging.
+DIRECT_LOOKUP = WritePolicy(embed=False, dedupe_exact=False, merge_near=False, match_names=False)
 
 
 def stable_id(*parts: str | None) -> str:
@@ -66,22 +72,18 @@ def turn_time(context: Mapping[str, Any]) -> datetime:
 
 
 def provenance(store: BaseStore, context: Mapping[str, Any]) -> dict[str, Any]:
-    """Where a learning came from: user, session, turn, mode and store slot.
-
-    A write held for approval also records who approved it and the proposal.
-    """
-    return {
+    """Where a learning came from: user, session, turn, mode and store slot."""
+    out = {
         "user_id": context.get("user_id"),
         "session_id": context.get("session_id"),
         "turn_id": context.get("turn_id"),
         "mode": str(context.get("mode") or store.mode.value),
         "store": store.resources.name,
-        **_approval(context),
     }
-
-
-def _approval(context: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: context[k] for k in ("approved_by", "proposal_id") if context.get(k)}
+    for key in ("approved_by", "proposal_id"):
+        if context.get(key):
+            out[key] = context[key]
+    return out
 
 
 def kept_on_update(row: Learning | None) -> dict[str, Any]:
@@ -108,7 +110,6 @@ def change_for(store: BaseStore, action: str, reason: str, context: Mapping[str,
             "store": store.resources.name,
             "mode": str(context.get("mode") or store.mode.value),
             "user_id": context.get("user_id"),
-            **_approval(context),
         },
         reason=reason,
         turn_id=context.get("turn_id"),

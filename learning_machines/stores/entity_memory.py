@@ -35,6 +35,7 @@ from ..db import (
 )
 from ..exceptions import ValidationError
 from ._base import BaseStore, StoreConfig
+from ._config_values import number_value, whole_number
 from ._entity_model import (
     ENTITY,
     EVENT,
@@ -94,6 +95,20 @@ class EntityMemoryConfig(StoreConfig):
     """Entities shown one hop away along relationships, per entity."""
     max_tokens: int = 600
     """Token budget of the entity block in the system prompt."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.limit = whole_number(self.limit, field=self._field("limit"), minimum=1)
+        self.min_similarity = number_value(
+            self.min_similarity, field=self._field("min_similarity"), low=-1.0, high=1.0
+        )
+        self.max_facts = whole_number(self.max_facts, field=self._field("max_facts"), minimum=0)
+        # At least one: the timeline keeps the last ``max_events`` events.
+        self.max_events = whole_number(self.max_events, field=self._field("max_events"), minimum=1)
+        self.max_related = whole_number(
+            self.max_related, field=self._field("max_related"), minimum=0
+        )
 
     def create_store(self) -> EntityMemoryStore:
         """Build the store from this config."""

@@ -18,8 +18,9 @@ from .._turn_context import TurnContext
 from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError
 from ._base import BaseStore, StoreConfig
+from ._config_values import flag_value
 from ._protocol import Extraction
-from ._shared import fit_lines, kept_on_update, save, scope_filter, stable_id
+from ._shared import DIRECT_LOOKUP, fit_lines, kept_on_update, save, scope_filter, stable_id
 from ._tools import ToolSpec
 
 __all__ = [
@@ -107,6 +108,13 @@ class SessionContextConfig(StoreConfig):
     """Also track the session's goal, plan steps and progress (not only a summary)."""
     max_tokens: int = 400
     """Token budget of the session block in the system prompt."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.enable_planning = flag_value(
+            self.enable_planning, field=self._field("enable_planning")
+        )
 
     def create_store(self) -> SessionContextStore:
         """Build the store from this config."""
@@ -243,6 +251,7 @@ class SessionContextStore(BaseStore):
             scope=scope_filter(
                 PRIVATE_NAMESPACE, self.learning_type, context, session_id=session_id
             ),
+            policy=DIRECT_LOOKUP,
         )
         return [result.learning.id]
 

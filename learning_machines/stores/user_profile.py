@@ -25,6 +25,7 @@ from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._protocol import Extraction
 from ._shared import (
+    DIRECT_LOOKUP,
     describe_mode_writes,
     fit_lines,
     kept_on_update,
@@ -69,6 +70,15 @@ class UserProfileConfig(StoreConfig):
     """The profile model; subclass :class:`UserProfile` to add fields."""
     max_tokens: int = 300
     """Token budget of the profile block in the system prompt."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        if not (isinstance(self.schema, type) and issubclass(self.schema, UserProfile)):
+            raise ConfigurationError(
+                f"{self._field('schema')} must be UserProfile or a subclass of it, not "
+                f"{self.schema!r}"
+            )
 
     def create_store(self) -> UserProfileStore:
         """Build the store from this config."""
@@ -226,6 +236,7 @@ class UserProfileStore(BaseStore):
             reason="profile " + ", ".join(sorted(k for k, v in updates.items() if v is not None)),
             context=context,
             scope=scope_filter(PRIVATE_NAMESPACE, self.learning_type, context),
+            policy=DIRECT_LOOKUP,
         )
         return [result.learning.id]
 

@@ -224,7 +224,8 @@ def _seed_user(db: Db, user_id: str) -> Learning:
         learning_type="note", store="notes", mode="propose", namespace="user", user_id=user_id,
         session_id=f"s-{user_id}", turn_id=f"turn-{user_id}", payload={"by": user_id},
     )))  # fmt: skip
-    db.run(EnqueueWork(work=PendingWork(kind="extract", payload={"user": user_id},
+    payload = {"messages": [], "context": {"user_id": user_id}, "stores": []}
+    db.run(EnqueueWork(work=PendingWork(kind="extract", payload=payload,
                                         user_id=user_id, dedupe_key=f"k-{user_id}")))  # fmt: skip
     return row
 
@@ -277,7 +278,7 @@ async def test_export_then_import_restores_everything_idempotently(db: Db) -> No
         await curator.aimport({"format": "something else"})
     tampered = json.loads(text)
     tampered["messages"][0]["user_id"] = "dave"
-    with pytest.raises(ValidationError, match="belongs to 'dave'"):
+    with pytest.raises(ValidationError, match="of user 'dave'"):
         await curator.aimport(tampered)
 
 
