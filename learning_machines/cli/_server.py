@@ -156,7 +156,9 @@ def serve(
         ui=ui,
         secure_cookies=secure_cookies,
     )
-    console.print(f"Serving on http://{host}:{port}  (API /v1, MCP /mcp, UI /ui, docs /docs)")
+    console.print(
+        f"Serving on http://{host}:{port}  (API /v1, MCP /mcp, UI /ui, OpenAPI /openapi.json)"
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
 
 

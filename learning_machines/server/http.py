@@ -200,7 +200,8 @@ def create_app(
         summary="Memory that learns: turns, learnings, proposals and review, per user.",
         version=_version(),
         lifespan=lifespan,
-        docs_url="/docs",
+        # FastAPI's /docs page loads its script from a CDN; the schema alone is served.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.gateway = gateway

@@ -327,3 +327,9 @@ def test_keys_command_prints_the_key_once_and_stores_its_hash(tmp_path: Path) ->
     )
     assert "carol" in listed.stdout
     assert key not in listed.stdout
+
+
+def test_no_page_loads_anything_from_outside(served: Served) -> None:
+    # FastAPI's interactive /docs fetches its script from a CDN: it is not served.
+    assert served.client.get("/docs").status_code == 404
+    assert served.client.get("/openapi.json").status_code == 200
