@@ -211,11 +211,15 @@ class Gateway:
         *,
         answer: str | None = None,
     ) -> PendingWork | None:
-        """Finish an open turn: record it and queue its learning."""
-        turn = self.open_turn(principal, turn_id)
-        work = await turn.afinish(list(messages), answer=answer)
-        self.turns.drop(turn_id)
-        return work
+        """Finish an open turn: record it and queue its learning (once, however many ask)."""
+        user = self.acting_user(principal)
+        turn = self.turns.get(user, turn_id, take=True)
+        try:
+            return await turn.afinish(list(messages), answer=answer)
+        except BaseException:
+            if not turn.finished:
+                self.turns.put(user, turn)  # not recorded: it may be finished again
+            raise
 
     async def aremember(
         self,
@@ -231,8 +235,8 @@ class Gateway:
         used), or records a new turn.
         """
         user = self.acting_user(principal)
-        turn = self.turns.latest(user, session_id=session_id)
-        if turn is None or turn.context.message != user_message:
+        turn = self.turns.latest(user, session_id=session_id, message=user_message, take=True)
+        if turn is None:
             turn = await self.machine.abegin(
                 user_message, user_id=user, session_id=session_id, recall=False
             )
@@ -242,7 +246,6 @@ class Gateway:
                 {"role": "assistant", "content": assistant_message},
             ]
         )
-        self.turns.drop(turn.context.turn_id)
         return turn
 
     # --- learnings ----------------------------------------------------------------------------

@@ -50,33 +50,51 @@ class OpenTurns:
             self._turns.move_to_end(turn.context.turn_id)
             self._expire(now)
 
-    def get(self, owner: str, turn_id: str) -> Turn:
-        """The open turn ``turn_id`` of ``owner``; :class:`NotFoundError` otherwise."""
+    def get(self, owner: str, turn_id: str, *, take: bool = False) -> Turn:
+        """The open turn ``turn_id`` of ``owner``; :class:`NotFoundError` otherwise.
+
+        ``take=True`` also removes it, in the same step: of two requests finishing one turn at
+        once, only one gets it.
+        """
         with self._lock:
             self._expire(time.monotonic())
             entry = self._turns.get(turn_id)
-        if entry is None or not same_identity(entry.owner, owner):
+            found = entry is not None and same_identity(entry.owner, owner)
+            if found and take:
+                del self._turns[turn_id]
+        if entry is None or not found:
             raise NotFoundError(
                 f"no open turn {turn_id!r}: it was finished, expired after "
                 f"{self._ttl:.0f} s, or never begun by this key; begin a new turn"
             )
         return entry.turn
 
-    def latest(self, owner: str, *, session_id: str | None = None) -> Turn | None:
-        """``owner``'s most recently begun open turn (in ``session_id`` when given)."""
+    def latest(
+        self,
+        owner: str,
+        *,
+        session_id: str | None = None,
+        message: str | None = None,
+        take: bool = False,
+    ) -> Turn | None:
+        """``owner``'s most recently begun open turn, in ``session_id``, for ``message``.
+
+        Either may be left out; ``take=True`` removes the turn in the same step.
+        """
         with self._lock:
             self._expire(time.monotonic())
-            for entry in reversed(self._turns.values()):
+            for turn_id, entry in reversed(self._turns.items()):
+                context = entry.turn.context
                 if not same_identity(entry.owner, owner):
                     continue
-                if session_id is None or entry.turn.context.session_id == session_id:
-                    return entry.turn
+                if session_id is not None and context.session_id != session_id:
+                    continue
+                if message is not None and context.message != message:
+                    continue
+                if take:
+                    del self._turns[turn_id]
+                return entry.turn
         return None
-
-    def drop(self, turn_id: str) -> None:
-        """Forget a turn (it was finished)."""
-        with self._lock:
-            self._turns.pop(turn_id, None)
 
     def drop_owner(self, owner: str) -> None:
         """Forget every open turn of ``owner`` (they were forgotten)."""

@@ -3,6 +3,7 @@ it, forget, export and import, pending work, confused input, keys."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -10,13 +11,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from learning_machines import LearningMachine, LearningMode
+from learning_machines import LearningMachine, LearningMode, NotFoundError
+from learning_machines.db import Db
 from learning_machines.embedders import HashEmbedder
-from learning_machines.server import ApiKey, KeyRing, Role, create_app, hash_key
+from learning_machines.server import ApiKey, Gateway, KeyRing, Role, create_app, hash_key
 from learning_machines.server.auth import read_keys, write_keys
 from learning_machines.stores import LearnedKnowledgeConfig
 
-from ._support import auth, sqlite
+from ._support import auth, make_machine, principal, sqlite
 from .conftest import Served
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -333,3 +335,18 @@ def test_no_page_loads_anything_from_outside(served: Served) -> None:
     # FastAPI's interactive /docs fetches its script from a CDN: it is not served.
     assert served.client.get("/docs").status_code == 404
     assert served.client.get("/openapi.json").status_code == 200
+
+
+async def test_a_turn_finished_twice_at_once_is_recorded_once(db: Db) -> None:
+    machine = make_machine(db)
+    gateway = Gateway(machine)
+    alice = principal("alice")
+    turn = await gateway.abegin(alice, "hello there", session_id="s")
+    said = [{"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi"}]
+    results = await asyncio.gather(
+        *(gateway.afinish(alice, turn.context.turn_id, said) for _ in range(3)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, NotFoundError) for r in results) == 2, results
+    assert len((await gateway.aexport(alice, "alice"))["messages"]) == 1
+    machine.close()
