@@ -3,6 +3,7 @@ over streamable HTTP (``/mcp`` of the server app) and in process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -80,13 +81,16 @@ async def _exercise(client: Client) -> None:
     )
     assert not saved.is_error, _text(saved)
 
-    recalled = await client.call_tool(
-        "recall",
-        {
-            "message": "who runs the on-call rotation, and which day does it change?",
-            "session_id": "s2",
-        },
-    )
+    # remember_turn returns before the background worker has learned from it: wait (bounded).
+    question = {
+        "message": "who runs the on-call rotation, and which day does it change?",
+        "session_id": "s2",
+    }
+    for _ in range(300):
+        recalled = await client.call_tool("recall", question)
+        if "Tuesday" in _text(recalled):
+            break
+        await asyncio.sleep(0.1)
     assert "Tuesday" in _text(recalled)
     assert "Dana runs on-call" in _text(recalled)
     assert "approve_proposal" not in _text(recalled)  # the guidance names no tool we hide
