@@ -17,25 +17,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._common import DEFAULT_DB, open_db
+from ..exceptions import ConfigurationError, NotFoundError, ValidationError
+from ._common import DbOption, MachineOption, ModelOption, model_name, open_machine
 
 __all__ = ["register"]
 
 console = Console(stderr=True)
-DbOption = Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL.")]
-MachineOption = Annotated[
-    str | None,
-    typer.Option(
-        "--machine",
-        help="module:attribute of your LearningMachine. Default: every built-in store.",
-    ),
-]
-ModelOption = Annotated[
-    str | None,
-    typer.Option(
-        "--model", help="Learning model, e.g. openai:gpt-4.1-mini ($LEARNING_MACHINES_MODEL)."
-    ),
-]
 BackgroundOption = Annotated[
     bool,
     typer.Option(
@@ -79,27 +66,22 @@ def _server_module() -> Any:
     try:
         import learning_machines.server as server
     except ModuleNotFoundError as exc:
-        console.print(
-            f"[red]the server needs the server extra ({exc.name} is missing):[/red] "
+        raise ConfigurationError(
+            f"the server needs the server extra ({exc.name} is missing): "
             "pip install 'learning-machines[server]'"
-        )
-        raise typer.Exit(2) from exc
+        ) from exc
     return server
 
 
-def _machine(db: str, machine: str | None, model: str | None, background: bool) -> Any:
-    from ..exceptions import ConfigurationError
-    from ._app import load_machine
-
-    chosen = model or os.environ.get("LEARNING_MACHINES_MODEL") or None
+def _machine(db: str | None, machine: str | None, model: str | None, background: bool) -> Any:
     try:
-        return load_machine(machine, db=open_db(db), model=chosen, background=background)
-    except ConfigurationError as exc:
-        console.print(f"[red]{exc}[/red]")
-        console.print(
-            "Pass --model provider:model, or --no-background and run `learning-machines worker`."
+        return open_machine(
+            db, machine, model=model_name(model), background=background, learns=True, create=True
         )
-        raise typer.Exit(2) from exc
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"{exc}; or serve with --no-background and run `learning-machines worker`"
+        ) from exc
 
 
 def serve(
@@ -111,7 +93,7 @@ def serve(
             help="The keys file ($LEARNING_MACHINES_KEYS); make keys with `keys add`.",
         ),
     ] = Path("keys.toml"),
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = None,
     machine: MachineOption = None,
     model: ModelOption = None,
     background: BackgroundOption = True,
@@ -131,13 +113,7 @@ def serve(
     server = _server_module()
     import uvicorn
 
-    from ..exceptions import ConfigurationError
-
-    try:
-        ring = server.KeyRing.from_file(keys)
-    except ConfigurationError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    ring = server.KeyRing.from_file(keys)
     if len(ring) == 0:
         console.print(f"[yellow]{keys} has no keys: every request will be refused.[/yellow]")
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -171,7 +147,7 @@ def mcp(
             help="The local user ($LEARNING_MACHINES_USER).",
         ),
     ],
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = None,
     machine: MachineOption = None,
     model: ModelOption = None,
     background: BackgroundOption = True,
@@ -181,14 +157,9 @@ def mcp(
     import anyio
 
     from .._ids import check_id
-    from ..exceptions import ValidationError
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    try:
-        check_id(user, name="--user")
-    except ValidationError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    check_id(user, name="--user")
     server = _server_module()
     with _stdout_to_stderr():
         learning = _machine(db, machine, model, background)
@@ -206,16 +177,14 @@ def keys_add(
 ) -> None:
     """Make a key, store its hash in the keys file, and print the key once (on stdout)."""
     from .._ids import check_id
-    from ..exceptions import ConfigurationError, ValidationError
     from ..server.auth import ApiKey, Role, hash_key, new_key, read_keys, write_keys
 
     try:
         chosen = Role(role)
-        check_id(name, name="--name")
-        existing = read_keys(file) if file.exists() else []
-    except (ValueError, ConfigurationError, ValidationError) as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        raise ValidationError(f"--role {role!r}: use user, reviewer or admin") from exc
+    check_id(name, name="--name")
+    existing = read_keys(file) if file.exists() else []
     key = new_key()
     write_keys(file, [*existing, ApiKey(name=name, role=chosen, sha256=hash_key(key))])
     console.print(f"Added a {chosen.value} key for {name!r} to {file}. It is shown only now:")
@@ -244,8 +213,7 @@ def keys_remove(
     keys = read_keys(file)
     kept = [k for k in keys if k.name != name]
     if len(kept) == len(keys):
-        console.print(f"[red]{file} has no key named {name!r}[/red]")
-        raise typer.Exit(1)
+        raise NotFoundError(f"{file} has no key named {name!r}; see `learning-machines keys list`")
     write_keys(file, kept)
     console.print(f"Removed {len(keys) - len(kept)} key(s) of {name!r}.")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -107,13 +107,18 @@ class CurationReport:
         """Every action, in the order merged, superseded, archived, expired."""
         return [*self.merged, *self.superseded, *self.archived, *self.expired]
 
+    @property
+    def changed(self) -> int:
+        """Learnings changed (merged, superseded or archived); expired proposals not counted."""
+        return len(self.merged) + len(self.superseded) + len(self.archived)
+
     def summary(self) -> str:
-        """One line for people: counts of each action."""
+        """One line for people: what was examined, and how many of each change."""
         verb = "would change" if self.dry_run else "changed"
         return (
-            f"curation {verb} {self.examined} learnings in {self.scopes} scopes: "
-            f"{len(self.merged)} merged, {len(self.superseded)} superseded, "
-            f"{len(self.archived)} archived, {len(self.expired)} proposals expired"
+            f"curation examined {self.examined} learnings in {self.scopes} scopes and {verb} "
+            f"{self.changed}: {len(self.merged)} merged, {len(self.superseded)} superseded, "
+            f"{len(self.archived)} archived; {len(self.expired)} proposals expired"
             + (
                 f"; judge {self.judge.judge}: {self.judge.same}/{self.judge.pairs} pairs the same "
                 f"in {self.judge.calls} call(s), "
@@ -279,12 +284,13 @@ class Curator:
         learning_types: Sequence[str] | None = None,
         now: datetime | None = None,
         dry_run: bool = False,
+        on_progress: Callable[[int, int | None], None] | None = None,
     ) -> CurationReport:
         """Run curation over every scope (or those selected) and report what it did.
 
         ``user_id`` limits the run to that user's private scopes. ``now`` is the time decay is
         measured at (default: the current time). ``dry_run`` computes the report and writes
-        nothing.
+        nothing. ``on_progress(scopes_done, scopes)`` is called after each scope.
         """
         now = now or utcnow()
         scopes: list[ScopeCount] = await self.db.arun(
@@ -299,10 +305,12 @@ class Curator:
         judged, cost = await self._judge(scopes)
         report = CurationReport(dry_run=dry_run, scopes=len(scopes), judge=cost)
         examined = 0
-        for scope in scopes:
+        for done, scope in enumerate(scopes, start=1):
             examined += await self._curate_scope(
                 scope, now=now, dry_run=dry_run, report=report, judged=judged
             )
+            if on_progress is not None:
+                on_progress(done, len(scopes))
         await self._expire_proposals(user_id=user_id, now=now, dry_run=dry_run, report=report)
         return dataclasses.replace(report, examined=examined)
 

@@ -264,7 +264,7 @@ def _check_owned(user_id: str, records: _Records) -> None:
         context = w.payload.get("context") if isinstance(w.payload, Mapping) else None
         if (
             w.user_id != user_id
-            or w.kind != "extract"
+            or not (w.kind == "extract" or w.kind.startswith("extract:"))
             or not isinstance(context, Mapping)
             or context.get("user_id") != user_id
         ):

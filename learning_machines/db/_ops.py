@@ -48,6 +48,7 @@ __all__ = [
     "ListUserMessages",
     "ListWork",
     "MarkRecalled",
+    "MatchIds",
     "Op",
     "PurgeUser",
     "PutHistory",
@@ -243,6 +244,27 @@ class ListScopes(Op[list[ScopeCount]]):
     """Only these namespaces (``None``: all, private included)."""
     user_id: str | None = None
     """Only private scopes of this user, and shared ones (``None``: every user)."""
+
+
+#: What :class:`MatchIds` looks up: learning ids (current ones and those only left in history),
+#: proposal ids, history entry ids, pending work ids.
+IdKind = Literal["learning", "proposal", "history", "work"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatchIds(Op[list[str]]):
+    """Ids of one kind that start with ``prefix``, in order, at most ``limit``.
+
+    Maintenance only (resolving a short id a person typed): it ignores namespaces. A learning id
+    matches while the learning exists or has history (a deleted learning can be restored).
+    """
+
+    kind: IdKind
+    """Which ids."""
+    prefix: str
+    """The start of the id (an exact id matches itself)."""
+    limit: int = 2
+    """At most this many (2 tells a unique prefix from an ambiguous one)."""
 
 
 @dataclass(frozen=True, kw_only=True)

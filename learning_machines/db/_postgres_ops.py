@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ValidationError
+from ._id_match import match_ids_sql
 from ._ops import (
     CountLearnings,
     DeleteLearnings,
@@ -21,6 +22,7 @@ from ._ops import (
     ListLearnings,
     ListScopes,
     MarkRecalled,
+    MatchIds,
     Op,
     PurgeUser,
     PutHistory,
@@ -365,6 +367,9 @@ _HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     PurgeUser: _purge_user,
     ListScopes: _list_scopes,
     PutHistory: _put_history,
+    MatchIds: lambda ctx, op: [
+        row["id"] for row in ctx.q(*match_ids_sql(op, param="%s")).fetchall()
+    ],
     **QUEUE_HANDLERS,
 }
 

@@ -24,6 +24,7 @@ from . import _sqlite_curation as curation
 from . import _sqlite_learnings as learnings
 from . import _sqlite_queue as queue
 from ._base import Db
+from ._id_match import match_ids_sql
 from ._ops import (
     AppendMessage,
     ClaimWork,
@@ -45,6 +46,7 @@ from ._ops import (
     ListUserMessages,
     ListWork,
     MarkRecalled,
+    MatchIds,
     Op,
     PurgeUser,
     PutHistory,
@@ -91,6 +93,9 @@ _HANDLERS: dict[type[Op[Any]], _Handler] = {
     ListScopes: curation.list_scopes,
     ListUserMessages: curation.list_user_messages,
     PutHistory: curation.put_history,
+    MatchIds: lambda conn, op, cache: [
+        row[0] for row in conn.execute(*match_ids_sql(op, param="?"))
+    ],
 }
 
 # Operations that only read; a batch of these alone runs in a deferred (shared) transaction.
@@ -109,6 +114,7 @@ _READS: tuple[type[Op[Any]], ...] = (
     ListProposals,
     ListScopes,
     ListUserMessages,
+    MatchIds,
 )
 
 

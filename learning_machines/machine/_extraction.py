@@ -7,22 +7,26 @@ output with a field per store, asked for in a single call, and split again.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, create_model
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import capture_run_messages
 from pydantic_ai import messages as pa_messages
 from pydantic_ai.exceptions import AgentRunError, UnexpectedModelBehavior
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
+from pydantic_core import CoreSchema
 
 from .._messages import ChatMessage, transcript
 from ..exceptions import ModelError
 from ..stores import Extraction
+from ._schema import compact_schema
 
 __all__ = [
     "ExtractionResult",
@@ -39,7 +43,7 @@ logger = logging.getLogger("learning_machines")
 EXTRACTION_INSTRUCTIONS = """\
 You maintain the long-term memory of an AI assistant. Read one finished conversation turn and \
 return, for each memory section below, only what is NEW or CHANGED and worth remembering \
-beyond this conversation. Use null (or empty lists) for a section when there is nothing to add. \
+beyond this conversation. Leave a section out when there is nothing to add. \
 Never invent facts; take them only from what the user said, what the assistant said, or tool \
 results. The turn happened at {now}; resolve relative dates ("yesterday", "last Tuesday") \
 against that time and write absolute dates."""
@@ -56,19 +60,32 @@ class ExtractionResult:
 
 
 def combined_output_type(extractions: Mapping[str, Extraction]) -> type[BaseModel]:
-    """One pydantic model with an optional field per store, typed by its ``output_type``."""
+    """One pydantic model with an optional field per store, typed by its ``output_type``.
+
+    Its JSON schema (sent with every call) is the compact form of :func:`compact_schema`;
+    output is still validated against the full model. A store whose output type is recursive
+    keeps pydantic's own schema (``$defs`` cannot all be inlined).
+    """
     fields: dict[str, Any] = {
-        name: (
-            ext.output_type | None,
-            Field(default=None, description=f"What to remember for '{name}'; null if nothing."),
-        )
-        for name, ext in extractions.items()
+        name: (ext.output_type | None, Field(default=None)) for name, ext in extractions.items()
     }
     # Extra keys are kept (not silently dropped) so an answer under a wrong key can be reported.
-    model: type[BaseModel] = create_model(
+    full: type[BaseModel] = create_model(
         "TurnLearnings", __config__=ConfigDict(extra="allow"), **fields
     )
-    return model
+    try:
+        schema = compact_schema(full.model_json_schema())
+    except ValueError:
+        return full
+
+    class TurnLearnings(full):  # type: ignore[misc, valid-type]
+        @classmethod
+        def __get_pydantic_json_schema__(
+            cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+        ) -> JsonSchemaValue:
+            return copy.deepcopy(schema)
+
+    return TurnLearnings
 
 
 def build_extraction_prompt(

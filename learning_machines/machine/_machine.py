@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic_ai.models import Model
 
@@ -24,7 +24,7 @@ from ..exceptions import ConfigurationError, LearningFailedError
 from ..stores import BoundTools
 from ._context import LearningContext
 from ._jobs import CurationSchedule
-from ._models import resolve_model
+from ._models import check_learning_model, resolve_model
 from ._open_turns import OpenTurns
 from ._parts import Parts
 from ._proposals import ProposalBook
@@ -32,9 +32,6 @@ from ._registry import StoreRegistry
 from ._service import LearningService
 from ._turn import Turn
 from ._worker import LearningUsage, Worker, WorkerSettings
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["LearningMachine"]
 
@@ -76,6 +73,7 @@ class LearningMachine:
         curate_every_turns: int | None = 100,
         curate_every: timedelta | None = None,
         drain_on_exit: float = 10.0,
+        dedup_judge: Model | str | bool = True,
     ) -> None:
         """Build a machine.
 
@@ -104,6 +102,10 @@ class LearningMachine:
             curate_every: Also enqueue a curation run at most once per this interval.
             drain_on_exit: Seconds this process keeps learning when the interpreter exits
                 (a script that ends right after its last turn), before handing back the rest.
+            dedup_judge: Who decides near duplicates similarity cannot (paraphrases in the
+                uncertain band): ``True`` asks the learning model, once per curation run (its
+                cost is in the run's report); a model of its own; or ``False`` (similarity and
+                lexical guards alone).
 
         """
         self.registry = StoreRegistry.from_config(
@@ -129,6 +131,7 @@ class LearningMachine:
         self.max_attempts = max_attempts
         self.schedule = CurationSchedule(every_turns=curate_every_turns, every=curate_every)
         self.drain_on_exit = drain_on_exit
+        self._dedup_judge = dedup_judge
         self.usage = LearningUsage()
         self._open = OpenTurns()
         self._parts: Parts | None = None
@@ -161,6 +164,15 @@ class LearningMachine:
         self._model = model
         if self._parts is not None:
             self._parts.worker.model = resolve_model(model) if model is not None else None
+
+    @property
+    def dedup_judge(self) -> Model | str | None:
+        """The model curation asks about uncertain near duplicates (``None``: none)."""
+        if self._dedup_judge is True:
+            return self._model
+        if self._dedup_judge is False:
+            return None
+        return self._dedup_judge
 
     @property
     def background(self) -> bool:
@@ -203,15 +215,9 @@ class LearningMachine:
         self._parts = Parts(self, db)
 
     def _check_model(self) -> None:
-        needs = self.registry.needing_a_model()
-        if needs and self._background and self._model is None:
-            raise ConfigurationError(
-                f"stores {', '.join(needs)} learn in the background and need a model: pass "
-                "model='provider:model' to LearningMachine(...) (or use it through Agent, whose "
-                "model is used by default), or background=False when a separate worker learns"
-            )
-        if needs and self._model is not None:
-            resolve_model(self._model)
+        check_learning_model(
+            self._model, needed_by=self.registry.needing_a_model(), background=self._background
+        )
 
     def _require(self) -> Parts:
         if self._parts is None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..curation import Curator, ModelJudge
 from ..db import Db
 from ._background import BackgroundRunner
+from ._jobs import CURATE, EXTRACT, extraction_kind
 from ._models import resolve_model
 from ._proposals import ProposalBook, approve_proposal_tool
 from ._recall import RecallCache, Recaller
@@ -23,15 +25,18 @@ class Parts:
     """What a bound machine holds; built once, when the machine gets its db."""
 
     def __init__(self, machine: LearningMachine, db: Db) -> None:
-        from ..curation import Curator
-
         self.db = db
         registry = machine.registry
         self.recalled = RecallCache()
         self.recaller = Recaller(
             registry=registry, embedder=machine.embedder, context_budget=machine.context_budget
         )
-        curator = Curator(db=db, embedder=machine.embedder)
+        judge = machine.dedup_judge
+        curator = Curator(
+            db=db,
+            embedder=machine.embedder,
+            judge=ModelJudge(resolve_model(judge)) if judge is not None else None,
+        )
         self.proposals = ProposalBook(db=db, registry=registry)
         self.service = LearningService(
             db=db, embedder=machine.embedder, proposals=self.proposals, curator=curator
@@ -44,6 +49,7 @@ class Parts:
             curate=lambda job: curator.acurate(**dict(job.options)),
             recalled=self.recalled,
             usage=machine.usage,
+            kinds=(CURATE, EXTRACT, extraction_kind(registry.route())),
         )
         self.runner = BackgroundRunner(
             worker=self.worker,

@@ -9,7 +9,9 @@ tools as specs, guidance, held writes), so no turn ever probes a store again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -287,6 +289,16 @@ class StoreRegistry(Mapping[str, StoreSlot]):
             if slot.describes_extraction and slot.learns_in_background
         ]
 
+    def route(self) -> str:
+        """A short hash of what background learning here is (stores, modes, namespaces).
+
+        Pending work carries it, so machines configured differently on one db each take only
+        the work they can honour.
+        """
+        data = {slot.name: slot.fingerprint() for slot in self.background()}
+        text = json.dumps(data, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
     def has_mode(self, mode: LearningMode) -> bool:
         """Whether any store learns in ``mode``."""
         return any(slot.mode is mode for slot in self._slots.values())
@@ -299,11 +311,14 @@ class StoreRegistry(Mapping[str, StoreSlot]):
         """Lend every bindable store the db, the embedder and a write gate for its mode."""
         for name, slot in self._slots.items():
             if isinstance(slot.store, BindableStore):
+                config = getattr(slot.store, "config", None)
                 gate = WriteGate(
                     store_name=name,
                     learning_type=slot.learning_type,
                     mode=slot.mode or LearningMode.BACKGROUND,
                     db=db,
+                    approval=str(getattr(config, "approval", "user")),
+                    screen=str(getattr(config, "screen", "hold")),
                 )
                 slot.store.bind(StoreResources(name=name, db=db, embedder=embedder, gate=gate))
 

@@ -99,7 +99,7 @@ class TurnRecorder:
                 stores=tuple(slot.name for slot in slots),
                 fingerprint={slot.name: slot.fingerprint() for slot in slots},
             )
-            work = encode_job(job, max_attempts=self.max_attempts)
+            work = encode_job(job, max_attempts=self.max_attempts, route=self.registry.route())
             ops.append(EnqueueWork(work=work))
             if turn.learned.recalled:
                 self.recalled.put(ctx.turn_id, turn.learned.recalled)

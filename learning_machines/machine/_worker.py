@@ -123,6 +123,7 @@ class Worker:
         recalled: RecallCache | None = None,
         usage: LearningUsage | None = None,
         worker_id: str | None = None,
+        kinds: tuple[str, ...] | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -132,14 +133,14 @@ class Worker:
         self.recalled = recalled
         self.usage = usage or LearningUsage()
         self.worker_id = worker_id or default_worker_id()
+        self.kinds = kinds
+        """Kinds of work it claims (``None``: every kind — a dedicated worker process)."""
         self.parked: list[PendingWork] = []
         self._lock = asyncio.Lock()
 
     # --- the loop ---------------------------------------------------------------------------
 
-    async def run_pending(
-        self, *, limit: int | None = None, kinds: tuple[str, ...] | None = None
-    ) -> WorkResult:
+    async def run_pending(self, *, limit: int | None = None) -> WorkResult:
         """Claim and process items until none is claimable (or ``limit`` were processed).
 
         Up to ``settings.concurrency`` items are processed at once (model calls overlap), but a
@@ -155,7 +156,7 @@ class Worker:
                 claimed = await self.db.arun(
                     ClaimWork(
                         worker_id=self.worker_id,
-                        kinds=kinds,
+                        kinds=self.kinds,
                         limit=room,
                         lease_seconds=self.settings.lease_seconds,
                     )
@@ -177,7 +178,7 @@ class Worker:
         return [(item.id, await self.process(item)) for item in items]
 
     async def wait_idle(self, *, timeout: float | None = 60.0, poll: float = 0.05) -> None:
-        """Do claimable work until nothing is pending or running (in any process).
+        """Do claimable work until none of its kinds is pending or running (in any process).
 
         Raises ``TimeoutError`` after ``timeout`` seconds. Parked (failed) work does not count.
         """
@@ -185,7 +186,8 @@ class Worker:
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             await self.run_pending()
-            if await self.db.arun(CountWork(statuses=("pending", "running"))) == 0:
+            left = await self.db.arun(CountWork(statuses=("pending", "running"), kinds=self.kinds))
+            if left == 0:
                 return
             if deadline is not None and loop.time() > deadline:
                 raise TimeoutError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -31,10 +32,14 @@ if TYPE_CHECKING:
     from ..embedders import Embedder
     from ._protocol import StoreResources
 
-__all__ = ["Approval", "BaseStore", "StoreConfig"]
+__all__ = ["Approval", "BaseStore", "Screen", "StoreConfig"]
+
+logger = logging.getLogger("learning_machines")
 
 #: Who approves a PROPOSE store's writes to a shared namespace (see :attr:`StoreConfig.approval`).
 Approval = Literal["user", "others"]
+#: What screening does to flagged writes to a shared namespace (see :attr:`StoreConfig.screen`).
+Screen = Literal["hold", "flag", "off"]
 
 
 @dataclass(kw_only=True)
@@ -63,6 +68,12 @@ class StoreConfig:
     """How much a learning's retention (recency, recalls, feedback; see
     ``learning_machines.curation.retention_score``) counts in search ranking, against relevance.
     ``0`` ranks by relevance alone."""
+    screen: Screen = "hold"
+    """BACKGROUND and AGENTIC writes to a *shared* namespace are screened for instructions
+    addressed to the model, markup, secrets, URLs and personal data (``stores/_screen.py``).
+    ``"hold"``: a flagged write is held as a proposal for a reviewer (HITL) instead of reaching
+    other users' prompts. ``"flag"``: it is written, with the findings in its provenance and a
+    warning logged. ``"off"``: no screening."""
     approval: Approval = "user"
     """PROPOSE only: who approves writes to a *shared* namespace. ``"user"``: the user whose turn
     proposed it (in chat or through the API) — their consent, which protects them but not the
@@ -80,6 +91,9 @@ class StoreConfig:
         self.max_tokens = whole_number(self.max_tokens, field=self._field("max_tokens"), minimum=0)
         self.decay_weight = number_value(
             self.decay_weight, field=self._field("decay_weight"), low=0.0, high=1.0
+        )
+        self.screen = choice_value(
+            self.screen, field=self._field("screen"), choices=("hold", "flag", "off")
         )
         self.approval = choice_value(
             self.approval, field=self._field("approval"), choices=("user", "others")
@@ -221,7 +235,16 @@ class BaseStore:
                 context=context,
                 decision=decision,
             )
-        ids = await self.apply_write(write, **{**context, "mode": self.mode.value})
+        applied = {**context, "mode": self.mode.value}
+        if decision.flags:
+            applied["screened"] = list(decision.flags)
+            logger.warning(
+                "%s wrote to shared namespace %r text that screening flagged: %s",
+                type(self).__name__,
+                self.config.namespace,
+                "; ".join(decision.flags),
+            )
+        ids = await self.apply_write(write, **applied)
         return WriteOutcome(applied=True, learning_ids=ids)
 
     def tool_specs(self) -> list[ToolSpec[Any]]:

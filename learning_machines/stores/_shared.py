@@ -80,7 +80,7 @@ def provenance(store: BaseStore, context: Mapping[str, Any]) -> dict[str, Any]:
         "mode": str(context.get("mode") or store.mode.value),
         "store": store.resources.name,
     }
-    for key in ("approved_by", "proposal_id"):
+    for key in ("approved_by", "proposal_id", "screened"):
         if context.get(key):
             out[key] = context[key]
     return out

@@ -117,11 +117,17 @@ async def test_caps_archive_the_weakest_first(db: Db) -> None:
 
 async def test_dry_run_reports_and_writes_nothing(db: Db) -> None:
     stale = put(db, note("An old thing", at=NOW - timedelta(days=400)))
-    report = await Curator(db=db, embedder=EMB, policies=NOTE_POLICY).acurate(dry_run=True)
+    fresh = put(db, note("A new thing", at=NOW))
+    seen: list[tuple[int, int | None]] = []
+    report = await Curator(db=db, embedder=EMB, policies=NOTE_POLICY).acurate(
+        dry_run=True, on_progress=lambda done, total: seen.append((done, total))
+    )
     assert report.dry_run
     assert [x.id for x in report.archived] == [stale.id]
-    assert [x.id for x in active(db)] == [stale.id]
-    assert "would change" in report.summary()
+    assert {x.id for x in active(db)} == {stale.id, fresh.id}
+    # The summary counts what changed, apart from what was only looked at.
+    assert "examined 2 learnings in 1 scopes and would change 1: " in report.summary()
+    assert seen == [(1, 1)]
 
 
 async def test_curate_supersedes_same_key_facts_and_respects_user_scope(db: Db) -> None:

@@ -49,6 +49,15 @@ def same_when_about_bullets(prompt: str, schema: dict) -> dict:
     return {"same": [int(n) for n, a in pairs if "bullet" in a.lower()]}
 
 
+def bullet_pairs(prompt: str) -> list[int]:
+    """The scripted judge's answer: the numbers of the pairs about bullet points."""
+    return list(same_when_about_bullets(prompt, {})["same"])
+
+
+def judge_calls(model: ScriptedModel) -> int:
+    return sum(1 for call in model.calls if call.kind == "judge")
+
+
 def seed(db: Db, user: str = "alice") -> None:
     for text in (*PARAPHRASE, *DIFFERENT, "The user has a dog called Rex"):
         put(db, note(text, user))
@@ -65,12 +74,12 @@ async def test_without_a_judge_the_paraphrase_stays_twice(db: Db) -> None:
 async def test_a_judging_model_merges_the_paraphrase_not_the_other_fact_in_one_call(db: Db) -> None:
     seed(db, "alice")
     seed(db, "bob")  # a second scope: still one call for the whole run
-    model = ScriptedModel(extraction=same_when_about_bullets)
+    model = ScriptedModel(judge=bullet_pairs)
     curator = Curator(db=db, embedder=EMB, judge=ModelJudge(model))
 
     report = await curator.acurate()
 
-    assert model.extraction_calls == 1
+    assert judge_calls(model) == 1
     for user in ("alice", "bob"):
         texts = {x.search_text for x in active(db, user)}
         assert len(texts & set(PARAPHRASE)) == 1  # merged into one row
@@ -94,15 +103,15 @@ async def test_a_judging_model_merges_the_paraphrase_not_the_other_fact_in_one_c
     assert again.merged == []
     assert again.judge is not None
     assert again.judge.same == 0
-    assert model.extraction_calls == 2  # one more call, for the pairs still uncertain
+    assert judge_calls(model) == 2  # one more call, for the pairs still uncertain
 
 
 async def test_nothing_uncertain_no_call(db: Db) -> None:
     put(db, note("The user has a dog called Rex"))
     put(db, note("Staging deploys happen every Tuesday."))
-    model = ScriptedModel(extraction=same_when_about_bullets)
+    model = ScriptedModel(judge=bullet_pairs)
     report = await Curator(db=db, embedder=EMB, judge=ModelJudge(model)).acurate()
-    assert model.extraction_calls == 0
+    assert judge_calls(model) == 0
     assert report.judge is not None
     assert (report.judge.calls, report.judge.pairs) == (0, 0)
 
@@ -110,7 +119,7 @@ async def test_nothing_uncertain_no_call(db: Db) -> None:
 async def test_a_failing_judge_raises_and_writes_nothing(db: Db) -> None:
     seed(db)
     before = sorted(x.id for x in active(db))
-    model = ScriptedModel(extraction=same_when_about_bullets, fail_extractions=10)
+    model = ScriptedModel(judge=bullet_pairs, fail_extractions=10)
     with pytest.raises(ModelError, match="judge model:scripted failed"):
         await Curator(db=db, embedder=EMB, judge=ModelJudge(model)).acurate()
     assert sorted(x.id for x in active(db)) == before
@@ -168,9 +177,38 @@ async def test_the_judge_also_decides_pairs_similarity_alone_would_wrongly_merge
         put(db, note(text, "bob"))
     alone = await Curator(db=db, embedder=EMB).acurate(user_id="bob")
     assert len(alone.merged) == 1
-    model = ScriptedModel(extraction=same_when_about_bullets)  # says: not the same
+    model = ScriptedModel(judge=bullet_pairs)  # says: not the same
     report = await Curator(db=db, embedder=EMB, judge=ModelJudge(model)).acurate(user_id="alice")
     assert report.merged == []
     assert {x.search_text for x in active(db, "alice")} == set(slack)
     assert report.judge is not None
     assert (report.judge.pairs, report.judge.same) == (1, 0)
+
+
+def test_a_machine_with_a_model_asks_it_during_its_curation_runs(db: Db) -> None:
+    from learning_machines import LearningMachine, LearningMode
+    from learning_machines.stores import LearnedKnowledgeConfig
+
+    model = ScriptedModel(judge=bullet_pairs)
+    machine = LearningMachine(
+        db=db,
+        model=model,
+        embedder=EMB,
+        learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.AGENTIC, namespace="eng"),
+        background=False,
+    )
+    turn = machine.begin("x", user_id="alice", session_id="s")
+    for text in PARAPHRASE:
+        turn.tools.call("save_learning", {"title": "Format", "learning": text})
+    assert len(turn.tools.call("search_learnings", {"query": "bullet points"}).splitlines()) == 2
+    report = machine.service.curate()
+    assert report.judge is not None
+    assert report.judge.calls == 1
+    assert len(report.merged) == 1
+    assert judge_calls(model) == 1
+    assert len(turn.tools.call("search_learnings", {"query": "bullet points"}).splitlines()) == 1
+    off = LearningMachine(
+        db=db, model=model, embedder=EMB, learned_knowledge=True, dedup_judge=False,
+        background=False,
+    )  # fmt: skip
+    assert off.service.curate().judge is None

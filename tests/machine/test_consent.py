@@ -346,10 +346,17 @@ async def test_shared_propose_store_can_require_someone_else(db: Db) -> None:
     )
     proposal_id = await _propose(machine)
     assert (await _say(machine, "yes", proposal_id)).startswith("NOT approved")
-    with pytest.raises(PermissionDenied, match="shared namespace 'eng'"):
+    with pytest.raises(PermissionDenied, match="cannot approve it"):
         await machine.proposals.aapprove(proposal_id, by="Alice")
+    # The rule travels with the proposal: a machine built with the default approval="user"
+    # (say, the CLI's) does not let the author approve it either.
+    lenient = _machine(
+        db, learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.PROPOSE, namespace="eng")
+    )
+    with pytest.raises(PermissionDenied, match="cannot approve it"):
+        await lenient.proposals.aapprove(proposal_id, by="alice")
     assert machine.proposals.get(proposal_id).status == "pending"
-    approved = await machine.proposals.aapprove(proposal_id, by="lead-reviewer")
+    approved = await lenient.proposals.aapprove(proposal_id, by="lead-reviewer")
     assert approved.status == "approved"
 
 
