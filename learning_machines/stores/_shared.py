@@ -103,13 +103,18 @@ def kept_on_update(row: Learning | None) -> dict[str, Any]:
 
 
 def change_for(store: BaseStore, action: str, reason: str, context: Mapping[str, Any]) -> Change:
-    """Build the history record of a write made by ``store`` in this turn."""
+    """Build the history record of a write made by ``store`` in this turn.
+
+    A write held for approval names who approved it, so the history does not read as if the
+    user whose turn proposed it had written it alone.
+    """
     return Change(
         action=action,
         actor={
             "store": store.resources.name,
             "mode": str(context.get("mode") or store.mode.value),
             "user_id": context.get("user_id"),
+            **{k: context[k] for k in ("approved_by", "proposal_id") if context.get(k)},
         },
         reason=reason,
         turn_id=context.get("turn_id"),
