@@ -21,10 +21,29 @@ from .._turn_context import TurnContext
 from ..db import PendingWork, new_id, utcnow
 from ..exceptions import ValidationError
 
-__all__ = ["CurationJob", "CurationSchedule", "ExtractionJob", "Job", "decode_job", "encode_job"]
+__all__ = [
+    "CURATE",
+    "EXTRACT",
+    "CurationJob",
+    "CurationSchedule",
+    "ExtractionJob",
+    "Job",
+    "decode_job",
+    "encode_job",
+    "extraction_kind",
+]
 
 EXTRACT = "extract"
 CURATE = "curate"
+
+
+def extraction_kind(route: str) -> str:
+    """The kind of a turn's extraction work for machines configured as ``route`` says.
+
+    Machines with other stores, modes or namespaces on the same db leave it alone; a worker
+    that claims every kind (``learning-machines worker``) refuses it loudly instead.
+    """
+    return f"{EXTRACT}:{route}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,8 +132,11 @@ def _context_from(data: Mapping[str, Any]) -> TurnContext:
     )
 
 
-def encode_job(job: Job, *, max_attempts: int) -> PendingWork:
-    """The ``pending_work`` row for a new job."""
+def encode_job(job: Job, *, max_attempts: int, route: str = "") -> PendingWork:
+    """The ``pending_work`` row for a new job.
+
+    ``route`` is the writing machine's (see :func:`extraction_kind`).
+    """
     if isinstance(job, CurationJob):
         return PendingWork(
             kind=CURATE,
@@ -123,7 +145,7 @@ def encode_job(job: Job, *, max_attempts: int) -> PendingWork:
             max_attempts=max_attempts,
         )
     return PendingWork(
-        kind=EXTRACT,
+        kind=extraction_kind(route) if route else EXTRACT,
         payload=job_payload(job),
         dedupe_key=f"extract:{job.context.turn_id}",
         user_id=job.context.user_id,
@@ -156,7 +178,7 @@ def decode_job(item: PendingWork) -> Job:
     payload = item.payload
     if item.kind == CURATE:
         return CurationJob(options=dict(payload.get("options") or {}), key=item.dedupe_key)
-    if item.kind != EXTRACT:
+    if item.kind != EXTRACT and not item.kind.startswith(EXTRACT + ":"):
         raise ValidationError(
             f"pending work {item.id} is of kind {item.kind!r}, which this version cannot process"
         )
