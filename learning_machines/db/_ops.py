@@ -490,8 +490,8 @@ class FinishWork(Op[None]):
 class UpdateWork(Op[PendingWork]):
     """Replace the payload of a claimed item (progress, so a retry resumes instead of redoing).
 
-    Raises :class:`~learning_machines.exceptions.NotFoundError` if ``worker_id`` no longer holds
-    the claim.
+    Raises :class:`~learning_machines.exceptions.ConflictError` if ``worker_id`` no longer holds
+    the claim (its lease ran out and another worker took the item).
     """
 
     id: str
