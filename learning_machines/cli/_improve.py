@@ -1,49 +1,66 @@
 """Self-improvement commands: ``improve`` (reflect now) and the ``improvements`` group.
 
 ``improvements list|show|approve|reject|history|rollback|effect|instructions``: review,
-versions and measurement.
+versions and measurement. Only ``improve`` and ``approve`` may call a model (reflection, and
+the gate again when the instructions moved since a proposal was gated); the rest never do.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich import box
 from rich.table import Table
 
-from ..exceptions import LearningMachinesError, UsageError
-from ._common import DEFAULT_DB, open_db
+from ..improvement import ImprovementProposal
+from ._common import DbOption, JsonOption, clip, console, emit_json, model_name, open_machine
 
 __all__ = ["register"]
 
-T = TypeVar("T")
-
-console = Console()
-DbOption = Annotated[str, typer.Option("--db", help="SQLite file or postgresql:// URL.")]
 MachineOption = Annotated[
     str | None,
     typer.Option(
         "--machine",
-        help="module:attribute of your LearningMachine (default: one with the decision log, "
-        "feedback and self-improvement, in-process learning off).",
+        metavar="MODULE:ATTR",
+        help="Your LearningMachine (or a function returning one), e.g. myapp.learning:machine. "
+        "Default: one with the decision log, feedback and self-improvement.",
     ),
 ]
 ModelOption = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="Model for reflection and the gate's replays, 'provider:model' "
-        "(default: $LEARNING_MACHINES_MODEL; not needed to list, approve or reject).",
+        metavar="PROVIDER:MODEL",
+        help="Model for reflection and the gate's replays, e.g. openai:gpt-4.1-mini (default: "
+        "the machine's, else $LEARNING_MACHINES_MODEL).",
     ),
 ]
-AgentOption = Annotated[str | None, typer.Option("--agent", help="The agent's id.")]
-TeamOption = Annotated[
-    str | None, typer.Option("--team", help="The team (when rules are kept per team).")
+AgentOption = Annotated[
+    str | None, typer.Option("--agent", metavar="AGENT", help="The agent's id.")
 ]
-ByOption = Annotated[str, typer.Option("--by", help="Who decides (recorded).")]
+TeamOption = Annotated[
+    str | None,
+    typer.Option("--team", metavar="TEAM", help="The team (when rules are kept per team)."),
+]
+ByOption = Annotated[
+    str, typer.Option("--by", metavar="REVIEWER", help="Who decides (recorded with it).")
+]
+NoteOption = Annotated[str | None, typer.Option("--note", metavar="TEXT", help="Why (recorded).")]
+ProposalId = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID", help="The proposal's id (from `improvements list`).", show_default=False
+    ),
+]
+VersionArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="VERSION",
+        help="A version of the instructions, v… (from `improvements history`).",
+        show_default=False,
+    ),
+]
 
 improvements_app = typer.Typer(
     help="Review self-improvement: proposals, approvals, versions, rollback, effect.",
@@ -51,48 +68,42 @@ improvements_app = typer.Typer(
 )
 
 
-def _machine(db_url: str, spec: str | None, model: str | None) -> Any:
+def _machine(
+    db: str | None, spec: str | None, *, model: str | None = None, calls: bool = False
+) -> Any:
+    """The machine to work with; it keeps (or gets) a model only for a command that ``calls``."""
     from ..machine import LearningMachine
-    from ._app import load_machine
 
-    chosen = model or os.environ.get("LEARNING_MACHINES_MODEL") or None
-    db = open_db(db_url)
-    if spec:
-        return load_machine(spec, db=db, model=chosen)
-    return LearningMachine(
-        db=db,
-        model=chosen,
-        decision_log=True,
-        feedback=True,
-        self_improvement=True,
-        background=False,
-    )
+    def default() -> LearningMachine:
+        return LearningMachine(decision_log=True, feedback=True, self_improvement=True)
+
+    return open_machine(db, spec, model=model_name(model), learns=calls, default=default)
 
 
-def _on(db_url: str, spec: str | None, model: str | None, act: Callable[[Any], T]) -> T:
-    """``act(machine)`` on the machine for ``db_url``; a library error ends the command loudly."""
-    learning = _machine(db_url, spec, model)
-    try:
-        return act(learning)
-    except LearningMachinesError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2 if isinstance(exc, UsageError) else 1) from exc
-    finally:
-        learning.db.close()
+def _table(*columns: str, title: str) -> Table:
+    table = Table(*columns, title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    table.columns[0].no_wrap = True  # ids must stay whole to be copied
+    return table
 
 
-def _proposals_table(title: str, proposals: list[Any]) -> Table:
-    table = Table(title=title)
-    for column in ("id", "agent", "status", "change", "evidence", "gate"):
-        table.add_column(column)
+def _gate(p: ImprovementProposal) -> str:
+    if p.status == "blocked":
+        return "screen: " + "; ".join(n.reason for n in p.screen)
+    if p.gate is None:
+        return "-"
+    return ("passed: " if p.gate.passed else "failed: ") + p.gate.reason
+
+
+def _proposals_table(title: str, proposals: list[ImprovementProposal]) -> Table:
+    table = _table("id", "agent", "status", "change", "evidence", "gate", title=title)
     for p in proposals:
-        gate = "-"
-        if p.gate is not None:
-            gate = ("passed: " if p.gate.passed else "failed: ") + p.gate.reason
-        if p.status == "blocked":
-            gate = "screen: " + "; ".join(n.reason for n in p.screen)
         table.add_row(
-            p.id, p.agent_id or "-", p.status, p.summary, f"{len(p.evidence)} turns", gate
+            p.id,
+            p.agent_id or "-",
+            p.status,
+            clip(p.summary, 120),
+            f"{len(p.evidence)} turns",
+            clip(_gate(p), 80),
         )
     return table
 
@@ -100,12 +111,16 @@ def _proposals_table(title: str, proposals: list[Any]) -> Table:
 def improve(
     agent: AgentOption = None,
     team: TeamOption = None,
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = None,
     machine: MachineOption = None,
     model: ModelOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Reflect now on an agent's turns: one model call, then the screen and the gate."""
-    report = _on(db, machine, model, lambda m: m.improve(agent_id=agent, team_id=team))
+    report = _machine(db, machine, model=model, calls=True).improve(agent_id=agent, team_id=team)
+    if as_json:
+        emit_json(report)
+        return
     console.print(f"reflection for {report.scope.label}: {report.reason}")
     if report.proposals:
         console.print(_proposals_table("Proposals", report.proposals))
@@ -120,48 +135,56 @@ def list_(
     status: Annotated[
         str,
         typer.Option(
+            "--status",
+            metavar="STATUS",
             help="pending (offered for approval), failed_gate, blocked, approved, rejected, "
-            "withdrawn or all"
+            "withdrawn or all.",
         ),
     ] = "pending",
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = None,
     machine: MachineOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """List proposals (by default those waiting for approval)."""
-    rows = _on(
-        db,
-        machine,
-        None,
-        lambda m: m.improvements.list(agent_id=agent, team_id=team, status=status),
-    )
+    """List proposals (by default those waiting for approval), newest first."""
+    rows = _machine(db, machine).improvements.list(agent_id=agent, team_id=team, status=status)
+    if as_json:
+        emit_json(rows)
+        return
     console.print(_proposals_table(f"Proposals ({status})", rows))
+    if status == "pending" and rows:
+        console.print(
+            "[dim]Decide: learning-machines improvements approve ID --by REVIEWER (or reject)[/dim]"
+        )
 
 
 @improvements_app.command("show")
-def show(proposal_id: str, db: DbOption = DEFAULT_DB, machine: MachineOption = None) -> None:
+def show(
+    proposal_id: ProposalId,
+    db: DbOption = None,
+    machine: MachineOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Show a proposal: the change, its evidence turns, the screen and the gate's replays."""
-    p, turns = _on(
-        db,
-        machine,
-        None,
-        lambda m: (m.improvements.get(proposal_id), m.improvements.evidence(proposal_id)),
-    )
+    book = _machine(db, machine).improvements
+    p, turns = book.get(proposal_id), book.evidence(proposal_id)
+    if as_json:
+        emit_json({"proposal": p, "evidence": turns})
+        return
     console.print(f"[bold]{p.summary}[/bold]\nstatus: {p.status}; made against {p.base_version}")
     console.print(f"expected effect: {p.expected_effect}\nrisk: {p.risk}")
-    table = Table(title="Evidence")
-    for column in ("turn", "user", "asked", "outcome"):
-        table.add_column(column)
+    table = _table("turn", "user", "asked", "outcome", title="Evidence")
     for t in turns:
         outcome = t.record.outcome
         said = "" if outcome is None else f"{outcome.score:+.2f} {outcome.source}"
-        table.add_row(t.turn_id, t.user_id, t.record.message[:60], said)
+        table.add_row(t.turn_id, t.user_id, clip(t.record.message, 60), said)
     console.print(table)
     for note in p.screen:
         console.print(f"[red]screen: {note.kind}: {note.reason}[/red]")
     if p.gate is not None:
-        gate = Table(title=f"Gate ({'passed' if p.gate.passed else 'failed'}: {p.gate.reason})")
-        for column in ("turn", "kind", "verdict", "without the change", "with it", "by"):
-            gate.add_column(column)
+        gate = _table(
+            "turn", "kind", "verdict", "without the change", "with it", "by",
+            title=f"Gate ({'passed' if p.gate.passed else 'failed'}: {p.gate.reason})",
+        )  # fmt: skip
         for c in p.gate.cases:
             gate.add_row(c.turn_id, c.kind, c.verdict, c.without, c.with_change, c.scored_by)
         console.print(gate)
@@ -169,30 +192,41 @@ def show(proposal_id: str, db: DbOption = DEFAULT_DB, machine: MachineOption = N
 
 @improvements_app.command("approve")
 def approve(
-    proposal_id: str,
+    proposal_id: ProposalId,
     by: ByOption,
-    note: Annotated[str | None, typer.Option(help="Why.")] = None,
-    db: DbOption = DEFAULT_DB,
+    note: NoteOption = None,
+    db: DbOption = None,
     machine: MachineOption = None,
     model: ModelOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Approve a proposal: the agent's instructions get a new version at once."""
-    done = _on(db, machine, model, lambda m: m.improvements.approve(proposal_id, by=by, note=note))
+    """Approve a proposal: the agent's instructions get a new version at once.
+
+    A reviewer whose own turns are its evidence cannot approve it alone.
+    """
+    done = _machine(db, machine, model=model, calls=True).improvements.approve(
+        proposal_id, by=by, note=note
+    )
+    if as_json:
+        emit_json(done)
+        return
     console.print(f"{done.id}: approved by {done.decided_by}; now at version {done.version}")
 
 
 @improvements_app.command("reject")
 def reject(
-    proposal_id: str,
+    proposal_id: ProposalId,
     by: ByOption,
-    reason: Annotated[str | None, typer.Option(help="Why (kept with it).")] = None,
-    db: DbOption = DEFAULT_DB,
+    note: NoteOption = None,
+    db: DbOption = None,
     machine: MachineOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Reject a proposal: kept, and the same change is never proposed again."""
-    done = _on(
-        db, machine, None, lambda m: m.improvements.reject(proposal_id, by=by, reason=reason)
-    )
+    done = _machine(db, machine).improvements.reject(proposal_id, by=by, reason=note)
+    if as_json:
+        emit_json(done)
+        return
     console.print(f"{done.id}: rejected by {done.decided_by}")
 
 
@@ -200,49 +234,64 @@ def reject(
 def history(
     agent: AgentOption = None,
     team: TeamOption = None,
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = None,
     machine: MachineOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Every approval and rollback: versions, who, what, the evidence."""
-    changes = _on(db, machine, None, lambda m: m.improvements.history(agent_id=agent, team_id=team))
-    table = Table(title="Instruction history")
-    for column in ("when", "agent", "action", "from", "to", "by", "change", "evidence"):
-        table.add_column(column)
+    changes = _machine(db, machine).improvements.history(agent_id=agent, team_id=team)
+    if as_json:
+        emit_json(changes)
+        return
+    table = _table(
+        "when", "agent", "action", "from", "to", "by", "change", "evidence",
+        title="Instruction history",
+    )  # fmt: skip
     for c in changes:
         table.add_row(
             c.at[:16], c.agent_id or "-", c.action, c.from_version, c.to_version, c.by,
-            c.summary, f"{len(c.evidence)} turns",
+            clip(c.summary, 80), f"{len(c.evidence)} turns",
         )  # fmt: skip
     console.print(table)
 
 
 @improvements_app.command("rollback")
 def rollback(
-    version: str,
+    version: VersionArg,
     by: ByOption,
     agent: AgentOption = None,
     team: TeamOption = None,
-    note: Annotated[str | None, typer.Option(help="Why.")] = None,
-    db: DbOption = DEFAULT_DB,
+    note: NoteOption = None,
+    db: DbOption = None,
     machine: MachineOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Make an earlier version of an agent's instructions active again."""
-    change = _on(
-        db,
-        machine,
-        None,
-        lambda m: m.improvements.rollback(version, by=by, agent_id=agent, team_id=team, note=note),
+    change = _machine(db, machine).improvements.rollback(
+        version, by=by, agent_id=agent, team_id=team, note=note
     )
+    if as_json:
+        emit_json(change)
+        return
     console.print(f"rolled back from {change.from_version} to {change.to_version} by {change.by}")
 
 
 @improvements_app.command("effect")
-def effect(version: str, db: DbOption = DEFAULT_DB, machine: MachineOption = None) -> None:
+def effect(
+    version: VersionArg,
+    db: DbOption = None,
+    machine: MachineOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Outcomes of the turns before and after a version became active."""
-    report = _on(db, machine, None, lambda m: m.improvements.effect(version))
-    table = Table(title=f"Effect of {version} (active since {report.activated_at[:16]})")
-    for column in ("", "version", "turns", "rated", "went wrong", "failure rate", "mean"):
-        table.add_column(column)
+    report = _machine(db, machine).improvements.effect(version)
+    if as_json:
+        emit_json(report)
+        return
+    table = _table(
+        "", "version", "turns", "rated", "went wrong", "failure rate", "mean",
+        title=f"Effect of {version} (active since {report.activated_at[:16]})",
+    )  # fmt: skip
     for label, s in (("before", report.before), ("after", report.after)):
         rate = "-" if s.failure_rate is None else f"{s.failure_rate:.2f}"
         mean = "-" if s.mean_score is None else f"{s.mean_score:+.2f}"
@@ -254,11 +303,15 @@ def effect(version: str, db: DbOption = DEFAULT_DB, machine: MachineOption = Non
 def instructions(
     agent: AgentOption = None,
     team: TeamOption = None,
-    db: DbOption = DEFAULT_DB,
+    db: DbOption = None,
     machine: MachineOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Print an agent's active instructions (base text plus approved rules) and version."""
-    active = _on(db, machine, None, lambda m: m.instructions(agent_id=agent, team_id=team))
+    active = _machine(db, machine).instructions(agent_id=agent, team_id=team)
+    if as_json:
+        emit_json({"version": active.version, "text": active.text, "rules": active.rules})
+        return
     console.print(f"[bold]version {active.version}[/bold]")
     typer.echo(active.text or "(no instructions recorded)")
 

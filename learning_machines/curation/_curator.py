@@ -12,7 +12,8 @@ entry that :meth:`Curator.arestore` can undo.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -41,14 +42,24 @@ from ..db import (
 )
 from ..db._records import ALL_STATUSES
 from ..embedders import Embedder, aembed
-from ..exceptions import ConflictError, NotFoundError, ValidationError
-from ._decay import CurationPolicy, policy_for, retention_score
+from ..exceptions import ConflictError, ModelError, NotFoundError, ValidationError
+from ._decay import CurationPolicy, check_policies, policy_for, retention_score
 from ._evidence import helpfulness, strongly_harmful
 from ._export import export_user, import_user, learning_from_dict
+from ._judge import (
+    DEFAULT_JUDGE_BAND,
+    JUDGE_SURE,
+    MAX_JUDGED_PAIRS,
+    DedupJudge,
+    JudgeCost,
+    band_pairs,
+)
 from ._similar import distinguishing
 from ._write import merge_learnings, names_of, supersede_learning
 
 __all__ = ["CURATION_ACTIONS", "CurationAction", "CurationReport", "Curator"]
+
+logger = logging.getLogger("learning_machines")
 
 #: History actions that :meth:`Curator.arestore` undoes by default.
 CURATION_ACTIONS = frozenset({"merge", "supersede", "archive", "delete", "update", "import"})
@@ -92,19 +103,33 @@ class CurationReport:
     """Active learnings examined."""
     dry_run: bool = False
     """``True`` when nothing was written."""
+    judge: JudgeCost | None = None
+    """What the near-duplicate judge was asked and cost (``None``: no judge configured)."""
 
     @property
     def actions(self) -> list[CurationAction]:
         """Every action, in the order merged, superseded, archived, expired."""
         return [*self.merged, *self.superseded, *self.archived, *self.expired]
 
+    @property
+    def changed(self) -> int:
+        """Learnings changed (merged, superseded or archived); expired proposals not counted."""
+        return len(self.merged) + len(self.superseded) + len(self.archived)
+
     def summary(self) -> str:
-        """One line for people: counts of each action."""
+        """One line for people: what was examined, and how many of each change."""
         verb = "would change" if self.dry_run else "changed"
         return (
-            f"curation {verb} {self.examined} learnings in {self.scopes} scopes: "
-            f"{len(self.merged)} merged, {len(self.superseded)} superseded, "
-            f"{len(self.archived)} archived, {len(self.expired)} proposals expired"
+            f"curation examined {self.examined} learnings in {self.scopes} scopes and {verb} "
+            f"{self.changed}: {len(self.merged)} merged, {len(self.superseded)} superseded, "
+            f"{len(self.archived)} archived; {len(self.expired)} proposals expired"
+            + (
+                f"; judge {self.judge.judge}: {self.judge.same}/{self.judge.pairs} pairs the same "
+                f"in {self.judge.calls} call(s), "
+                f"{self.judge.input_tokens + self.judge.output_tokens} tokens"
+                if self.judge is not None
+                else ""
+            )
         )
 
 
@@ -124,13 +149,17 @@ def _key(learning: Learning) -> str | None:
 
 
 def _plan_merges(
-    rows: Sequence[Learning], policy: CurationPolicy
+    rows: Sequence[Learning],
+    policy: CurationPolicy,
+    judged: Mapping[tuple[str, str], bool] | None = None,
 ) -> list[tuple[Learning, Learning, str]]:
     """Pairs ``(keep, absorbed, reason)``: duplicates left in one scope, oldest row kept.
 
-    Pure: exact duplicates, entities sharing a name, and near duplicates (cosine at or above the
-    policy's threshold, without a lexical guard, conflict keys compatible).
+    Pure: exact duplicates, entities sharing a name, near duplicates (cosine at or above the
+    policy's threshold, without a lexical guard, conflict keys compatible). A pair
+    ``(older id, newer id)`` in ``judged`` is merged exactly when the judge said it is the same.
     """
+    judged = judged or {}
     kept: list[Learning] = []
     vectors: list[np.ndarray[Any, np.dtype[np.float64]] | None] = []
     plan: list[tuple[Learning, Learning, str]] = []
@@ -151,11 +180,17 @@ def _plan_merges(
                     continue
                 norm = float(np.linalg.norm(vec) * np.linalg.norm(ov))
                 sim = float(vec @ ov) / norm if norm else 0.0
-                if sim < policy.near_duplicate_threshold or distinguishing(
+                verdict = judged.get((other.id, row.id))
+                if verdict is not None:
+                    if not verdict:
+                        continue
+                    target = (i, f"judged the same fact (cosine {sim:.3f})")
+                elif sim < policy.near_duplicate_threshold or distinguishing(
                     other.search_text, row.search_text
                 ):
                     continue
-                target = (i, f"near duplicate (cosine {sim:.3f})")
+                else:
+                    target = (i, f"near duplicate (cosine {sim:.3f})")
             break
         if target is None:
             kept.append(row)
@@ -164,6 +199,44 @@ def _plan_merges(
         i, reason = target
         plan.append((kept[i], row, reason))
     return plan
+
+
+def _scopes_named(entries: Sequence[HistoryEntry]) -> list[tuple[str, str | None]]:
+    """``(namespace, private owner)`` pairs the snapshots of ``entries`` name, newest first."""
+    scopes: dict[tuple[str, str | None], None] = {}
+    for entry in reversed(entries):
+        for snap in (entry.new, entry.old):
+            if snap is not None:
+                namespace = str(snap.get("namespace", PRIVATE_NAMESPACE))
+                owner = snap.get("user_id") if namespace == PRIVATE_NAMESPACE else None
+                scopes.setdefault((namespace, None if owner is None else str(owner)), None)
+    return list(scopes)
+
+
+def _check_same_owner(
+    restored: Learning, row: Learning | None, entries: Sequence[HistoryEntry]
+) -> None:
+    """A restore never moves a row to another namespace or (private) owner.
+
+    History can hold entries written around the curator (an import, a hand-made entry); a
+    snapshot naming another owner must not hand the row to them. A deleted row's scope is the
+    one its whole history agrees on.
+    """
+    target = (
+        restored.namespace,
+        restored.user_id if restored.namespace == PRIVATE_NAMESPACE else None,
+    )
+    if row is not None:
+        scopes = [(row.namespace, row.user_id if row.namespace == PRIVATE_NAMESPACE else None)]
+    else:
+        scopes = _scopes_named(entries)
+    if scopes != [target]:
+        where = " or ".join(f"{ns!r} (owner {owner!r})" for ns, owner in scopes)
+        raise ValidationError(
+            f"History entry of learning {restored.id} names namespace {target[0]!r} (owner "
+            f"{target[1]!r}), but the learning is in {where}; a restore never moves a row to "
+            "another owner. Pick another entry, or restore by hand."
+        )
 
 
 class Curator:
@@ -184,11 +257,22 @@ class Curator:
         db: Db,
         embedder: Embedder | None = None,
         policies: Mapping[str, CurationPolicy] | None = None,
+        judge: DedupJudge | None = None,
+        judge_band: float = DEFAULT_JUDGE_BAND,
     ) -> None:
-        """``policies`` override :data:`DEFAULT_POLICIES` per learning type."""
+        """``policies`` override :data:`DEFAULT_POLICIES` per learning type (not store slot).
+
+        ``judge`` (e.g. :class:`~learning_machines.curation.ModelJudge`) decides the near
+        duplicates similarity cannot: pairs with a cosine from ``judge_band`` up to the policy's
+        threshold, and guarded pairs above it, all asked in one call per run.
+        With a judge, only pairs at or above ``JUDGE_SURE`` (0.97) merge without asking.
+        """
         self.db = db
         self.embedder = embedder
         self.policies = dict(policies or {})
+        self.judge = judge
+        self.judge_band = judge_band
+        check_policies(self.policies)
 
     def policy(self, learning_type: str) -> CurationPolicy:
         """Return the policy used for ``learning_type``."""
@@ -204,12 +288,13 @@ class Curator:
         learning_types: Sequence[str] | None = None,
         now: datetime | None = None,
         dry_run: bool = False,
+        on_progress: Callable[[int, int | None], None] | None = None,
     ) -> CurationReport:
         """Run curation over every scope (or those selected) and report what it did.
 
         ``user_id`` limits the run to that user's private scopes. ``now`` is the time decay is
         measured at (default: the current time). ``dry_run`` computes the report and writes
-        nothing.
+        nothing. ``on_progress(scopes_done, scopes)`` is called after each scope.
         """
         now = now or utcnow()
         scopes: list[ScopeCount] = await self.db.arun(
@@ -221,19 +306,80 @@ class Curator:
         )
         if user_id is not None:
             scopes = [s for s in scopes if s.user_id == user_id]
-        report = CurationReport(dry_run=dry_run, scopes=len(scopes))
+        judged, cost = await self._judge(scopes)
+        report = CurationReport(dry_run=dry_run, scopes=len(scopes), judge=cost)
         examined = 0
-        for scope in scopes:
-            examined += await self._curate_scope(scope, now=now, dry_run=dry_run, report=report)
+        for done, scope in enumerate(scopes, start=1):
+            examined += await self._curate_scope(
+                scope, now=now, dry_run=dry_run, report=report, judged=judged
+            )
+            if on_progress is not None:
+                on_progress(done, len(scopes))
         await self._expire_proposals(user_id=user_id, now=now, dry_run=dry_run, report=report)
         return dataclasses.replace(report, examined=examined)
+
+    async def _judge(
+        self, scopes: Sequence[ScopeCount]
+    ) -> tuple[dict[tuple[str, str], bool], JudgeCost | None]:
+        """Ask the judge, once, about the uncertain pairs of every scope; its verdicts."""
+        if self.judge is None:
+            return {}, None
+        pairs = []
+        for scope in scopes:
+            rows = await self.db.arun(
+                ListLearnings(
+                    filter=_scope_filter(scope), limit=None, order_by="created_at", ascending=True
+                )
+            )
+            threshold = self.policy(scope.learning_type).near_duplicate_threshold
+            pairs += band_pairs(rows, low=self.judge_band, high=max(threshold, JUDGE_SURE))
+        pairs.sort(key=lambda p: -p.similarity)
+        asked = pairs[:MAX_JUDGED_PAIRS]
+        try:
+            verdict = await self.judge.ajudge(asked)
+        except Exception as exc:  # any failure of a model call: nothing is written, say why
+            raise ModelError(
+                f"The near-duplicate judge {self.judge.name} failed on {len(asked)} pairs "
+                f"({type(exc).__name__}: {exc}); nothing was curated. Fix the model (API key, "
+                "SDK) or curate without a judge."
+            ) from exc
+        if len(verdict.same) != len(asked):
+            raise ModelError(
+                f"The near-duplicate judge {self.judge.name} answered {len(verdict.same)} "
+                f"verdicts for {len(asked)} pairs; nothing was curated."
+            )
+        verdicts = {
+            (p.keep.id, p.other.id): yes for p, yes in zip(asked, verdict.same, strict=True)
+        }
+        same = [pair for pair, yes in verdicts.items() if yes]
+        if verdict.calls:
+            logger.info(
+                "near-duplicate judge %s: %d/%d pairs the same in %d call(s)",
+                self.judge.name, len(same), len(asked), verdict.calls,
+            )  # fmt: skip
+        cost = JudgeCost(
+            judge=self.judge.name,
+            calls=verdict.calls,
+            pairs=len(asked),
+            same=len(same),
+            skipped=len(pairs) - len(asked),
+            input_tokens=verdict.input_tokens,
+            output_tokens=verdict.output_tokens,
+        )
+        return verdicts, cost
 
     def curate(self, **options: Any) -> CurationReport:
         """Sync :meth:`acurate`."""
         return run_sync(self.acurate(**options))
 
     async def _curate_scope(
-        self, scope: ScopeCount, *, now: datetime, dry_run: bool, report: CurationReport
+        self,
+        scope: ScopeCount,
+        *,
+        now: datetime,
+        dry_run: bool,
+        report: CurationReport,
+        judged: Mapping[tuple[str, str], bool] | None = None,
     ) -> int:
         policy = self.policy(scope.learning_type)
         rows: list[Learning] = await self.db.arun(
@@ -245,7 +391,10 @@ class Curator:
         gone: set[str] = set()
         current = {r.id: r for r in rows}
 
-        for keep, absorbed, reason in _plan_merges(rows, policy) if policy.dedupe else ():
+        # Verbatim rows (episodes) are what was said: never folded into each other.
+        dedupe = policy.deduplicates(scope.learning_type)
+        merges = _plan_merges(rows, policy, judged) if dedupe else []
+        for keep, absorbed, reason in merges:
             keep = current[keep.id]
             merged = merge_learnings(keep, absorbed, now=now)
             current[keep.id] = merged
@@ -266,7 +415,7 @@ class Curator:
             )  # fmt: skip
 
         by_key: dict[str, list[Learning]] = {}
-        for row in current.values():
+        for row in current.values() if dedupe else ():
             key = _key(row)
             if key is not None and row.id not in gone:
                 by_key.setdefault(key, []).append(row)
@@ -390,22 +539,24 @@ class Curator:
         return run_sync(self.ahistory(learning_id))
 
     async def _current(self, learning_id: str) -> tuple[Learning | None, list[HistoryEntry]]:
-        """Return the stored row (``None`` if deleted) and its history (which names the owner)."""
+        """Return the stored row (``None`` if deleted) and its history.
+
+        The row is looked up in every scope its history names, newest first, so one entry
+        naming another owner cannot hide the real row.
+        """
         entries = await self.ahistory(learning_id)
-        snap = entries[-1].new or entries[-1].old or {}
-        namespace = str(snap.get("namespace", PRIVATE_NAMESPACE))
-        owner = snap.get("user_id")
-        rows: list[Learning] = await self.db.arun(
-            GetLearnings(
-                ids=(learning_id,),
-                filter=LearningFilter(
-                    namespaces=(namespace,),
-                    reader_user_id=owner if namespace == PRIVATE_NAMESPACE else None,
-                    statuses=ALL_STATUSES,
-                ),
+        for namespace, owner in _scopes_named(entries):
+            rows: list[Learning] = await self.db.arun(
+                GetLearnings(
+                    ids=(learning_id,),
+                    filter=LearningFilter(
+                        namespaces=(namespace,), reader_user_id=owner, statuses=ALL_STATUSES
+                    ),
+                )
             )
-        )
-        return (rows[0] if rows else None), entries
+            if rows:
+                return rows[0], entries
+        return None, entries
 
     async def aarchive(
         self, learning_id: str, reason: str = "", actor: Mapping[str, Any] | None = None
@@ -464,6 +615,7 @@ class Curator:
                 "earlier row to restore. Archive it instead."
             )
         restored = learning_from_dict(target.old)
+        _check_same_owner(restored, row, entries)
         if row is not None and row.search_text == restored.search_text:
             restored = dataclasses.replace(restored, embedding=row.embedding, embedder=row.embedder)
         elif (

@@ -14,13 +14,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..db import Learning, ScoredLearning
+from ..exceptions import ConfigurationError
 from ._evidence import evidence_score
 
 __all__ = [
     "DEFAULT_POLICIES",
     "DEFAULT_POLICY",
     "NEAR_DUPLICATE_THRESHOLD",
+    "VERBATIM_TYPES",
     "CurationPolicy",
+    "check_policies",
     "policy_for",
     "rerank",
     "retention_score",
@@ -30,6 +33,18 @@ __all__ = [
 #: for the default embedder (all-MiniLM-L6-v2) by ``benchmarks/calibrate_dedup.py``; see
 #: :mod:`learning_machines.curation._write` for the measured figures.
 NEAR_DUPLICATE_THRESHOLD = 0.88
+
+#: Learning types whose rows are what was said, word for word: curation never merges or
+#: supersedes them (two people saying "ok" are two episodes), whatever their policy's threshold,
+#: unless a policy says ``deduplicate=True`` explicitly.
+VERBATIM_TYPES = frozenset({"episode"})
+
+# Store slot names people may mistake for learning types (policies are keyed by learning type).
+_SLOT_TYPES: Mapping[str, tuple[str, ...]] = {
+    "episodic_memory": ("episode",),
+    "decision_log": ("decision",),
+    "entity_memory": ("entity", "entity_fact", "entity_event", "entity_relation"),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,15 +67,21 @@ class CurationPolicy:
     """Never archive a learning younger than this (new facts have had no chance to be used)."""
     proposal_ttl_days: float | None = 14.0
     """Pending proposals older than this (without ``expires_at``) are expired; ``None``: never."""
-    dedupe: bool = True
-    """Merge duplicates of this type; ``False`` for records that are each their own event (a
-    decision of one turn is never the same as another turn's, even with the same words)."""
     harmful_min_evidence: float | None = None
     """Archive a learning once this much harmful evidence (feedback) is credited to it and its
     helpfulness falls under :attr:`harmful_below`; ``None``: never archive on evidence."""
     harmful_below: float = 0.25
     """Helpfulness (Beta posterior mean, see ``curation._evidence``) under which harmful evidence
     archives a learning."""
+    deduplicate: bool | None = None
+    """Whether curation runs merge duplicates and supersede rows sharing a conflict key.
+    ``None``: yes, except for :data:`VERBATIM_TYPES` (episodes), which are never merged."""
+
+    def deduplicates(self, learning_type: str) -> bool:
+        """Whether a curation run merges and supersedes rows of ``learning_type``."""
+        if self.deduplicate is not None:
+            return self.deduplicate
+        return learning_type not in VERBATIM_TYPES
 
 
 #: The policy of a learning type not in :data:`DEFAULT_POLICIES`.
@@ -77,20 +98,20 @@ DEFAULT_POLICIES: Mapping[str, CurationPolicy] = {
     "learned_knowledge": CurationPolicy(
         half_life_days=180.0, max_per_scope=10_000, harmful_min_evidence=3.0
     ),
-    "episodic_memory": CurationPolicy(half_life_days=60.0, max_per_scope=2_000),
+    "episode": CurationPolicy(half_life_days=60.0, max_per_scope=2_000, deduplicate=False),
     "session_context": CurationPolicy(half_life_days=30.0),
     # Phase 2 records: a decision and a feedback signal are events, kept (and never merged);
     # lessons are retired by their own evidence; a lesson candidate holds support counts.
     "decision": CurationPolicy(
-        half_life_days=None, archive_below=None, max_per_scope=20_000, dedupe=False
+        half_life_days=None, archive_below=None, max_per_scope=20_000, deduplicate=False
     ),
-    "feedback_signal": CurationPolicy(half_life_days=None, archive_below=None, dedupe=False),
+    "feedback_signal": CurationPolicy(half_life_days=None, archive_below=None, deduplicate=False),
     "lesson": CurationPolicy(half_life_days=None, archive_below=None, harmful_min_evidence=2.0),
-    "lesson_candidate": CurationPolicy(half_life_days=None, archive_below=None, dedupe=False),
+    "lesson_candidate": CurationPolicy(half_life_days=None, archive_below=None, deduplicate=False),
     # Self-improvement's records (proposals, versions, their history, heads, agent profiles):
     # an audit trail, never decayed, merged or capped.
     **{
-        kind: CurationPolicy(half_life_days=None, archive_below=None, dedupe=False)
+        kind: CurationPolicy(half_life_days=None, archive_below=None, deduplicate=False)
         for kind in (
             "improvement_proposal",
             "instructions_version",
@@ -109,6 +130,26 @@ def policy_for(
     if policies is not None and learning_type in policies:
         return policies[learning_type]
     return DEFAULT_POLICIES.get(learning_type, DEFAULT_POLICY)
+
+
+def check_policies(policies: Mapping[str, CurationPolicy]) -> None:
+    """Refuse policies that would silently never apply (keyed by a store slot, or not policies).
+
+    Policies are keyed by *learning type* (``"episode"``), not by the machine's store slot
+    (``"episodic_memory"``); a policy under a slot name would match no row.
+    """
+    for key, policy in policies.items():
+        if key in _SLOT_TYPES:
+            types = ", ".join(repr(t) for t in _SLOT_TYPES[key])
+            raise ConfigurationError(
+                f"curation policies are keyed by learning type, and {key!r} is a store slot: "
+                f"key the policy by {types} instead"
+            )
+        if not isinstance(policy, CurationPolicy):
+            raise ConfigurationError(
+                f"the curation policy for {key!r} is a {type(policy).__name__}; pass a "
+                "CurationPolicy(...)"
+            )
 
 
 def _last_used(learning: Learning) -> datetime:

@@ -8,6 +8,7 @@ Both implement the same contract, :class:`Db`: operations as typed data run in o
 from typing import TYPE_CHECKING, Any
 
 from ._base import Db
+from ._clean import MAX_KEY_CHARS, MAX_SEARCH_TEXT_CHARS, MAX_TEXT_CHARS
 from ._fusion import zscore_fuse
 from ._ops import (
     AddEvidence,
@@ -32,6 +33,7 @@ from ._ops import (
     ListWork,
     LocateLearnings,
     MarkRecalled,
+    MatchIds,
     Op,
     PatchContent,
     PurgeUser,
@@ -80,6 +82,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "GLOBAL_NAMESPACE",
+    "MAX_KEY_CHARS",
+    "MAX_SEARCH_TEXT_CHARS",
+    "MAX_TEXT_CHARS",
     "PRIVATE_NAMESPACE",
     "AddEvidence",
     "AppendMessage",
@@ -109,6 +114,7 @@ __all__ = [
     "ListWork",
     "LocateLearnings",
     "MarkRecalled",
+    "MatchIds",
     "Message",
     "Op",
     "PatchContent",

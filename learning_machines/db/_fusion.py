@@ -23,9 +23,12 @@ Postgres   0.573    0.508   0.600  0.653  0.649  0.641  0.632
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
+from typing import TypeVar
 
-__all__ = ["DEFAULT_KEYWORD_WEIGHT", "zscore_fuse"]
+__all__ = ["DEFAULT_KEYWORD_WEIGHT", "rank", "zscore_fuse"]
+
+K = TypeVar("K", bound=Hashable)
 
 #: Keyword share of the fused score, measured (see the table above).
 DEFAULT_KEYWORD_WEIGHT = 0.6
@@ -72,3 +75,26 @@ def zscore_fuse(
         for key in set(kz) | set(vz)
     }
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def rank(
+    *,
+    keyword: Mapping[K, float],
+    vector: Mapping[K, float],
+    method: str,
+    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
+) -> list[tuple[K, float]]:
+    """Candidates best first: one side alone (``method`` keyword or vector) or their fusion.
+
+    Ties go by key (by its text for the fusion, as :func:`zscore_fuse` orders them).
+    """
+    if method in ("keyword", "vector"):
+        side = keyword if method == "keyword" else vector
+        return sorted(side.items(), key=lambda kv: (-kv[1], kv[0]))
+    back = {str(k): k for k in (*keyword, *vector)}
+    fused = zscore_fuse(
+        keyword={str(k): v for k, v in keyword.items()},
+        vector={str(k): v for k, v in vector.items()},
+        keyword_weight=keyword_weight,
+    )
+    return [(back[k], score) for k, score in fused]

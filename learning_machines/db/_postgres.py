@@ -15,9 +15,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import BackendError, ConfigurationError
+from ..exceptions import BackendError, ConfigurationError, ValidationError
 from ._base import Db
 from ._ops import Op
+from ._postgres_broad import (
+    BROAD_SCOPE_ROWS,
+    BroadState,
+    create_broad_vector_indexes,
+    drop_broad_vector_indexes,
+)
+from ._postgres_broad import reindex as reindex_broad
 from ._postgres_ops import OpContext, run_ops
 from ._postgres_schema import migrate
 from ._postgres_search import create_vector_indexes, drop_vector_indexes
@@ -31,6 +38,16 @@ _INSTALL_HINT = 'PostgresDb needs psycopg 3: pip install "learning-machines[post
 # SQLSTATEs worth retrying: the whole transaction is re-run from the start.
 _RETRYABLE = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE
+# Every table PurgeUser deletes from or rewrites rows of (``lm_postings``: the trigger on
+# ``learnings`` deletes a forgotten row's words from the postings of a broad namespace).
+_ERASED_TABLES = (
+    "learnings",
+    "learning_history",
+    "messages",
+    "pending_work",
+    "proposals",
+    "lm_postings",
+)
 
 
 def _import_psycopg() -> Any:
@@ -69,9 +86,10 @@ class _Pool:
         )
         conn.execute("SET TIME ZONE 'UTC'")
         # psycopg prepares a statement after its fifth run, and PostgreSQL then plans it once for
-        # any parameters: a scoped search lost the user's selectivity and scanned by keyword
-        # or count over the whole table (one user's decision-log recall: 69 ms p50 at 20k rows,
-        # 205 ms at 100k). Plan every run for its own parameters (5 ms at 20k).
+        # any parameters. Generic plans ignore the namespace literal a partial index is matched
+        # by (see _postgres_broad), and a scoped search lost the user's selectivity and scanned
+        # by keyword or count over the whole table (one user's decision-log recall: 69 ms p50 at
+        # 20k rows, 205 ms at 100k). Plan every run for its own parameters (5 ms at 20k).
         conn.execute("SET plan_cache_mode = force_custom_plan")
         return conn
 
@@ -160,12 +178,17 @@ class PostgresDb(Db):
         connect_timeout: float = 10.0,
         retries: int = 3,
         migrate: bool = True,
+        broad_scope_rows: int = BROAD_SCOPE_ROWS,
+        erase_on_forget: bool = True,
     ) -> None:
         """Connect to ``conninfo`` (a ``postgresql://`` URI or ``key=value`` string).
 
         ``pool_size`` caps open connections; ``pool_timeout`` is how long a call waits for one;
         ``retries`` is how often a transaction that hit a serialization failure or deadlock is
         re-run; ``migrate=False`` skips creating/upgrading the schema (it must be current).
+        ``broad_scope_rows``: :meth:`reindex` gives a shared namespace with at least this many
+        learnings its own keyword postings and HNSW index.
+        ``erase_on_forget`` runs :meth:`erase_deleted` (``VACUUM FULL``) after each forget.
         """
         psycopg = _import_psycopg()
         if pool_size < 1:
@@ -174,10 +197,14 @@ class PostgresDb(Db):
             raise ConfigurationError(f"retries must be 0 or more, got {retries}")
         self._psycopg = psycopg
         self._retries = retries
+        self.erase_on_forget = erase_on_forget
         self._known_indexes: set[tuple[str, int]] = set()
         self._iterative_scan = True
         self._bulk_loads = 0
         self._bulk_lock = threading.Lock()
+        if broad_scope_rows < 1:
+            raise ConfigurationError(f"broad_scope_rows must be at least 1, got {broad_scope_rows}")
+        self._broad = BroadState(threshold=broad_scope_rows)
         self._pool = _Pool(
             conninfo, max_size=pool_size, timeout=pool_timeout, connect_timeout=connect_timeout
         )
@@ -236,6 +263,12 @@ class PostgresDb(Db):
                 if exc.sqlstate in _RETRYABLE and attempt < self._retries:
                     time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
                     continue
+                if isinstance(exc, self._psycopg.errors.UniqueViolation):
+                    # As on SQLite: a duplicate id is the caller's mistake, not a db failure.
+                    raise ValidationError(
+                        f"{exc}: a row with this id (or unique key) already exists. Use a new "
+                        "id, or the Put… operation that replaces rows. Nothing was written."
+                    ) from exc
                 raise BackendError(
                     f"PostgreSQL failed ({type(exc).__name__}): {exc}. Nothing was written; "
                     "the transaction was rolled back."
@@ -254,6 +287,7 @@ class PostgresDb(Db):
                 known,
                 iterative_scan=self._iterative_scan,
                 defer_indexes=self._bulk_loads > 0,
+                broad=self._broad,
             )
             results = run_ops(ctx, ops)
         # Only indexes seen in committed data are remembered.
@@ -281,6 +315,7 @@ class PostgresDb(Db):
         _check_memory(maintenance_work_mem)
         with self._admin() as conn, conn.transaction():
             drop_vector_indexes(conn.cursor())
+            drop_broad_vector_indexes(conn.cursor())
         with self._bulk_lock:
             self._bulk_loads += 1
         try:
@@ -306,7 +341,65 @@ class PostgresDb(Db):
                     "SELECT set_config('maintenance_work_mem', %s, true)",
                     (maintenance_work_mem.strip(),),
                 )
-            return create_vector_indexes(cur)
+            return create_vector_indexes(cur) + create_broad_vector_indexes(cur)
+
+    def reindex(
+        self, *, namespaces: Sequence[str] | None = None, maintenance_work_mem: str = "1GB"
+    ) -> dict[str, int]:
+        """Give large shared namespaces their own indexes (or rebuild them); drop small ones'.
+
+        Every shared namespace (or those named) with at least ``broad_scope_rows`` learnings gets
+        BM25 postings (kept current by a trigger from then on) and a partial HNSW index per
+        embedder; writes wait while it runs. Run it after a large import (``bulk_load`` does),
+        or when a namespace has grown past the threshold: until then that namespace is searched
+        correctly but slowly. Returns ``{namespace: rows}`` (0: below the threshold).
+        """
+        _check_memory(maintenance_work_mem)
+        with self._admin() as conn, conn.transaction():
+            cur = conn.cursor()
+            cur.execute(
+                "SELECT set_config('maintenance_work_mem', %s, true)",
+                (maintenance_work_mem.strip(),),
+            )
+            done = reindex_broad(
+                cur,
+                threshold=self._broad.threshold,
+                namespaces=None if namespaces is None else list(namespaces),
+                build_vectors=self._bulk_loads == 0,
+            )
+        self._broad.forget()
+        return done
+
+    def erase_deleted(self) -> None:
+        """Rewrite the tables a forget touches, so deleted rows leave their files: VACUUM FULL.
+
+        A plain VACUUM marks dead tuples' space free but leaves their bytes in the pages
+        (measured: 512 of 549 copies of a forgotten user's text were still in the table files);
+        ``VACUUM FULL`` writes each table and its indexes anew and deletes the old files. It holds
+        an exclusive lock on each table while it runs (reads and writes of that table wait; the
+        HNSW index of ``learnings`` is rebuilt): on a large database turn ``erase_on_forget``
+        off and run this in a maintenance window. A lock not granted within a minute raises
+        :class:`BackendError` rather than stall every other query behind it.
+
+        The planner's statistics sample column values (text included) whenever a table is
+        analyzed (by :meth:`reindex` or autovacuum): each table is analyzed again from the rows
+        left, and ``pg_statistic`` rewritten so the old samples leave its file too.
+        """
+        with self._admin() as conn:
+            try:
+                conn.execute("SET lock_timeout = '60s'")
+                for table in _ERASED_TABLES:
+                    conn.execute(f"VACUUM (FULL, ANALYZE) {table}".encode())
+                conn.execute("VACUUM (FULL) pg_statistic")
+            except self._psycopg.Error as exc:
+                raise BackendError(
+                    f"The deleted rows are gone from the tables, but VACUUM FULL failed ({exc}), "
+                    "so their bytes may remain in the table files. Run erase_deleted() again "
+                    "when no long transaction holds these tables."
+                ) from exc
+            finally:
+                if not (conn.closed or conn.broken):
+                    conn.execute("RESET lock_timeout")
 
     @contextmanager
     def _admin(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:

@@ -32,7 +32,7 @@ def _add_evidence(ctx: OpContext, op: AddEvidence) -> int:
         return 0
     cur = ctx.q(
         "UPDATE learnings SET helpful = helpful + %s, harmful = harmful + %s,"
-        " feedback = feedback + %s WHERE id = ANY(%s)",
+        " feedback = feedback + %s, version = version + 1 WHERE id = ANY(%s)",
         (op.helpful, op.harmful, op.helpful - op.harmful, list(dict.fromkeys(op.ids))),
     )
     return max(cur.rowcount, 0)
@@ -41,8 +41,8 @@ def _add_evidence(ctx: OpContext, op: AddEvidence) -> int:
 def _set_evidence(ctx: OpContext, op: SetEvidence) -> None:
     moved = (op.helpful - op.harmful) - (op.expected_helpful - op.expected_harmful)
     cur = ctx.q(
-        "UPDATE learnings SET helpful = %s, harmful = %s, feedback = feedback + %s"
-        " WHERE id = %s AND helpful = %s AND harmful = %s",
+        "UPDATE learnings SET helpful = %s, harmful = %s, feedback = feedback + %s,"
+        " version = version + 1 WHERE id = %s AND helpful = %s AND harmful = %s",
         (op.helpful, op.harmful, moved, op.id, op.expected_helpful, op.expected_harmful),
     )
     if cur.rowcount != 1:
@@ -84,14 +84,16 @@ def _patch_content(ctx: OpContext, op: PatchContent) -> Learning | None:
     if row is None:
         if op.create is None or ctx.q("SELECT 1 FROM learnings WHERE id = %s", (op.id,)).fetchone():
             return None
-        created = check_create(op)
-        _put_learnings(ctx, [PutLearning(learning=created, change=op.change)])
+        (created,) = _put_learnings(ctx, [PutLearning(learning=check_create(op), change=op.change)])
         return created
     old = learning_from_row(row)
     check_expected(op, old.content)
-    new = replace(old, content={**old.content, **op.patch}, updated_at=utcnow())
+    new = replace(
+        old, content={**old.content, **op.patch}, updated_at=utcnow(), version=old.version + 1
+    )
     ctx.q(
-        "UPDATE learnings SET content = %s::jsonb, updated_at = %s WHERE id = %s",
+        "UPDATE learnings SET content = %s::jsonb, updated_at = %s, version = version + 1"
+        " WHERE id = %s",
         (dumps(new.content, "Learning.content"), new.updated_at, op.id),
     )
     ctx.q(_INSERT_HISTORY, _history_params(op.id, op.change, old, new))

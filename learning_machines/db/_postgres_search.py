@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import EmbedderMismatchError, ValidationError
 from ._fusion import zscore_fuse
 from ._ops import SearchLearnings
-from ._postgres_rows import learning_from_row, vector_literal
+from ._postgres_broad import BroadState, broad_search, fetch_scored
+from ._postgres_rows import vector_literal
 from ._records import ScoredLearning
 from ._where import filter_where
 
@@ -45,7 +46,7 @@ LEARNING_SELECT = (
     "l.id, l.learning_type, l.namespace, l.content, l.search_text, l.user_id, l.session_id,"
     " l.agent_id, l.team_id, l.entity_id, l.embedding::text AS embedding, l.embedder, l.status,"
     " l.valid_from, l.valid_to, l.superseded_by, l.created_at, l.updated_at, l.recall_count,"
-    " l.last_recalled_at, l.feedback, l.provenance, l.helpful, l.harmful"
+    " l.last_recalled_at, l.feedback, l.provenance, l.helpful, l.harmful, l.version"
 )
 
 # pgvector's HNSW index takes vectors of at most 2,000 dimensions.
@@ -242,7 +243,8 @@ def _vector_candidates(
         raise ValidationError("the query vector is empty; pass the embedding of the query")
     _check_embedders(cur, op, dims, where, params)
     q = vector_literal(op.vector)
-    if op.embedder is not None and dims <= _HNSW_MAX_DIMS and _scope_is_large(cur, where, params):
+    embedder = None if op.exact else op.embedder
+    if embedder is not None and dims <= _HNSW_MAX_DIMS and _scope_is_large(cur, where, params):
         if iterative_scan:
             # Keep walking the graph until the filtered top-n is full (pgvector >= 0.8).
             cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
@@ -251,7 +253,7 @@ def _vector_candidates(
         rows = cur.execute(
             (
                 f"SELECT l.id, 1 - ({cast} <=> %s::vector({dims})) AS score FROM learnings l "
-                f"WHERE {_vector_predicate(op.embedder, dims, 'l')} AND {where} "
+                f"WHERE {_vector_predicate(embedder, dims, 'l')} AND {where} "
                 f"ORDER BY {cast} <=> %s::vector({dims}) LIMIT %s"
             ).encode(),
             [q, *params, q, n],
@@ -273,17 +275,33 @@ def _vector_candidates(
 
 
 def search(
-    cur: psycopg.Cursor[dict[str, Any]], op: SearchLearnings, *, iterative_scan: bool = True
+    cur: psycopg.Cursor[dict[str, Any]],
+    op: SearchLearnings,
+    *,
+    iterative_scan: bool = True,
+    broad: BroadState | None = None,
 ) -> list[ScoredLearning]:
     """Run a :class:`SearchLearnings` and return the fused top ``op.limit``.
 
     ``iterative_scan``: the server's pgvector has ``hnsw.iterative_scan`` (0.8 and later).
+    ``broad``: the backend's state of large shared namespaces (``_postgres_broad``).
     """
     if op.limit <= 0:
         return []
     if op.method == "vector" and op.vector is None:
         raise ValidationError("method='vector' needs the query embedding: pass vector=...")
     where, params = filter_where(op.filter, param="%s", alias="l", json_text=json_text)
+    if broad is not None and not op.exact:
+
+        def check_embedders() -> None:
+            assert op.vector is not None
+            if not op.vector:
+                raise ValidationError("the query vector is empty; pass the embedding of the query")
+            _check_embedders(cur, op, len(op.vector), where, params)
+
+        fast = broad_search(cur, op, broad, where, params, LEARNING_SELECT, check_embedders)
+        if fast is not None:
+            return fast
     n = max(op.candidates, op.limit)
     keyword: dict[str, float] = {}
     vector: dict[str, float] = {}
@@ -295,18 +313,5 @@ def search(
     top = fused[: op.limit]
     if not top:
         return []
-    rows = cur.execute(
-        f"SELECT {LEARNING_SELECT} FROM learnings l WHERE l.id = ANY(%s)".encode(),
-        ([key for key, _ in top],),
-    ).fetchall()
-    by_id = {r["id"]: learning_from_row(r) for r in rows}
-    return [
-        ScoredLearning(
-            learning=by_id[key],
-            score=score,
-            keyword_score=keyword.get(key),
-            vector_score=vector.get(key),
-        )
-        for key, score in top
-        if key in by_id
-    ]
+    # A row deleted since its candidate query ran is left out (read committed).
+    return fetch_scored(cur, top, keyword, vector, select=LEARNING_SELECT)[0]

@@ -9,6 +9,7 @@ Several processes may write the same file. ``":memory:"`` uses one shared connec
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sqlite3
@@ -19,12 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..exceptions import BackendError, ValidationError
+from ..exceptions import BackendError, ConfigurationError, ValidationError
 from . import _sqlite_curation as curation
 from . import _sqlite_learnings as learnings
 from . import _sqlite_partial as partial
 from . import _sqlite_queue as queue
 from ._base import Db
+from ._id_match import match_ids_sql
 from ._ops import (
     AddEvidence,
     AppendMessage,
@@ -48,6 +50,7 @@ from ._ops import (
     ListWork,
     LocateLearnings,
     MarkRecalled,
+    MatchIds,
     Op,
     PatchContent,
     PurgeUser,
@@ -60,12 +63,14 @@ from ._ops import (
     SetEvidence,
     UpdateWork,
 )
+from ._sqlite_broad import BROAD_SCOPE_ROWS, SideIndexes, index_directory
 from ._sqlite_schema import migrate
-from ._vector_index import VectorCache
 
 __all__ = ["SqliteDb"]
 
-_Handler = Callable[[sqlite3.Connection, Any, VectorCache], Any]
+log = logging.getLogger("learning_machines")
+
+_Handler = Callable[[sqlite3.Connection, Any, SideIndexes], Any]
 
 _HANDLERS: dict[type[Op[Any]], _Handler] = {
     PutLearning: learnings.put_learning,
@@ -96,6 +101,9 @@ _HANDLERS: dict[type[Op[Any]], _Handler] = {
     ListScopes: curation.list_scopes,
     ListUserMessages: curation.list_user_messages,
     PutHistory: curation.put_history,
+    MatchIds: lambda conn, op, cache: [
+        row[0] for row in conn.execute(*match_ids_sql(op, param="?"))
+    ],
     AddEvidence: partial.add_evidence,
     SetEvidence: partial.set_evidence,
     LocateLearnings: partial.locate_learnings,
@@ -118,6 +126,7 @@ _READS: tuple[type[Op[Any]], ...] = (
     ListProposals,
     ListScopes,
     ListUserMessages,
+    MatchIds,
     LocateLearnings,
 )
 
@@ -145,16 +154,24 @@ class SqliteDb(Db):
         *,
         busy_timeout: float = 30.0,
         retries: int = 10,
+        broad_scope_rows: int = BROAD_SCOPE_ROWS,
+        erase_on_forget: bool = True,
     ) -> None:
         """Open (creating if needed) the database at ``path``.
 
         ``busy_timeout`` is how many seconds a statement waits for another writer's lock;
         ``retries`` is how many times a transaction that still found the database locked is
         run again (with jittered backoff) before :class:`BackendError` is raised.
+        ``broad_scope_rows``: a shared namespace with at least this many learnings is searched
+        through a side index kept in ``<path>-lmindex/`` (see :meth:`reindex`).
+        ``erase_on_forget`` runs :meth:`erase_deleted` after each forget (see there).
         """
+        if broad_scope_rows < 1:
+            raise ConfigurationError(f"broad_scope_rows must be at least 1, got {broad_scope_rows}")
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self.retries = retries
+        self.erase_on_forget = erase_on_forget
         self._memory = self.path in (":memory:", "")
         self._lock = threading.RLock()
         # Transactions in flight: close() waits for them (closing a connection another thread
@@ -165,7 +182,7 @@ class SqliteDb(Db):
         self._local = threading.local()
         self._pid = os.getpid()
         self._closed = False
-        self._cache = VectorCache()
+        self._cache = SideIndexes(directory=index_directory(self.path), threshold=broad_scope_rows)
         self._shared: sqlite3.Connection | None = None
         if not self._memory:
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -191,6 +208,9 @@ class SqliteDb(Db):
             ) from exc
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        # Zero what deletes and updates free, whatever the SQLite build's default: forgotten
+        # text must not stay in free space (see erase_deleted).
+        conn.execute("PRAGMA secure_delete = ON")
         if not self._memory:
             self._retrying(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall())
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -206,7 +226,7 @@ class SqliteDb(Db):
                 self._pid = os.getpid()
                 self._conns, self._local, self._shared = [], threading.local(), None
                 self._active = 0
-                self._cache = VectorCache()
+                self._cache.forget()
             if self._memory:
                 if self._shared is None:
                     self._shared = self._open()
@@ -288,7 +308,91 @@ class SqliteDb(Db):
                 return results
 
         result: list[Any] = self._retrying(transaction)
+        if any(isinstance(op, (DeleteLearnings, PurgeUser)) for op in ops):
+            # Deleted or forgotten learnings leave the side index files now, not later.
+            try:
+                self._retrying(lambda: self._read(self._cache.compact_removed))
+            except BackendError as exc:
+                # The delete is committed and no search returns those rows (tombstones);
+                # only their words and vectors linger in the files until the next rewrite.
+                log.warning(
+                    "deleted learnings are gone, but rewriting the side index files failed "
+                    "(%s); run `learning-machines reindex` to remove their traces",
+                    exc,
+                )
         return result
+
+    def _read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("ROLLBACK")
+
+    def reindex(self, *, namespaces: Sequence[str] | None = None) -> dict[str, int]:
+        """Rebuild the side indexes of large shared namespaces from the database.
+
+        Every shared namespace (or those named) with at least ``broad_scope_rows`` learnings
+        gets a fresh index file; a namespace below the threshold loses its file. Searches never
+        need this (indexes build on first use and follow every write); run it after restoring
+        a backup, to build indexes ahead of the first query, or if a file was damaged. Returns
+        ``{namespace: rows indexed}`` (0: below the threshold, searched in SQL).
+        """
+
+        def rebuild(conn: sqlite3.Connection) -> dict[str, int]:
+            names = namespaces
+            if names is None:
+                names = [
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT DISTINCT namespace FROM learnings WHERE namespace <> 'user'"
+                    )
+                ]
+            return {ns: self._cache.rebuild(conn, ns) for ns in names if ns != "user"}
+
+        out: dict[str, int] = self._retrying(lambda: self._read(rebuild))
+        return out
+
+    def erase_deleted(self) -> None:
+        """Make deleted rows leave the files: checkpoint and empty the write-ahead log.
+
+        Every connection runs with ``secure_delete`` (freed space is zeroed) and a forget merges
+        the keyword index, so what remains of a deleted row is in older page images of the
+        ``-wal`` file: ``wal_checkpoint(TRUNCATE)`` writes the zeroed pages back and empties it.
+        A database last written by an older version (free space not zeroed) is VACUUMed once
+        first. A reader that keeps the checkpoint from finishing is waited for (``busy_timeout``,
+        ``retries``); :class:`BackendError` if it never finishes (run this again later). Side
+        index files still holding deleted rows (their rewrite after the delete failed) are
+        rewritten first.
+        """
+        if self._memory:
+            return
+        self._retrying(lambda: self._read(self._cache.compact_removed))
+
+        def scrub() -> None:
+            with self._connection() as conn:
+                row = conn.execute(
+                    "SELECT value FROM lm_counters WHERE name = 'unzeroed_free_space'"
+                ).fetchone()
+                if row is not None and row[0]:
+                    # Keep VACUUM's copy of the database in memory, not in a temporary file.
+                    conn.execute("PRAGMA temp_store = MEMORY")
+                    conn.execute("VACUUM")
+                    conn.execute(
+                        "UPDATE lm_counters SET value = 0 WHERE name = 'unzeroed_free_space'"
+                    )
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if busy:
+                    raise sqlite3.OperationalError("database is busy: a reader held the checkpoint")
+
+        try:
+            self._retrying(scrub)
+        except BackendError as exc:
+            raise BackendError(
+                f"The deleted rows are gone from the tables, but their bytes may still be in "
+                f"{self.path}-wal: {exc} Run erase_deleted() again when no long read is open."
+            ) from exc
 
     def close(self) -> None:
         """Close every connection this object opened (in this process)."""

@@ -11,8 +11,8 @@ from typing import Any
 
 from ._ops import ListScopes, ListUserMessages, PutHistory, ScopeCount
 from ._records import PRIVATE_NAMESPACE, Message
+from ._sqlite_broad import SideIndexes
 from ._sqlite_rows import enc_time, row_to_message, to_json
-from ._vector_index import VectorCache
 
 __all__ = ["list_scopes", "list_user_messages", "put_history"]
 
@@ -25,7 +25,7 @@ def _in(column: str, values: tuple[str, ...], clauses: list[str], params: list[A
     params.extend(values)
 
 
-def list_scopes(conn: sqlite3.Connection, op: ListScopes, cache: VectorCache) -> list[ScopeCount]:
+def list_scopes(conn: sqlite3.Connection, op: ListScopes, cache: SideIndexes) -> list[ScopeCount]:
     """Return every scope with its number of rows of the requested statuses."""
     clauses: list[str] = []
     params: list[Any] = []
@@ -50,7 +50,7 @@ def list_scopes(conn: sqlite3.Connection, op: ListScopes, cache: VectorCache) ->
 
 
 def list_user_messages(
-    conn: sqlite3.Connection, op: ListUserMessages, cache: VectorCache
+    conn: sqlite3.Connection, op: ListUserMessages, cache: SideIndexes
 ) -> list[Message]:
     """Return every turn of one user, oldest first."""
     rows = conn.execute(
@@ -60,7 +60,7 @@ def list_user_messages(
     return [row_to_message(row) for row in rows]
 
 
-def put_history(conn: sqlite3.Connection, op: PutHistory, cache: VectorCache) -> int:
+def put_history(conn: sqlite3.Connection, op: PutHistory, cache: SideIndexes) -> int:
     """Insert history entries as given, skipping ids already present."""
     inserted = 0
     for e in op.entries:

@@ -1,7 +1,7 @@
 """The learning operations of the SQLite backend, run on a connection inside a transaction.
 
 Each function takes the open connection (a transaction is already begun), the operation, and
-the backend's :class:`~learning_machines.db._vector_index.VectorCache`.
+the backend's :class:`~learning_machines.db._sqlite_broad.SideIndexes`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import EmbedderMismatchError, ValidationError
-from ._fusion import zscore_fuse
+from ..exceptions import ValidationError
+from ._decode import decode_rows
+from ._fusion import rank
 from ._ops import (
     CountLearnings,
     DeleteLearnings,
@@ -28,6 +29,7 @@ from ._ops import (
     PutLearning,
     SearchLearnings,
     SetEmbeddings,
+    version_conflict,
 )
 from ._records import (
     ALL_STATUSES,
@@ -40,6 +42,8 @@ from ._records import (
     new_id,
     utcnow,
 )
+from ._side_index import dot_rows
+from ._sqlite_broad import SideIndexes, broad_search, embedder_mismatch, scored_rows
 from ._sqlite_keyword import keyword_candidates
 from ._sqlite_rows import (
     LEARNING_COLUMNS,
@@ -52,7 +56,6 @@ from ._sqlite_rows import (
     row_to_learning,
     to_json,
 )
-from ._vector_index import VectorCache
 from ._where import filter_where
 
 __all__ = [
@@ -88,7 +91,7 @@ def _where(f: LearningFilter) -> tuple[str, list[Any]]:
 
 
 def next_seq(conn: sqlite3.Connection) -> int:
-    """Take the next value of the write sequence (see ``_vector_index``)."""
+    """Take the next value of the write sequence (see ``_sqlite_broad``)."""
     rows = conn.execute(
         "UPDATE lm_counters SET value = value + 1 WHERE name = 'seq' RETURNING value"
     ).fetchall()
@@ -121,22 +124,29 @@ def _record(
     )
 
 
-def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> Learning | None:
+def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> tuple[Learning | None, int | None]:
+    """The stored row (``None`` if it cannot be decoded) and its version (``None``: no row).
+
+    A row that cannot be decoded can still be overwritten or deleted, which repairs it.
+    """
     row = conn.execute("SELECT * FROM learnings WHERE id = ?", (learning_id,)).fetchone()
-    return None if row is None else row_to_learning(row)
+    if row is None:
+        return None, None
+    decoded = [x for _, x in decode_rows([row], row_to_learning, table="learnings")]
+    return (decoded[0] if decoded else None), int(row["version"])
 
 
 # --- writes -----------------------------------------------------------------------------------
 
 _UPSERT = (
-    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, seq) "
-    f"VALUES ({marks(len(LEARNING_COLUMNS) + 1)}) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*LEARNING_COLUMNS[1:], "seq"))
+    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, seq, version) "
+    f"VALUES ({marks(len(LEARNING_COLUMNS) + 2)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*LEARNING_COLUMNS[1:], "seq", "version"))
 )
 
 
-def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: VectorCache) -> Learning:
-    """Insert or replace a learning and record the change with the previous row."""
+def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: SideIndexes) -> Learning:
+    """Insert or replace a learning (checking ``expected_version``); record it in the history."""
     x = op.learning
     if x.namespace == PRIVATE_NAMESPACE and x.user_id is None:
         raise ValidationError(
@@ -145,18 +155,23 @@ def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: VectorCache) 
     if x.embedding is not None and x.embedder is None:
         raise ValidationError("A learning with an embedding must name its embedder (embedder=...).")
     params = learning_params(x)
-    old = _get_by_id(conn, x.id)
-    conn.execute(_UPSERT, [*params, next_seq(conn)])
-    _record(conn, x.id, op.change, old, x)
-    return x
+    old, version = _get_by_id(conn, x.id)
+    # The write lock is held (BEGIN IMMEDIATE): nobody can change the row between read and write.
+    conflict = version_conflict(op, version)
+    if conflict is not None:
+        raise conflict
+    stored = dataclasses.replace(x, version=1 if version is None else version + 1)
+    conn.execute(_UPSERT, [*params, next_seq(conn), stored.version])
+    _record(conn, x.id, op.change, old, stored)
+    return stored
 
 
-def delete_learnings(conn: sqlite3.Connection, op: DeleteLearnings, cache: VectorCache) -> int:
+def delete_learnings(conn: sqlite3.Connection, op: DeleteLearnings, cache: SideIndexes) -> int:
     """Hard-delete learnings; their history keeps the old rows."""
     deleted = 0
     for learning_id in dict.fromkeys(op.ids):
-        old = _get_by_id(conn, learning_id)
-        if old is None:
+        old, version = _get_by_id(conn, learning_id)
+        if version is None:
             continue
         conn.execute("DELETE FROM learnings WHERE id = ?", (learning_id,))
         _record(conn, learning_id, op.change, old, None)
@@ -164,23 +179,25 @@ def delete_learnings(conn: sqlite3.Connection, op: DeleteLearnings, cache: Vecto
     return deleted
 
 
-def mark_recalled(conn: sqlite3.Connection, op: MarkRecalled, cache: VectorCache) -> None:
+def mark_recalled(conn: sqlite3.Connection, op: MarkRecalled, cache: SideIndexes) -> None:
     """Count a recall; ``updated_at`` and the write sequence stay as they are."""
     ids = list(dict.fromkeys(op.ids))
     for chunk in _chunks(ids):
         conn.execute(
-            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = ? "
+            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = ?, "
+            "version = version + 1 "
             f"WHERE id IN ({marks(len(chunk))})",
             [enc_time(op.at), *chunk],
         )
 
 
-def set_embeddings(conn: sqlite3.Connection, op: SetEmbeddings, cache: VectorCache) -> int:
+def set_embeddings(conn: sqlite3.Connection, op: SetEmbeddings, cache: SideIndexes) -> int:
     """Replace embeddings (re-embedding); returns the number of rows updated."""
     updated = 0
     for learning_id, vector in op.vectors:
         cur = conn.execute(
-            "UPDATE learnings SET embedding = ?, embedder = ?, seq = ? WHERE id = ?",
+            "UPDATE learnings SET embedding = ?, embedder = ?, seq = ?, version = version + 1 "
+            "WHERE id = ?",
             (encode_vector(vector), op.embedder, next_seq(conn), learning_id),
         )
         updated += cur.rowcount
@@ -190,7 +207,7 @@ def set_embeddings(conn: sqlite3.Connection, op: SetEmbeddings, cache: VectorCac
 # --- reads ------------------------------------------------------------------------------------
 
 
-def get_learnings(conn: sqlite3.Connection, op: GetLearnings, cache: VectorCache) -> list[Learning]:
+def get_learnings(conn: sqlite3.Connection, op: GetLearnings, cache: SideIndexes) -> list[Learning]:
     """Rows by id in the order given, whatever their status, through the filter's isolation."""
     ids = list(dict.fromkeys(op.ids))
     f = dataclasses.replace(op.filter, ids=None, statuses=ALL_STATUSES)
@@ -201,13 +218,13 @@ def get_learnings(conn: sqlite3.Connection, op: GetLearnings, cache: VectorCache
             f"SELECT * FROM learnings l WHERE l.id IN ({marks(len(chunk))}) AND {w}",
             [*chunk, *params],
         )
-        for row in rows:
-            found[row["id"]] = row_to_learning(row)
+        for _, x in decode_rows(rows, row_to_learning, table="learnings"):
+            found[x.id] = x
     return [found[i] for i in op.ids if i in found]
 
 
 def list_learnings(
-    conn: sqlite3.Connection, op: ListLearnings, cache: VectorCache
+    conn: sqlite3.Connection, op: ListLearnings, cache: SideIndexes
 ) -> list[Learning]:
     """Rows matching the filter, ordered by ``order_by`` (NULLs last), ties by id."""
     w, params = _where(op.filter)
@@ -217,10 +234,10 @@ def list_learnings(
         f"ORDER BY l.{op.order_by} {direction} NULLS LAST, l.id ASC LIMIT ? OFFSET ?",
         [*params, -1 if op.limit is None else op.limit, op.offset],
     )
-    return [row_to_learning(row) for row in rows]
+    return [x for _, x in decode_rows(rows, row_to_learning, table="learnings")]
 
 
-def count_learnings(conn: sqlite3.Connection, op: CountLearnings, cache: VectorCache) -> int:
+def count_learnings(conn: sqlite3.Connection, op: CountLearnings, cache: SideIndexes) -> int:
     """Count the rows matching the filter."""
     w, params = _where(op.filter)
     (n,) = conn.execute(f"SELECT COUNT(*) FROM learnings l WHERE {w}", params).fetchone()
@@ -228,7 +245,7 @@ def count_learnings(conn: sqlite3.Connection, op: CountLearnings, cache: VectorC
 
 
 def list_embedders(
-    conn: sqlite3.Connection, op: ListEmbedders, cache: VectorCache
+    conn: sqlite3.Connection, op: ListEmbedders, cache: SideIndexes
 ) -> dict[str, int]:
     """Embedder names among the rows (with an embedding) matching the filter, with counts."""
     w, params = ("1 = 1", []) if op.all_rows else _where(op.filter)
@@ -241,7 +258,7 @@ def list_embedders(
 
 
 def list_history(
-    conn: sqlite3.Connection, op: ListHistory, cache: VectorCache
+    conn: sqlite3.Connection, op: ListHistory, cache: SideIndexes
 ) -> list[HistoryEntry]:
     """Return the changes of one learning, oldest first."""
     rows = conn.execute(
@@ -254,100 +271,53 @@ def list_history(
 # --- search -----------------------------------------------------------------------------------
 
 
-def _check_embedders(
-    conn: sqlite3.Connection, op: SearchLearnings, w: str, params: list[Any], cache: VectorCache
-) -> str | None:
-    """Return the embedder to score with (``None``: no row in scope has an embedding)."""
-    if op.embedder is not None and cache.embedders() == {op.embedder}:
-        # The whole database holds only the query's embedder: no scan of the scope needed.
-        return op.embedder
-    names = {
-        name
-        for (name,) in conn.execute(
-            f"SELECT DISTINCT l.embedder FROM learnings l WHERE {w} AND l.embedder IS NOT NULL",
-            params,
-        )
-    }
-    if not names:
-        return None
-    wanted = op.embedder
-    if wanted is None and len(names) == 1:
-        wanted = next(iter(names))
-    others = sorted(str(n) for n in names if n != wanted)
-    if others:
-        raise EmbedderMismatchError(
-            f"Rows in this scope were embedded by {', '.join(others)}, but the query vector comes "
-            f"from {wanted!r}; similarities between different models are meaningless. Re-embed "
-            f"those rows with {wanted!r} (learning-machines reembed, i.e. SetEmbeddings), or "
-            f"search with the embedder they were made with."
-        )
-    return wanted or ""
-
-
-def refresh_cache(conn: sqlite3.Connection, cache: VectorCache) -> None:
-    """Feed ``cache`` the rows written (by any connection or process) since it last looked."""
-    (current,) = conn.execute("SELECT value FROM lm_counters WHERE name = 'seq'").fetchone()
-    if current <= cache.seen_seq:
-        return
-    cur = conn.execute(
-        "SELECT pk, seq, embedder, embedding FROM learnings "
-        "WHERE seq > ? AND embedding IS NOT NULL ORDER BY seq",
-        (cache.seen_seq,),
-    )
-    while batch := cur.fetchmany(20_000):
-        cache.apply(batch, up_to_seq=0)
-    cache.apply((), up_to_seq=int(current))
-
-
 def _vector_candidates(
     conn: sqlite3.Connection,
     op: SearchLearnings,
     w: str,
     params: list[Any],
     n: int,
-    cache: VectorCache,
 ) -> dict[int, float]:
+    """Exact cosine over the scope's vectors, read straight from the table.
+
+    Scopes that reach here are small (one user's rows; a small shared namespace): reading their
+    vectors costs about what a process-wide cache of every vector saved, without loading a
+    million vectors at the first query. Large shared namespaces go through ``_sqlite_broad``.
+    """
     assert op.vector is not None
-    refresh_cache(conn, cache)
-    embedder = _check_embedders(conn, op, w, params, cache)
-    if embedder is None:
-        return {}
-    query = np.asarray(op.vector, dtype=np.float32)
     rows = conn.execute(
-        # ``embedder`` is set exactly when ``embedding`` is (put_learning checks it); testing it
-        # keeps this an index-only read (the ``*_vec`` covering indexes), never touching blobs.
-        f"SELECT l.pk, l.seq FROM learnings l WHERE {w} AND l.embedder IS NOT NULL",
+        f"SELECT l.pk, l.embedder, l.embedding FROM learnings l WHERE {w} "
+        "AND l.embedder IS NOT NULL AND l.embedding IS NOT NULL",
         params,
     ).fetchall()
-    pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    seqs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-    scores, missing = cache.score(embedder, query, pks, seqs)
-    if len(missing):
-        # Not cached at this snapshot's version (another thread refreshed past it): read them.
-        q = query / (float(np.linalg.norm(query)) or 1.0)
-        by_pk: dict[int, bytes] = {}
-        for chunk in _chunks(pks[missing].tolist()):
-            by_pk.update(
-                conn.execute(
-                    f"SELECT pk, embedding FROM learnings WHERE pk IN ({marks(len(chunk))})",
-                    chunk,
-                ).fetchall()
-            )
-        for i in missing.tolist():
-            vector = np.frombuffer(by_pk[int(pks[i])], dtype="<f4")
-            if len(vector) != len(q):
-                raise ValidationError(
-                    f"The query vector has {len(q)} dimensions but stored vectors of embedder "
-                    f"{embedder!r} have {len(vector)}; embed the query with the same model."
-                )
-            norm = float(np.linalg.norm(vector)) or 1.0
-            scores[i] = float(vector @ q) / norm
-    top = np.argpartition(-scores, n - 1)[:n] if len(pks) > n else np.arange(len(pks))
-    return {int(pks[i]): float(scores[i]) for i in top.tolist()}
+    if not rows:
+        return {}
+    names = {r[1] for r in rows}
+    wanted = op.embedder
+    if wanted is None and len(names) == 1:
+        wanted = next(iter(names))
+    others = sorted(str(name) for name in names if name != wanted)
+    if others:
+        raise embedder_mismatch(others, wanted)
+    query = np.asarray(op.vector, dtype=np.float32)
+    q = query / (float(np.linalg.norm(query)) or 1.0)
+    width = len(q) * 4
+    odd = next((len(r[2]) // 4 for r in rows if len(r[2]) != width), None)
+    if odd is not None:
+        raise ValidationError(
+            f"The query vector has {len(q)} dimensions but stored vectors of embedder "
+            f"{wanted!r} have {odd}; embed the query with the same model."
+        )
+    matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(len(rows), len(q))
+    norms = np.linalg.norm(matrix, axis=1)
+    norms[norms == 0] = 1.0
+    scores = dot_rows(matrix, q.astype(np.float32)) / norms
+    top = np.argpartition(-scores, n - 1)[:n] if len(rows) > n else np.arange(len(rows))
+    return {int(rows[i][0]): float(scores[i]) for i in top.tolist()}
 
 
 def search_learnings(
-    conn: sqlite3.Connection, op: SearchLearnings, cache: VectorCache
+    conn: sqlite3.Connection, op: SearchLearnings, cache: SideIndexes
 ) -> list[ScoredLearning]:
     """Hybrid search with the filter inside both candidate queries; see :class:`SearchLearnings`."""
     if op.method == "vector" and op.vector is None:
@@ -355,41 +325,20 @@ def search_learnings(
     if op.limit <= 0:
         return []
     w, params = _where(op.filter)
+    fast = broad_search(conn, op, cache, w, params)
+    if fast is not None:
+        return fast
     n = max(op.candidates, op.limit)
     keyword: dict[int, float] = {}
     vector: dict[int, float] = {}
     if op.method in ("keyword", "hybrid"):
         keyword = keyword_candidates(conn, op.query, op.filter, w, params, n)
     if op.method in ("vector", "hybrid") and op.vector is not None:
-        vector = _vector_candidates(conn, op, w, params, n, cache)
-    if op.method == "keyword":
-        ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
-    elif op.method == "vector":
-        ranked = sorted(vector.items(), key=lambda kv: (-kv[1], kv[0]))
-    else:
-        fused = zscore_fuse(
-            keyword={str(k): v for k, v in keyword.items()},
-            vector={str(k): v for k, v in vector.items()},
-            keyword_weight=op.keyword_weight,
-        )
-        ranked = [(int(k), score) for k, score in fused]
-    ranked = ranked[: op.limit]
-    if not ranked:
-        return []
-    pks = [pk for pk, _ in ranked]
-    rows = {
-        row["pk"]: row_to_learning(row)
-        for row in conn.execute(f"SELECT * FROM learnings WHERE pk IN ({marks(len(pks))})", pks)
-    }
-    return [
-        ScoredLearning(
-            learning=rows[pk],
-            score=score,
-            keyword_score=keyword.get(pk),
-            vector_score=vector.get(pk),
-        )
-        for pk, score in ranked
-    ]
+        vector = _vector_candidates(conn, op, w, params, n)
+    ranked = rank(
+        keyword=keyword, vector=vector, method=op.method, keyword_weight=op.keyword_weight
+    )
+    return scored_rows(conn, ranked[: op.limit], keyword, vector)
 
 
 # --- forget -----------------------------------------------------------------------------------
@@ -409,7 +358,7 @@ def _scrub(value: Any, user_id: str) -> Any:
     return value
 
 
-def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> dict[str, int]:
+def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: SideIndexes) -> dict[str, int]:
     """Forget a user everywhere; returns the number of rows changed per table."""
     uid = op.user_id
     needle = json.dumps(uid, ensure_ascii=False)
@@ -441,7 +390,7 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> d
         provenance = _scrub(json.loads(r["provenance"]), uid)
         conn.execute(
             "UPDATE learnings SET user_id = CASE WHEN user_id = ? THEN NULL ELSE user_id END, "
-            "provenance = ? WHERE id = ?",
+            "provenance = ?, version = version + 1 WHERE id = ?",
             (uid, to_json(provenance, "provenance"), r["id"]),
         )
         anonymized += 1
@@ -464,4 +413,7 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: VectorCache) -> d
         counts[table] = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (uid,)).rowcount
     # A forgotten reviewer's name leaves other users' proposals too (as on PostgreSQL).
     conn.execute("UPDATE proposals SET decided_by = NULL WHERE decided_by = ?", (uid,))
+    # Deleting from the keyword index only adds delete markers; the user's words stay in older
+    # index segments until they are merged. Merge them all now (secure_delete zeroes the pages).
+    conn.execute("INSERT INTO learnings_fts (learnings_fts) VALUES ('optimize')")
     return counts

@@ -2,8 +2,11 @@
 
 ``AddEvidence`` credits rows (a rated turn's outcome) and ``SetEvidence`` sets one row's evidence
 only if it still holds what the caller read; neither touches ``updated_at``, the history or the
-write sequence. ``PatchContent`` sets keys of one row's content (with history) and leaves its
-counters alone. ``LocateLearnings`` tells an admin surface whose row an id is.
+write sequence (what search indexes is unchanged). ``PatchContent`` sets keys of one row's
+content (with history) and leaves its counters alone. Each is a write of the row, so it takes the
+row's next ``version``: a read-modify-write that read the row before fails its version check
+instead of writing back stale evidence. ``LocateLearnings`` tells an admin surface whose row an
+id is.
 """
 
 from __future__ import annotations
@@ -15,16 +18,16 @@ from ..exceptions import ConflictError
 from ._ops import AddEvidence, LocateLearnings, PatchContent, PutLearning, SetEvidence
 from ._patch import check_create, check_expected
 from ._records import ALL_STATUSES, Learning, LearningLocation, utcnow
+from ._sqlite_broad import SideIndexes
 from ._sqlite_learnings import _record, _where, put_learning
 from ._sqlite_rows import enc_time, marks, row_to_learning, to_json
-from ._vector_index import VectorCache
 
 __all__ = ["add_evidence", "locate_learnings", "patch_content", "set_evidence"]
 
 _CHUNK = 500
 
 
-def add_evidence(conn: sqlite3.Connection, op: AddEvidence, cache: VectorCache) -> int:
+def add_evidence(conn: sqlite3.Connection, op: AddEvidence, cache: SideIndexes) -> int:
     """Add ``helpful``/``harmful`` to every row named; returns the number of rows changed."""
     ids = list(dict.fromkeys(op.ids))
     changed = 0
@@ -32,18 +35,18 @@ def add_evidence(conn: sqlite3.Connection, op: AddEvidence, cache: VectorCache) 
         chunk = ids[start : start + _CHUNK]
         changed += conn.execute(
             "UPDATE learnings SET helpful = helpful + ?, harmful = harmful + ?, "
-            f"feedback = feedback + ? WHERE id IN ({marks(len(chunk))})",
+            f"feedback = feedback + ?, version = version + 1 WHERE id IN ({marks(len(chunk))})",
             [op.helpful, op.harmful, op.helpful - op.harmful, *chunk],
         ).rowcount
     return changed
 
 
-def set_evidence(conn: sqlite3.Connection, op: SetEvidence, cache: VectorCache) -> None:
+def set_evidence(conn: sqlite3.Connection, op: SetEvidence, cache: SideIndexes) -> None:
     """Set one row's evidence if it still holds the expected values (else ``ConflictError``)."""
     moved = (op.helpful - op.harmful) - (op.expected_helpful - op.expected_harmful)
     changed = conn.execute(
-        "UPDATE learnings SET helpful = ?, harmful = ?, feedback = feedback + ? "
-        "WHERE id = ? AND helpful = ? AND harmful = ?",
+        "UPDATE learnings SET helpful = ?, harmful = ?, feedback = feedback + ?, "
+        "version = version + 1 WHERE id = ? AND helpful = ? AND harmful = ?",
         (op.helpful, op.harmful, moved, op.id, op.expected_helpful, op.expected_harmful),
     ).rowcount
     if changed != 1:
@@ -54,7 +57,7 @@ def set_evidence(conn: sqlite3.Connection, op: SetEvidence, cache: VectorCache) 
 
 
 def locate_learnings(
-    conn: sqlite3.Connection, op: LocateLearnings, cache: VectorCache
+    conn: sqlite3.Connection, op: LocateLearnings, cache: SideIndexes
 ) -> list[LearningLocation]:
     """Type, namespace, owner and status of each id, in the order given (missing ids skipped)."""
     ids = list(dict.fromkeys(op.ids))
@@ -77,7 +80,7 @@ def locate_learnings(
 
 
 def patch_content(
-    conn: sqlite3.Connection, op: PatchContent, cache: VectorCache
+    conn: sqlite3.Connection, op: PatchContent, cache: SideIndexes
 ) -> Learning | None:
     """Set keys of one row's content (history recorded); ``None`` if the reader cannot see it.
 
@@ -94,14 +97,14 @@ def patch_content(
             or conn.execute("SELECT 1 FROM learnings WHERE id = ?", (op.id,)).fetchone()
         ):
             return None
-        created = check_create(op)
-        put_learning(conn, PutLearning(learning=created, change=op.change), cache)
-        return created
+        return put_learning(conn, PutLearning(learning=check_create(op), change=op.change), cache)
     old = row_to_learning(row)
     check_expected(op, old.content)
-    new = dataclasses.replace(old, content={**old.content, **op.patch}, updated_at=utcnow())
+    new = dataclasses.replace(
+        old, content={**old.content, **op.patch}, updated_at=utcnow(), version=old.version + 1
+    )
     conn.execute(
-        "UPDATE learnings SET content = ?, updated_at = ? WHERE id = ?",
+        "UPDATE learnings SET content = ?, updated_at = ?, version = version + 1 WHERE id = ?",
         (to_json(new.content, "Learning.content"), enc_time(new.updated_at), op.id),
     )
     _record(conn, op.id, op.change, old, new)

@@ -25,6 +25,7 @@ from ._ops import (
     UpdateWork,
 )
 from ._records import Message, PendingWork, Proposal, utcnow
+from ._sqlite_broad import SideIndexes
 from ._sqlite_rows import (
     MESSAGE_COLUMNS,
     PROPOSAL_COLUMNS,
@@ -39,7 +40,6 @@ from ._sqlite_rows import (
     to_json,
     work_params,
 )
-from ._vector_index import VectorCache
 
 __all__ = [
     "append_message",
@@ -73,7 +73,7 @@ def _limit(limit: int | None) -> int:
 # --- messages ---------------------------------------------------------------------------------
 
 
-def append_message(conn: sqlite3.Connection, op: AppendMessage, cache: VectorCache) -> Message:
+def append_message(conn: sqlite3.Connection, op: AppendMessage, cache: SideIndexes) -> Message:
     """Store a finished turn."""
     conn.execute(
         f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
@@ -83,7 +83,7 @@ def append_message(conn: sqlite3.Connection, op: AppendMessage, cache: VectorCac
     return op.message
 
 
-def list_messages(conn: sqlite3.Connection, op: ListMessages, cache: VectorCache) -> list[Message]:
+def list_messages(conn: sqlite3.Connection, op: ListMessages, cache: SideIndexes) -> list[Message]:
     """Return the last turns of the reader's own session, oldest first."""
     rows = conn.execute(
         "SELECT * FROM messages WHERE session_id = ? AND user_id IS ? "
@@ -93,7 +93,7 @@ def list_messages(conn: sqlite3.Connection, op: ListMessages, cache: VectorCache
     return [row_to_message(row) for row in reversed(rows)]
 
 
-def get_message(conn: sqlite3.Connection, op: GetMessage, cache: VectorCache) -> Message | None:
+def get_message(conn: sqlite3.Connection, op: GetMessage, cache: SideIndexes) -> Message | None:
     """One turn of the reader's own session, by turn id."""
     row = conn.execute(
         "SELECT * FROM messages WHERE session_id = ? AND user_id IS ? AND turn_id = ? "
@@ -111,7 +111,7 @@ def _work(conn: sqlite3.Connection, work_id: str) -> PendingWork | None:
     return None if row is None else row_to_work(row)
 
 
-def enqueue_work(conn: sqlite3.Connection, op: EnqueueWork, cache: VectorCache) -> PendingWork:
+def enqueue_work(conn: sqlite3.Connection, op: EnqueueWork, cache: SideIndexes) -> PendingWork:
     """Add work; an item with the same ``dedupe_key`` is returned instead of a second one."""
     w = op.work
     if w.dedupe_key is not None:
@@ -127,7 +127,7 @@ def enqueue_work(conn: sqlite3.Connection, op: EnqueueWork, cache: VectorCache) 
     return w
 
 
-def claim_work(conn: sqlite3.Connection, op: ClaimWork, cache: VectorCache) -> list[PendingWork]:
+def claim_work(conn: sqlite3.Connection, op: ClaimWork, cache: SideIndexes) -> list[PendingWork]:
     """Claim due items for one worker (the write lock makes it exclusive between workers)."""
     if op.limit <= 0:
         return []
@@ -184,7 +184,7 @@ def _held(conn: sqlite3.Connection, work_id: str, worker_id: str) -> PendingWork
     if item is None:
         raise NotFoundError(f"No pending work with id {work_id!r}.")
     if item.status != "running" or item.locked_by != worker_id:
-        raise NotFoundError(
+        raise ConflictError(
             f"Work {work_id!r} is not held by worker {worker_id!r} (status {item.status!r}, "
             f"held by {item.locked_by!r}); its lease may have expired and another worker "
             "claimed it. Claim it again with ClaimWork."
@@ -192,7 +192,7 @@ def _held(conn: sqlite3.Connection, work_id: str, worker_id: str) -> PendingWork
     return item
 
 
-def finish_work(conn: sqlite3.Connection, op: FinishWork, cache: VectorCache) -> None:
+def finish_work(conn: sqlite3.Connection, op: FinishWork, cache: SideIndexes) -> None:
     """Mark a claimed item done."""
     _held(conn, op.id, op.worker_id)
     conn.execute(
@@ -202,7 +202,7 @@ def finish_work(conn: sqlite3.Connection, op: FinishWork, cache: VectorCache) ->
     )
 
 
-def release_work(conn: sqlite3.Connection, op: ReleaseWork, cache: VectorCache) -> int:
+def release_work(conn: sqlite3.Connection, op: ReleaseWork, cache: SideIndexes) -> int:
     """Hand back a stopping worker's items: pending again, the attempt not counted."""
     cur = conn.execute(
         "UPDATE pending_work SET status = 'pending', locked_by = NULL, locked_until = NULL, "
@@ -213,7 +213,7 @@ def release_work(conn: sqlite3.Connection, op: ReleaseWork, cache: VectorCache) 
     return cur.rowcount
 
 
-def update_work(conn: sqlite3.Connection, op: UpdateWork, cache: VectorCache) -> PendingWork:
+def update_work(conn: sqlite3.Connection, op: UpdateWork, cache: SideIndexes) -> PendingWork:
     """Replace the payload of a claimed item (progress for a resumable retry)."""
     item = _held(conn, op.id, op.worker_id)
     item = dataclasses.replace(item, payload=dict(op.payload), updated_at=utcnow())
@@ -224,7 +224,7 @@ def update_work(conn: sqlite3.Connection, op: UpdateWork, cache: VectorCache) ->
     return item
 
 
-def fail_work(conn: sqlite3.Connection, op: FailWork, cache: VectorCache) -> PendingWork:
+def fail_work(conn: sqlite3.Connection, op: FailWork, cache: SideIndexes) -> PendingWork:
     """Record a failure: retry later, or park as failed when out of tries or told not to retry."""
     item = _held(conn, op.id, op.worker_id)
     park = op.retry_at is None or item.attempts >= item.max_attempts
@@ -263,7 +263,7 @@ def _work_where(
     return (" AND ".join(clauses) or "1 = 1"), params
 
 
-def list_work(conn: sqlite3.Connection, op: ListWork, cache: VectorCache) -> list[PendingWork]:
+def list_work(conn: sqlite3.Connection, op: ListWork, cache: SideIndexes) -> list[PendingWork]:
     """Work items, oldest first."""
     w, params = _work_where(op.statuses, op.kinds)
     rows = conn.execute(
@@ -273,7 +273,7 @@ def list_work(conn: sqlite3.Connection, op: ListWork, cache: VectorCache) -> lis
     return [row_to_work(row) for row in rows]
 
 
-def count_work(conn: sqlite3.Connection, op: CountWork, cache: VectorCache) -> int:
+def count_work(conn: sqlite3.Connection, op: CountWork, cache: SideIndexes) -> int:
     """Count the items with these statuses (and kinds)."""
     w, params = _work_where(op.statuses, op.kinds)
     (n,) = conn.execute(f"SELECT COUNT(*) FROM pending_work WHERE {w}", params).fetchone()
@@ -289,7 +289,7 @@ _PROPOSAL_UPSERT = (
 )
 
 
-def put_proposal(conn: sqlite3.Connection, op: PutProposal, cache: VectorCache) -> Proposal:
+def put_proposal(conn: sqlite3.Connection, op: PutProposal, cache: SideIndexes) -> Proposal:
     """Insert or update a proposal; with ``expected_status``, only if the stored one matches."""
     p = op.proposal
     if op.expected_status is not None:
@@ -304,14 +304,14 @@ def put_proposal(conn: sqlite3.Connection, op: PutProposal, cache: VectorCache) 
     return p
 
 
-def get_proposal(conn: sqlite3.Connection, op: GetProposal, cache: VectorCache) -> Proposal | None:
+def get_proposal(conn: sqlite3.Connection, op: GetProposal, cache: SideIndexes) -> Proposal | None:
     """One proposal, or ``None``."""
     row = conn.execute("SELECT * FROM proposals WHERE id = ?", (op.id,)).fetchone()
     return None if row is None else row_to_proposal(row)
 
 
 def list_proposals(
-    conn: sqlite3.Connection, op: ListProposals, cache: VectorCache
+    conn: sqlite3.Connection, op: ListProposals, cache: SideIndexes
 ) -> list[Proposal]:
     """Proposals matching the op's filters, newest first."""
     clauses: list[str] = []

@@ -10,6 +10,7 @@ from .._modes import LearningMode
 from ..db import PRIVATE_NAMESPACE
 from ..exceptions import ConfigurationError
 from ..stores import StoreConfig
+from ..stores._config_values import flag_value, mode_value, number_value, whole_number
 from ..stores._decision_model import CLEAR_OUTCOME
 from ._signals import DEFAULT_TRUST
 
@@ -61,10 +62,31 @@ class LessonConfig(StoreConfig):
     """... once at least this much harmful evidence was credited to it."""
 
     def __post_init__(self) -> None:
-        if self.min_sessions < 1 or self.min_users < 1:
-            raise ConfigurationError("LessonConfig: min_sessions and min_users must be >= 1")
-        if not 0.5 <= self.agreement <= 1.0:
-            raise ConfigurationError("LessonConfig: agreement must be between 0.5 and 1")
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.shared_mode = mode_value(self.shared_mode, field=self._field("shared_mode"))
+        for name in ("min_sessions", "min_users", "limit"):
+            setattr(
+                self, name, whole_number(getattr(self, name), field=self._field(name), minimum=1)
+            )
+        self.agreement = number_value(
+            self.agreement, field=self._field("agreement"), low=0.5, high=1.0
+        )
+        for name in ("min_outcome", "retire_below"):
+            setattr(
+                self,
+                name,
+                number_value(getattr(self, name), field=self._field(name), low=0, high=1),
+            )
+        for name in ("condition_similarity", "min_similarity"):
+            setattr(
+                self,
+                name,
+                number_value(getattr(self, name), field=self._field(name), low=-1, high=1),
+            )
+        self.retire_min_evidence = number_value(
+            self.retire_min_evidence, field=self._field("retire_min_evidence"), low=0, high=1e9
+        )
 
     @property
     def shared(self) -> bool:
@@ -107,6 +129,20 @@ class FeedbackConfig(StoreConfig):
     :class:`LessonConfig` to share them through a namespace)."""
 
     def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.implicit = flag_value(self.implicit, field=self._field("implicit"))
+        self.rules = flag_value(self.rules, field=self._field("rules"))
+        if not isinstance(self.trust, Mapping):
+            raise ConfigurationError(
+                f"{self._field('trust')} must be a mapping of source to weight, e.g. "
+                "{'implicit': 0.3}, not " + type(self.trust).__name__
+            )
+        if not isinstance(self.lessons, bool | LessonConfig):
+            raise ConfigurationError(
+                f"{self._field('lessons')} must be True, False or a LessonConfig(...), not "
+                f"{type(self.lessons).__name__}"
+            )
         if self.namespace != PRIVATE_NAMESPACE:
             raise ConfigurationError(
                 "feedback signals are private to the turn's user: leave FeedbackConfig's "
@@ -119,7 +155,15 @@ class FeedbackConfig(StoreConfig):
             raise ConfigurationError(
                 f"FeedbackConfig.trust has unknown sources {unknown}; use {sorted(DEFAULT_TRUST)}"
             )
-        self.trust = {**DEFAULT_TRUST, **dict(self.trust)}
+        self.trust = {
+            **DEFAULT_TRUST,
+            **{
+                source: number_value(
+                    weight, field=f"{self._field('trust')}[{source!r}]", low=0, high=1
+                )
+                for source, weight in self.trust.items()
+            },
+        }
 
     @property
     def lesson_config(self) -> LessonConfig | None:

@@ -28,6 +28,7 @@ from ..db import (
     Learning,
     LearningFilter,
     ListLearnings,
+    LocateLearnings,
     Op,
     PatchContent,
     PutLearning,
@@ -173,6 +174,7 @@ class FeedbackStore(BaseStore):
     async def _settle(self, row: Learning, signal: FeedbackSignal) -> TurnOutcome | None:
         """Write the signal and the turn's new outcome; retried when another rater raced us."""
         log = self._log()
+        creditable = await self._creditable(row)
         written = False
         for _ in range(_RETRIES):
             signals = {
@@ -190,7 +192,7 @@ class FeedbackStore(BaseStore):
                     turn_id=signal.turn_id,
                 )
                 ops.append(PutLearning(learning=signal.to_learning(), change=change))
-            ops += self._credit(row, outcome)
+            ops += self._credit(row, outcome, creditable)
             try:
                 await self.db.abatch(ops)
             except ConflictError:
@@ -214,8 +216,31 @@ class FeedbackStore(BaseStore):
             "signal was kept, retry to settle its credit"
         )
 
-    def _credit(self, row: Learning, outcome: TurnOutcome | None) -> list[Op[Any]]:
-        """Set the turn's outcome on its record; move what it recalled by the difference."""
+    async def _creditable(self, row: Learning) -> set[str]:
+        """Ids of the record's credit its user could have recalled: theirs, or shared.
+
+        A turn only recalls what its user may read, so any other id (a record imported from a
+        forged export, naming another user's private learning) is never credited.
+        """
+        credit = _credit_of(row)
+        if not credit:
+            return set()
+        found = await self.db.arun(LocateLearnings(ids=tuple(credit)))
+        return {
+            x.id
+            for x in found
+            if x.namespace != PRIVATE_NAMESPACE
+            or (x.user_id is not None and x.user_id == row.user_id)
+        }
+
+    def _credit(
+        self, row: Learning, outcome: TurnOutcome | None, creditable: set[str] | None = None
+    ) -> list[Op[Any]]:
+        """Set the turn's outcome on its record; move what it recalled by the difference.
+
+        ``creditable`` limits the learnings moved (see :meth:`_creditable`); ``None``: the whole
+        credit (a record built from the turn itself).
+        """
         helpful, harmful = _evidence(outcome)
         ops: list[Op[Any]] = [
             SetEvidence(
@@ -229,7 +254,8 @@ class FeedbackStore(BaseStore):
         d_helpful, d_harmful = helpful - row.helpful, harmful - row.harmful
         shares: dict[float, list[str]] = {}
         for learning_id, share in _credit_of(row).items():
-            shares.setdefault(share, []).append(learning_id)
+            if creditable is None or learning_id in creditable:
+                shares.setdefault(share, []).append(learning_id)
         if d_helpful or d_harmful:
             for share, ids in sorted(shares.items()):
                 ops.append(

@@ -27,7 +27,6 @@ from ._model import (
     ScreenNote,
 )
 from ._reflect import ProposedChange, ReflectionOutput
-from ._screening import shared_screen_available
 from ._store import IMPROVEMENT_NAMESPACE, IMPROVEMENT_TYPES, ToolSchema
 from ._tools import tool_schemas, tools_with_notes
 from ._traces import Trace
@@ -58,7 +57,6 @@ __all__ = [
     "SelfImprovementConfig",
     "ToolSchema",
     "Trace",
-    "shared_screen_available",
     "tool_schemas",
     "tools_with_notes",
 ]

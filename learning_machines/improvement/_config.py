@@ -8,8 +8,23 @@ from datetime import timedelta
 from pydantic_ai.models import Model
 
 from ..exceptions import ConfigurationError
+from ..stores._config_values import flag_value, number_value, whole_number
 
 __all__ = ["SelfImprovementConfig"]
+
+
+def _field(name: str) -> str:
+    return f"SelfImprovementConfig.{name}"
+
+
+def _interval(value: object, *, field: str) -> timedelta:
+    """A positive :class:`~datetime.timedelta`; a number is refused (seconds or days?)."""
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ConfigurationError(
+            f"{_field(field)} must be a positive timedelta, e.g. timedelta(days=14), not "
+            f"{type(value).__name__} ({value!r})"
+        )
+    return value
 
 
 @dataclass(kw_only=True)
@@ -60,23 +75,47 @@ class SelfImprovementConfig:
     """Turns that went well and no longer do, tolerated."""
 
     def __post_init__(self) -> None:
-        for name in ("max_turns", "max_proposals", "min_evidence", "max_rule_chars", "max_rules"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigurationError(f"SelfImprovementConfig.{name} must be at least 1")
-        if self.every_turns is not None and self.every_turns < 1:
-            raise ConfigurationError(
-                "SelfImprovementConfig.every_turns must be at least 1, or None (on demand only)"
+        """Check and coerce the values (the rules of the store configs: one reading or refused)."""
+        for name, minimum in (
+            ("max_turns", 1),
+            ("max_proposals", 1),
+            ("min_evidence", 1),
+            ("max_rule_chars", 1),
+            ("max_rules", 1),
+            ("max_rules_chars", 1),
+            ("gate_targets", 1),
+            ("gate_good_turns", 0),
+            ("gate_max_regressions", 0),
+        ):
+            setattr(
+                self, name, whole_number(getattr(self, name), field=_field(name), minimum=minimum)
             )
-        if not 0.0 < self.gate_min_fixed <= 1.0:
-            raise ConfigurationError("SelfImprovementConfig.gate_min_fixed must be in (0, 1]")
-        if self.gate_max_regressions < 0 or self.gate_targets < 1 or self.gate_good_turns < 0:
-            raise ConfigurationError(
-                "SelfImprovementConfig: gate_targets >= 1, gate_good_turns >= 0 and "
-                "gate_max_regressions >= 0"
+        if self.every_turns is not None:
+            self.every_turns = whole_number(
+                self.every_turns, field=_field("every_turns"), minimum=1
             )
+        self.gate_min_fixed = number_value(
+            self.gate_min_fixed, field=_field("gate_min_fixed"), low=0.0, high=1.0
+        )
+        if self.gate_min_fixed == 0.0:
+            raise ConfigurationError(
+                f"{_field('gate_min_fixed')}=0 would pass a change that fixes nothing: use a "
+                "share above 0, up to 1"
+            )
+        self.per_team = flag_value(self.per_team, field=_field("per_team"))
+        if self.every is not None:
+            self.every = _interval(self.every, field="every")
+        self.lookback = _interval(self.lookback, field="lookback")
+        for name in ("model", "replay_model", "judge_model"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str | Model):
+                raise ConfigurationError(
+                    f"{_field(name)} must be a pydantic-ai model or a name such as "
+                    f"'openai:gpt-4.1-mini', not {type(value).__name__} ({value!r})"
+                )
         if self.max_rules_chars < self.max_rule_chars:
             raise ConfigurationError(
-                "SelfImprovementConfig.max_rules_chars must hold at least one rule "
+                f"{_field('max_rules_chars')}={self.max_rules_chars} must hold at least one rule "
                 f"(max_rule_chars={self.max_rule_chars})"
             )
 

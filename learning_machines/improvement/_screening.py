@@ -11,36 +11,19 @@ turn that user's words into everyone's instructions.
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from ..db import normalize_text
+from ..stores._screen import screen_text
 from ._model import ScreenNote
 
-__all__ = ["QUOTE_WORDS", "screen_proposal", "shared_screen_available"]
+__all__ = ["QUOTE_WORDS", "screen_proposal"]
 
 #: Consecutive words a rule may share with a user's text before it counts as quoting it.
 QUOTE_WORDS = 6
 
 _WORD = re.compile(r"[^\W_]+")
-
-
-def _shared_screen() -> Callable[[str], Any] | None:
-    # The shared screen ships with the write gate's screening (``stores._screen``); until this
-    # branch meets it, only the user-text check runs and each result says so.
-    try:
-        module = importlib.import_module("learning_machines.stores._screen")
-    except ModuleNotFoundError:
-        return None
-    screen: Callable[[str], Any] = module.screen_text
-    return screen
-
-
-def shared_screen_available() -> bool:
-    """Whether secrets and personal data are screened (the shared screen is installed)."""
-    return _shared_screen() is not None
 
 
 def _grams(text: str, n: int) -> set[tuple[str, ...]]:
@@ -62,14 +45,13 @@ def _quoted(text: str, user_texts: Iterable[str]) -> str | None:
 def screen_proposal(*, texts: Sequence[str], user_texts: Sequence[str]) -> list[ScreenNote]:
     """What the screen found in a proposal's ``texts`` (empty: nothing)."""
     notes: list[ScreenNote] = []
-    screen = _shared_screen()
     for text in texts:
         if not text:
             continue
-        if screen is not None:
-            for reason in screen(text).reasons:
-                kind, _, why = str(reason).partition(": ")
-                notes.append(ScreenNote(kind=kind, reason=why or kind))
+        notes.extend(
+            ScreenNote(kind=f.kind, reason=f"{f.reason} ({f.excerpt})")
+            for f in screen_text(text).findings
+        )
         quote = _quoted(text, user_texts)
         if quote is not None:
             notes.append(

@@ -78,7 +78,7 @@ class BackgroundRunner:
                 with self._lock:
                     self._woken = False
                 try:
-                    result = await self.worker.run_pending(limit=1)
+                    result = await self.worker.run_pending(limit=self.worker.settings.concurrency)
                     failures = 0
                 except (BackendError, NotFoundError) as exc:
                     # The db is unreachable or closed: the work stays durable in it. Back off,

@@ -23,6 +23,9 @@ from ..db import PendingWork, new_id, utcnow
 from ..exceptions import ValidationError
 
 __all__ = [
+    "CURATE",
+    "EXTRACT",
+    "REFLECT",
     "CurationJob",
     "CurationSchedule",
     "ExtractionJob",
@@ -30,11 +33,21 @@ __all__ = [
     "ReflectionJob",
     "decode_job",
     "encode_job",
+    "extraction_kind",
 ]
 
 EXTRACT = "extract"
 CURATE = "curate"
 REFLECT = "reflect"
+
+
+def extraction_kind(route: str) -> str:
+    """The kind of a turn's extraction work for machines configured as ``route`` says.
+
+    Machines with other stores, modes or namespaces on the same db leave it alone; a worker
+    that claims every kind (``learning-machines worker``) refuses it loudly instead.
+    """
+    return f"{EXTRACT}:{route}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,8 +148,14 @@ def _context_from(data: Mapping[str, Any]) -> TurnContext:
     )
 
 
-def encode_job(job: Job, *, max_attempts: int) -> PendingWork:
-    """The ``pending_work`` row for a new job."""
+def encode_job(job: Job, *, max_attempts: int, route: str = "") -> PendingWork:
+    """The ``pending_work`` row for a new job.
+
+    ``route`` is the writing machine's (see :func:`extraction_kind`); it routes extraction
+    only. Curation and reflection are not tied to a store configuration: a reflection is one
+    agent's, read from the agent's own records, so it is of kind ``reflect`` whatever the
+    route, claimed by every machine with self-improvement and by no machine without it.
+    """
     if isinstance(job, CurationJob):
         return PendingWork(
             kind=CURATE,
@@ -152,7 +171,7 @@ def encode_job(job: Job, *, max_attempts: int) -> PendingWork:
             max_attempts=max_attempts,
         )
     return PendingWork(
-        kind=EXTRACT,
+        kind=extraction_kind(route) if route else EXTRACT,
         payload=job_payload(job),
         dedupe_key=f"extract:{job.context.turn_id}",
         user_id=job.context.user_id,
@@ -189,7 +208,7 @@ def decode_job(item: PendingWork) -> Job:
         return ReflectionJob(
             agent_id=payload.get("agent_id"), team_id=payload.get("team_id"), key=item.dedupe_key
         )
-    if item.kind != EXTRACT:
+    if item.kind != EXTRACT and not item.kind.startswith(EXTRACT + ":"):
         raise ValidationError(
             f"pending work {item.id} is of kind {item.kind!r}, which this version cannot process"
         )

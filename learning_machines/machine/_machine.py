@@ -8,11 +8,9 @@ admin service. None of them knows the machine.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic_ai.models import Model
 
@@ -22,65 +20,29 @@ from .._modes import LearningMode
 from .._sync import run_sync, sync_twin
 from .._turn_context import TurnContext
 from ..db import Db, ListMessages, PendingWork, new_id, utcnow
-from ..embedders import Embedder
+from ..embedders import BatchingEmbedder, Embedder
 from ..exceptions import ConfigurationError, LearningFailedError
 from ..feedback import FeedbackSignal, FeedbackStore, behaviour_slots
 from ..improvement import (
     ActiveInstructions,
     ImprovementBook,
     ReflectionReport,
-    SelfImprovement,
     SelfImprovementConfig,
 )
-from ..stores import BoundTools, ToolSpec
-from ..stores.decision_log import DecisionLogStore
-from ._background import BackgroundRunner
+from ..stores import BoundTools
 from ._context import LearningContext
 from ._decisions import DecisionBook
 from ._jobs import CurationSchedule
-from ._models import resolve_model
-from ._proposals import ProposalBook, approve_proposal_tool
-from ._recall import RecallCache, Recaller
+from ._models import check_learning_model, resolve_model
+from ._open_turns import OpenTurns
+from ._parts import Parts
+from ._proposals import ProposalBook
 from ._registry import StoreRegistry
 from ._service import LearningService
-from ._turn import Turn, TurnRecorder
+from ._turn import Turn
 from ._worker import LearningUsage, Worker, WorkerSettings
 
-if TYPE_CHECKING:
-    from ..curation import Curator
-
 __all__ = ["LearningMachine"]
-
-
-class _OpenTurns:
-    """Turns begun by ``build_context`` and not yet finished, by (user, session).
-
-    ``build_context``, ``get_tools`` and ``process`` called for one user and session share the
-    turn the first of them began; ``process`` finishes it. Bounded, oldest dropped first.
-    """
-
-    def __init__(self, *, size: int = 1024) -> None:
-        self._size = size
-        self._turns: OrderedDict[tuple[str | None, str | None], Turn] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, key: tuple[str | None, str | None], turn: Turn) -> None:
-        with self._lock:
-            self._turns[key] = turn
-            self._turns.move_to_end(key)
-            while len(self._turns) > self._size:
-                self._turns.popitem(last=False)
-
-    def get(
-        self, key: tuple[str | None, str | None], message: str | None, *, take: bool
-    ) -> Turn | None:
-        with self._lock:
-            turn = self._turns.get(key)
-            if turn is None or (message is not None and turn.context.message != message):
-                return None
-            if take:
-                del self._turns[key]
-            return turn
 
 
 class LearningMachine:
@@ -123,6 +85,7 @@ class LearningMachine:
         curate_every_turns: int | None = 100,
         curate_every: timedelta | None = None,
         drain_on_exit: float = 10.0,
+        dedup_judge: Model | str | bool = True,
     ) -> None:
         """Build a machine.
 
@@ -160,6 +123,10 @@ class LearningMachine:
             curate_every: Also enqueue a curation run at most once per this interval.
             drain_on_exit: Seconds this process keeps learning when the interpreter exits
                 (a script that ends right after its last turn), before handing back the rest.
+            dedup_judge: Who decides near duplicates similarity cannot (paraphrases in the
+                uncertain band): ``True`` asks the learning model, once per curation run (its
+                cost is in the run's report); a model of its own; or ``False`` (similarity and
+                lexical guards alone).
 
         """
         self.registry = StoreRegistry.from_config(
@@ -192,9 +159,10 @@ class LearningMachine:
         self.max_attempts = max_attempts
         self.schedule = CurationSchedule(every_turns=curate_every_turns, every=curate_every)
         self.drain_on_exit = drain_on_exit
+        self._dedup_judge = dedup_judge
         self.usage = LearningUsage()
-        self._open = _OpenTurns()
-        self._parts: _Parts | None = None
+        self._open = OpenTurns()
+        self._parts: Parts | None = None
         if db is not None:
             self.bind(db=db, model=model)
 
@@ -207,11 +175,15 @@ class LearningMachine:
 
     @property
     def embedder(self) -> Embedder:
-        """The machine's embedder (the bundled offline MiniLM unless one was given)."""
-        if self._embedder is None:
+        """The machine's embedder (the bundled offline MiniLM unless one was given).
+
+        Concurrent async calls share model calls (:class:`BatchingEmbedder`); results, name and
+        dimensions are the given embedder's.
+        """
+        if not isinstance(self._embedder, BatchingEmbedder):
             from ..embedders import default_embedder
 
-            self._embedder = default_embedder()
+            self._embedder = BatchingEmbedder(self._embedder or default_embedder())
         return self._embedder
 
     @property
@@ -224,6 +196,15 @@ class LearningMachine:
         self._model = model
         if self._parts is not None:
             self._parts.worker.model = resolve_model(model) if model is not None else None
+
+    @property
+    def dedup_judge(self) -> Model | str | None:
+        """The model curation asks about uncertain near duplicates (``None``: none)."""
+        if self._dedup_judge is True:
+            return self._model
+        if self._dedup_judge is False:
+            return None
+        return self._dedup_judge
 
     @property
     def background(self) -> bool:
@@ -263,20 +244,14 @@ class LearningMachine:
         self._check_model()
         self.db = db
         self.registry.bind(db=db, embedder=self.embedder)
-        self._parts = _Parts(self, db)
+        self._parts = Parts(self, db)
 
     def _check_model(self) -> None:
-        needs = self.registry.needing_a_model()
-        if needs and self._background and self._model is None:
-            raise ConfigurationError(
-                f"stores {', '.join(needs)} learn in the background and need a model: pass "
-                "model='provider:model' to LearningMachine(...) (or use it through Agent, whose "
-                "model is used by default), or background=False when a separate worker learns"
-            )
-        if needs and self._model is not None:
-            resolve_model(self._model)
+        check_learning_model(
+            self._model, needed_by=self.registry.needing_a_model(), background=self._background
+        )
 
-    def _require(self) -> _Parts:
+    def _require(self) -> Parts:
         if self._parts is None:
             raise ConfigurationError(
                 "this LearningMachine has no db: pass db=... to LearningMachine(...) or give the "
@@ -293,11 +268,6 @@ class LearningMachine:
     def service(self) -> LearningService:
         """Admin of what was learned: inspect, curate, history, restore, forget, export."""
         return self._require().service
-
-    @property
-    def curator(self) -> Curator:
-        """Curation of this machine's db (dedup, decay, history, forget, export)."""
-        return self._require().service.curator
 
     @property
     def decisions(self) -> DecisionBook:
@@ -437,7 +407,8 @@ class LearningMachine:
             context, learned = await parts.recaller.recall(context)
         else:
             learned = LearningContext(text="")
-        tools = BoundTools(self._tool_specs(context), context)
+        approve = [parts.approve_tool] if self.registry.has_mode(LearningMode.PROPOSE) else []
+        tools = BoundTools(self.registry.tool_specs(context.kwargs(), extra=approve), context)
         return Turn(
             context=context,
             learned=learned,
@@ -447,23 +418,6 @@ class LearningMachine:
         )
 
     begin = sync_twin(abegin)
-
-    def _tool_specs(self, context: TurnContext) -> list[ToolSpec[Any]]:
-        kwargs = context.kwargs()
-        specs: list[ToolSpec[Any]] = []
-        owner: dict[str, str] = {}
-        for name, slot in self.registry.items():
-            for spec in slot.tool_specs(kwargs):
-                if spec.name in owner:
-                    raise ConfigurationError(
-                        f"stores {owner[spec.name]!r} and {name!r} both offer a tool named "
-                        f"{spec.name!r}; tool names must be unique"
-                    )
-                owner[spec.name] = name
-                specs.append(spec)
-        if self.registry.has_mode(LearningMode.PROPOSE):
-            specs.append(self._require().approve_tool)
-        return specs
 
     # --- the three wrappers (one turn shared per user and session) ------------------------------
 
@@ -544,69 +498,3 @@ class LearningMachine:
         self._background = False
         if self._parts is not None:
             self._parts.runner.stop(timeout=timeout)
-
-
-class _Parts:
-    """What a bound machine holds; built once, when the machine gets its db."""
-
-    def __init__(self, machine: LearningMachine, db: Db) -> None:
-        from ..curation import Curator
-
-        self.db = db
-        registry = machine.registry
-        self.recalled = RecallCache()
-        self.recaller = Recaller(
-            registry=registry, embedder=machine.embedder, context_budget=machine.context_budget
-        )
-        curator = Curator(db=db, embedder=machine.embedder)
-        self.proposals = ProposalBook(db=db, registry=registry)
-        self.service = LearningService(
-            db=db, embedder=machine.embedder, proposals=self.proposals, curator=curator
-        )
-        config = machine.improvement_config
-        self.improvement = (
-            None
-            if config is None
-            else SelfImprovement(
-                db=db, config=config, model=lambda: machine.model, embedder=machine.embedder
-            )
-        )
-        self.improvements = None if self.improvement is None else ImprovementBook(self.improvement)
-        self.worker = Worker(
-            db=db,
-            registry=registry,
-            model=resolve_model(machine.model) if machine.model is not None else None,
-            settings=machine.settings,
-            curate=lambda job: curator.acurate(**dict(job.options)),
-            recalled=self.recalled,
-            usage=machine.usage,
-            reflect=None if self.improvement is None else self.improvement.arun_job,
-        )
-        self.runner = BackgroundRunner(
-            worker=self.worker,
-            retry_backoff=machine.settings.retry_backoff,
-            drain_on_exit=machine.drain_on_exit,
-        )
-        self.runner.enabled = machine.background
-        self.recorder = TurnRecorder(
-            db=db,
-            registry=registry,
-            schedule=machine.schedule,
-            max_attempts=machine.max_attempts,
-            recalled=self.recalled,
-            on_enqueued=self.runner.notify,
-            also_due=None if self.improvement is None else self.improvement.after_turn,
-        )
-        self.approve_tool = approve_proposal_tool(self.proposals)
-        log = registry.get("decision_log")
-        signals = registry.get("feedback")
-        self.decisions = (
-            DecisionBook(
-                store=log.store,
-                feedback=signals.store
-                if signals and isinstance(signals.store, FeedbackStore)
-                else None,
-            )
-            if log is not None and isinstance(log.store, DecisionLogStore)
-            else None
-        )

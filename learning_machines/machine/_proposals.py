@@ -6,14 +6,13 @@ They are decided only through code paths that enforce who may approve what.
 from __future__ import annotations
 
 import builtins
-import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .._modes import LearningMode
+from .._ids import check_id
 from .._sync import run_sync
 from .._turn_context import TurnContext
 from ..db import Db, GetProposal, ListProposals, Proposal, PutProposal, utcnow
@@ -24,17 +23,11 @@ from ..exceptions import (
     PermissionDenied,
     ValidationError,
 )
-from ..stores import ToolSpec
+from ..stores import Approval, ToolSpec
+from ._consent import check_api_approval, check_chat_approval
 from ._registry import StoreRegistry
 
 __all__ = ["ProposalBook", "approve_proposal_tool"]
-
-#: A chat approval must contain one of these (the user's own words, not the model's claim).
-_CONFIRM = re.compile(
-    r"\b(yes|yep|yeah|ok|okay|sure|confirm(ed)?|approve[sd]?|go ahead|do it|save it|"
-    r"correct|please do|sounds good|agreed?)\b|👍|✅",
-    re.IGNORECASE,
-)
 
 
 class ProposalBook:
@@ -44,9 +37,10 @@ class ProposalBook:
 
     - PROPOSE: the user (or an app acting for them) approves with :meth:`approve`, or in chat via
       :meth:`approve_in_chat`, only in a *later* turn of the *same* user's session, and only when
-      that turn's user message confirms; the message is recorded.
-    - HITL: only :meth:`approve` by a reviewer who is not the user whose turn proposed it; there
-      is no chat path and no agent tool.
+      that turn's user message is a plain yes (``machine/_consent.py``); the message is recorded.
+      A store with ``approval="others"`` needs someone else for writes to a shared namespace.
+    - HITL: only :meth:`approve` by a reviewer who is not the user whose turn proposed it
+      (identities compared case-insensitively); there is no chat path and no agent tool.
     - Decided, rejected and expired proposals are kept for audit.
     """
 
@@ -101,16 +95,10 @@ class ProposalBook:
 
         For HITL proposals ``by`` must be a reviewer other than the user whose turn proposed it.
         """
-        if not by:
-            raise ValidationError("approve(..., by=...) needs who approves (a user or reviewer id)")
+        check_id(by, name="by")
         proposal = await self._pending(proposal_id)
-        if proposal.mode == LearningMode.HITL.value and by == proposal.user_id:
-            raise PermissionDenied(
-                f"proposal {proposal_id} needs human review: the user whose conversation "
-                "proposed it cannot approve it; ask a reviewer (learning-machines proposals "
-                "approve ID --by REVIEWER)"
-            )
-        return await self._apply(proposal, by=by, note=note)
+        approver = check_api_approval(proposal, by=by, approval=self._approval(proposal))
+        return await self._apply(proposal, by=approver, note=note)
 
     async def aapprove_in_chat(
         self,
@@ -123,38 +111,23 @@ class ProposalBook:
     ) -> Proposal:
         """Approve a PROPOSE proposal from the conversation (the agent's tool calls this).
 
-        Only the same user, in the same session, in a later turn, with a confirming message.
+        Only the same user, in the same session, in a later turn, with a plain yes.
         """
         proposal = await self._pending(proposal_id)
-        if proposal.mode != LearningMode.PROPOSE.value:
-            raise PermissionDenied(
-                f"proposal {proposal_id} is {proposal.mode.upper()}: it can only be approved by "
-                "a reviewer through the API or the CLI, not in chat"
-            )
-        if (
-            user_id is None
-            or session_id is None
-            or user_id != proposal.user_id
-            or session_id != proposal.session_id
-        ):
-            raise PermissionDenied(
-                f"proposal {proposal_id} can only be confirmed in the session that proposed it, "
-                "by the same user"
-            )
-        if turn_index is None or proposal.turn_index is None or turn_index <= proposal.turn_index:
-            raise PermissionDenied(
-                f"proposal {proposal_id} was made in this turn; the user must confirm it in a "
-                "later message"
-            )
-        if not message or not _CONFIRM.search(message):
-            raise PermissionDenied(
-                f"the user's message does not confirm proposal {proposal_id}; ask them to say "
-                "yes (or approve it in the app)"
-            )
+        check_chat_approval(
+            proposal,
+            user_id=user_id,
+            session_id=session_id,
+            turn_index=turn_index,
+            message=message,
+            approval=self._approval(proposal),
+        )
+        assert user_id is not None  # checked above: the proposal's own user
         return await self._apply(proposal, by=user_id, note=message)
 
     async def areject(self, proposal_id: str, *, by: str, note: str | None = None) -> Proposal:
         """Reject a proposal (kept for audit)."""
+        by = check_id(by, name="by")
         proposal = await self._pending(proposal_id)
         rejected = replace(
             proposal, status="rejected", decided_by=by, decided_at=utcnow(), decision_note=note
@@ -186,6 +159,13 @@ class ProposalBook:
         return run_sync(self.aexpire(now=now))
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _approval(self, proposal: Proposal) -> Approval:
+        """Who approves the proposal's store's shared writes (``"user"`` for unknown stores)."""
+        slot = self._registry.get(proposal.store)
+        config = getattr(slot.store, "config", None) if slot is not None else None
+        approval: Approval = getattr(config, "approval", "user")
+        return approval
 
     async def _pending(self, proposal_id: str) -> Proposal:
         proposal = await self.aget(proposal_id)

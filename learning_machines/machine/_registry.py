@@ -9,7 +9,9 @@ tools as specs, guidance, held writes), so no turn ever probes a store again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -302,6 +304,16 @@ class StoreRegistry(Mapping[str, StoreSlot]):
             if slot.describes_extraction and slot.learns_in_background
         ]
 
+    def route(self) -> str:
+        """A short hash of what background learning here is (stores, modes, namespaces).
+
+        Pending work carries it, so machines configured differently on one db each take only
+        the work they can honour.
+        """
+        data = {slot.name: slot.fingerprint() for slot in self.background()}
+        text = json.dumps(data, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
     def has_mode(self, mode: LearningMode) -> bool:
         """Whether any store learns in ``mode``."""
         return any(slot.mode is mode for slot in self._slots.values())
@@ -314,13 +326,33 @@ class StoreRegistry(Mapping[str, StoreSlot]):
         """Lend every bindable store the db, the embedder and a write gate for its mode."""
         for name, slot in self._slots.items():
             if isinstance(slot.store, BindableStore):
+                config = getattr(slot.store, "config", None)
                 gate = WriteGate(
                     store_name=name,
                     learning_type=slot.learning_type,
                     mode=slot.mode or LearningMode.BACKGROUND,
                     db=db,
+                    approval=str(getattr(config, "approval", "user")),
+                    screen=str(getattr(config, "screen", "hold")),
                 )
                 slot.store.bind(StoreResources(name=name, db=db, embedder=embedder, gate=gate))
+
+    def tool_specs(
+        self, context: Mapping[str, Any], *, extra: Sequence[ToolSpec[Any]] = ()
+    ) -> list[ToolSpec[Any]]:
+        """Every store's tools for a turn, then ``extra``; a name offered twice is refused."""
+        specs: list[ToolSpec[Any]] = []
+        owner: dict[str, str] = {}
+        for name, slot in self._slots.items():
+            for spec in slot.tool_specs(context):
+                if spec.name in owner:
+                    raise ConfigurationError(
+                        f"stores {owner[spec.name]!r} and {name!r} both offer a tool named "
+                        f"{spec.name!r}; tool names must be unique"
+                    )
+                owner[spec.name] = name
+                specs.append(spec)
+        return specs + list(extra)
 
     def check_context(self, context: Mapping[str, Any]) -> None:
         """Raise :class:`ConfigurationError` when a store's required context key is missing."""

@@ -116,7 +116,7 @@ class TurnRecorder:
                 stores=tuple(slot.name for slot in slots),
                 fingerprint={slot.name: slot.fingerprint() for slot in slots},
             )
-            work = encode_job(job, max_attempts=self.max_attempts)
+            work = encode_job(job, max_attempts=self.max_attempts, route=self.registry.route())
             ops.append(EnqueueWork(work=work))
             if turn.learned.recalled:
                 self.recalled.put(ctx.turn_id, turn.learned.recalled)
@@ -209,8 +209,13 @@ class Turn:
                 f"turn {self.context.turn_id} is already finished; begin a new turn for the "
                 "next message"
             )
-        self.learning_work = await self._recorder.record(self, messages, answer=answer, run=run)
+        # Claimed before the first await: two finishes at once record the turn once.
         self._finished = True
+        try:
+            self.learning_work = await self._recorder.record(self, messages, answer=answer, run=run)
+        except BaseException:
+            self._finished = False  # nothing was written: the turn may be finished again
+            raise
         return self.learning_work
 
     finish = sync_twin(afinish)

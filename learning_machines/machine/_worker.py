@@ -28,6 +28,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
 
 from .._messages import ChatMessage, from_stored_json, to_chat_messages
+from .._turn_context import TurnContext
 from ..db import (
     ClaimWork,
     CountWork,
@@ -42,7 +43,7 @@ from ..db import (
 )
 from ..exceptions import ConfigurationError, ConflictError, LearningMachinesError, NotFoundError
 from ..stores import Extraction
-from ._extraction import clip_output, dump_parts, extract, load_part
+from ._extraction import Extractor, clip_output, dump_parts, load_part
 from ._jobs import (
     CurationJob,
     ExtractionJob,
@@ -104,6 +105,8 @@ class WorkerSettings:
     """Items of one kind a store takes from one turn's extraction (the rest is dropped, logged)."""
     max_text_chars: int = 4_000
     """Characters of one extracted text value (longer values are cut, logged)."""
+    concurrency: int = 4
+    """Items processed at once (a user's own turns always one after another)."""
 
 
 def default_worker_id() -> str:
@@ -129,51 +132,84 @@ class Worker:
         recalled: RecallCache | None = None,
         usage: LearningUsage | None = None,
         worker_id: str | None = None,
+        kinds: tuple[str, ...] | None = None,
+        embed: Callable[[TurnContext], Awaitable[TurnContext]] | None = None,
         reflect: Callable[[ReflectionJob], Awaitable[Any]] | None = None,
     ) -> None:
         self.db = db
         self.reflect = reflect
         """Runs a reflection (self-improvement); ``None`` when the machine has none."""
         self.registry = registry
-        self.model = model
+        self._model: Model | str | None = None
+        self._extractor: Extractor | None = None
         self.settings = settings
         self.curate = curate
         self.recalled = recalled
         self.usage = usage or LearningUsage()
         self.worker_id = worker_id or default_worker_id()
+        self.model = model
+        self.kinds = kinds
+        """Kinds of work it claims (``None``: every kind — a dedicated worker process)."""
+        self.embed = embed
+        """Adds the message's embedding to a turn that has none (one embedding per turn)."""
         self.parked: list[PendingWork] = []
         self._lock = asyncio.Lock()
 
+    @property
+    def model(self) -> Model | str | None:
+        """The model extraction calls use (``None``: a turn needing one fails loudly)."""
+        return self._model
+
+    @model.setter
+    def model(self, model: Model | str | None) -> None:
+        self._model = model
+        self._extractor = (
+            None
+            if model is None
+            else Extractor(model=model, retries=self.settings.extraction_retries)
+        )
+
     # --- the loop ---------------------------------------------------------------------------
 
-    async def run_pending(
-        self, *, limit: int | None = None, kinds: tuple[str, ...] | None = None
-    ) -> WorkResult:
+    async def run_pending(self, *, limit: int | None = None) -> WorkResult:
         """Claim and process items until none is claimable (or ``limit`` were processed).
 
-        One item at a time per worker: two passes in one process (the background runner and
-        ``wait_idle``) take turns instead of racing.
+        Up to ``settings.concurrency`` items are processed at once (model calls overlap), but a
+        user's turns are applied one after another, in the order they were written. Two passes
+        in one process (the background runner and ``wait_idle``) take turns, never racing.
         """
         result = WorkResult()
         while limit is None or len(result.done) + len(result.failed) < limit:
+            room = self.settings.concurrency
+            if limit is not None:
+                room = min(room, limit - len(result.done) - len(result.failed))
             async with self._lock:
                 claimed = await self.db.arun(
                     ClaimWork(
                         worker_id=self.worker_id,
-                        kinds=kinds,
-                        limit=1,
+                        kinds=self.kinds,
+                        limit=room,
                         lease_seconds=self.settings.lease_seconds,
                     )
                 )
                 if not claimed:
                     break
-                item = claimed[0]
-                ok = await self.process(item)
-            (result.done if ok else result.failed).append(item.id)
+                by_user: dict[str | None, list[PendingWork]] = {}
+                for item in claimed:
+                    by_user.setdefault(item.user_id, []).append(item)
+                outcomes = await asyncio.gather(
+                    *(self._in_order(items) for items in by_user.values())
+                )
+            for item_id, ok in (pair for chain in outcomes for pair in chain):
+                (result.done if ok else result.failed).append(item_id)
         return result
 
+    async def _in_order(self, items: Sequence[PendingWork]) -> list[tuple[str, bool]]:
+        """Process one user's claimed items one after another."""
+        return [(item.id, await self.process(item)) for item in items]
+
     async def wait_idle(self, *, timeout: float | None = 60.0, poll: float = 0.05) -> None:
-        """Do claimable work until nothing is pending or running (in any process).
+        """Do claimable work until none of its kinds is pending or running (in any process).
 
         Raises ``TimeoutError`` after ``timeout`` seconds. Parked (failed) work does not count.
         """
@@ -181,7 +217,8 @@ class Worker:
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             await self.run_pending()
-            if await self.db.arun(CountWork(statuses=("pending", "running"))) == 0:
+            left = await self.db.arun(CountWork(statuses=("pending", "running"), kinds=self.kinds))
+            if left == 0:
                 return
             if deadline is not None and loop.time() > deadline:
                 raise TimeoutError(
@@ -205,7 +242,12 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - recorded on the item, logged, retried, parked
             await self._record_failure(item, exc)
             return False
-        await self.db.arun(FinishWork(id=item.id, worker_id=self.worker_id))
+        try:
+            await self.db.arun(FinishWork(id=item.id, worker_id=self.worker_id))
+        except ConflictError as exc:
+            # Our lease ran out while we worked and another worker claimed the item: its saved
+            # progress lets that worker skip what we applied.
+            logger.warning("finished pending work %s after losing its claim: %s", item.id, exc)
         return True
 
     async def _record_failure(self, item: PendingWork, exc: Exception) -> None:
@@ -239,7 +281,7 @@ class Worker:
                     retry_at=retry_at,
                 )
             )
-        except (NotFoundError, ConflictError):
+        except ConflictError:
             # Our lease expired and another worker claimed the item: it is theirs now.
             logger.warning("lost the claim on pending work %s (%s)", item.id, message)
             return
@@ -284,9 +326,13 @@ class Worker:
 
     async def _extract(self, item: PendingWork, job: ExtractionJob) -> None:
         self._check(job)
-        context = job.context.kwargs()
         messages = await self._messages(job)
         recalled = (self.recalled.pop(job.context.turn_id) if self.recalled else None) or {}
+        turn = job.context
+        if not recalled and self.embed is not None:
+            # The stores will recall for their extraction: embed the message once for all.
+            turn = await self.embed(turn)
+        context = turn.kwargs()
         todo = [name for name in job.stores if name not in job.done]
         done = list(job.done)
         errors: dict[str, str] = {}
@@ -321,16 +367,12 @@ class Worker:
     async def _call_model(
         self, job: ExtractionJob, messages: Sequence[ChatMessage], specs: Mapping[str, Extraction]
     ) -> dict[str, Any]:
-        if self.model is None:
+        if self._extractor is None:
             raise ConfigurationError(
                 "no model for background extraction: pass model=... to LearningMachine"
             )
-        result = await extract(
-            model=self.model,
-            messages=messages,
-            extractions=specs,
-            now=job.context.now.isoformat(),
-            retries=self.settings.extraction_retries,
+        result = await self._extractor.extract(
+            messages=messages, extractions=specs, now=job.context.now.isoformat()
         )
         self.usage.add(result.usage)
         return dump_parts(result.parts)

@@ -1,6 +1,6 @@
 """Kinds of learning ("stores"): the protocol and the built-in stores."""
 
-from ._base import BaseStore, StoreConfig
+from ._base import Approval, BaseStore, StoreConfig
 from ._entity_model import (
     EntityExtraction,
     EntityItem,
@@ -55,6 +55,7 @@ from .user_profile import UserProfile, UserProfileConfig, UserProfileStore
 
 __all__ = [
     "ApplyingStore",
+    "Approval",
     "AsyncExtractingStore",
     "AsyncProcessingStore",
     "AsyncRecallingStore",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
@@ -14,6 +15,14 @@ from .._sync import run_sync
 from .._turn_context import TurnContext
 from ..db import PRIVATE_NAMESPACE, LearningFilter
 from ..exceptions import ConfigurationError
+from ._config_values import (
+    choice_value,
+    mode_value,
+    namespace_value,
+    namespaces_value,
+    number_value,
+    whole_number,
+)
 from ._gate import WriteGate, WriteOutcome
 from ._tools import BoundTools, ToolSpec
 
@@ -23,12 +32,28 @@ if TYPE_CHECKING:
     from ..embedders import Embedder
     from ._protocol import StoreResources
 
-__all__ = ["BaseStore", "StoreConfig"]
+__all__ = ["Approval", "BaseStore", "Screen", "StoreConfig"]
+
+logger = logging.getLogger("learning_machines")
+
+#: Who approves a PROPOSE store's writes to a shared namespace (see :attr:`StoreConfig.approval`).
+Approval = Literal["user", "others"]
+#: What screening does to flagged writes to a shared namespace (see :attr:`StoreConfig.screen`).
+Screen = Literal["hold", "flag", "off"]
 
 
 @dataclass(kw_only=True)
 class StoreConfig:
-    """Settings every built-in store has. Store configs subclass this."""
+    """Settings every built-in store has. Store configs subclass this.
+
+    Values are checked when the config is built. What has one reading is coerced, as configs
+    often come from YAML or environment variables: a mode as a string in any case
+    (``mode="propose"``), one namespace where several are expected
+    (``read_namespaces="global"`` → ``("global",)``), numbers written as strings (``"5"``,
+    ``"0.2"``). Anything else — an unknown mode, ``namespace=123``, ``max_tokens=-1``, a
+    namespace spelled ``"User"`` — raises :class:`~learning_machines.ConfigurationError` naming
+    the field.
+    """
 
     mode: LearningMode = LearningMode.BACKGROUND
     """How the store learns (see :class:`~learning_machines.LearningMode`)."""
@@ -37,7 +62,8 @@ class StoreConfig:
     read_namespaces: tuple[str, ...] = ()
     """Extra namespaces it reads besides ``namespace`` (e.g. ``("global",)``)."""
     max_tokens: int = 500
-    """Token budget of this store's block in the system prompt."""
+    """Token budget of this store's block in the system prompt (``0``: no block; tools still
+    work)."""
     decay_weight: float = 0.15
     """How much a learning's retention (recency, recalls, feedback; see
     ``learning_machines.curation.retention_score``) counts in search ranking, against relevance.
@@ -45,7 +71,51 @@ class StoreConfig:
     feedback_weight: float = 1.0
     """How far outcome evidence from feedback moves a learning in search ranking: at most this
     much on a ``[0, 1]`` relevance scale (a learning that misled sinks, one that helped rises;
-    see ``docs/feedback.md`` for how it was measured). ``0`` ignores feedback in ranking."""
+    see ``docs/feedback.md`` for how it was measured). ``0`` ignores feedback in ranking; at
+    most 10 (past 1, feedback can already outrank any difference in relevance)."""
+    screen: Screen = "hold"
+    """BACKGROUND and AGENTIC writes to a *shared* namespace are screened for instructions
+    addressed to the model, markup, secrets, URLs and personal data (``stores/_screen.py``).
+    ``"hold"``: a flagged write is held as a proposal for a reviewer (HITL) instead of reaching
+    other users' prompts. ``"flag"``: it is written, with the findings in its provenance and a
+    warning logged. ``"off"``: no screening."""
+    approval: Approval = "user"
+    """PROPOSE only: who approves writes to a *shared* namespace. ``"user"``: the user whose turn
+    proposed it (in chat or through the API) — their consent, which protects them but not the
+    other readers of the namespace. ``"others"``: only someone else, through the API or the CLI,
+    as in HITL. Private-namespace writes are always approved by their own user; HITL always
+    needs someone else."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see the class docstring)."""
+        self.mode = mode_value(self.mode, field=self._field("mode"))
+        self.namespace = namespace_value(self.namespace, field=self._field("namespace"))
+        self.read_namespaces = namespaces_value(
+            self.read_namespaces, field=self._field("read_namespaces")
+        )
+        self.max_tokens = whole_number(self.max_tokens, field=self._field("max_tokens"), minimum=0)
+        self.decay_weight = number_value(
+            self.decay_weight, field=self._field("decay_weight"), low=0.0, high=1.0
+        )
+        self.feedback_weight = number_value(
+            self.feedback_weight, field=self._field("feedback_weight"), low=0.0, high=10.0
+        )
+        self.screen = choice_value(
+            self.screen, field=self._field("screen"), choices=("hold", "flag", "off")
+        )
+        self.approval = choice_value(
+            self.approval, field=self._field("approval"), choices=("user", "others")
+        )
+        if self.approval == "others" and not self.mode.needs_approval:
+            raise ConfigurationError(
+                f"{self._field('approval')}='others' only applies to writes held for approval; "
+                f"in {self.mode.name} nothing is approved. Use mode=LearningMode.PROPOSE (or "
+                "HITL, where someone else always approves)."
+            )
+
+    def _field(self, name: str) -> str:
+        """``"LearnedKnowledgeConfig(limit)"``-style name for messages."""
+        return f"{type(self).__name__}.{name}"
 
 
 class BaseStore:
@@ -173,7 +243,16 @@ class BaseStore:
                 context=context,
                 decision=decision,
             )
-        ids = await self.apply_write(write, **{**context, "mode": self.mode.value})
+        applied = {**context, "mode": self.mode.value}
+        if decision.flags:
+            applied["screened"] = list(decision.flags)
+            logger.warning(
+                "%s wrote to shared namespace %r text that screening flagged: %s",
+                type(self).__name__,
+                self.config.namespace,
+                "; ".join(decision.flags),
+            )
+        ids = await self.apply_write(write, **applied)
         return WriteOutcome(applied=True, learning_ids=ids)
 
     def tool_specs(self) -> list[ToolSpec[Any]]:

@@ -1,19 +1,27 @@
 """How episodic memory indexes and ranks turns (pure functions apart from one search call).
 
-Every setting of :class:`EpisodeRanking` was measured on LoCoMo conversations, one at a time
-(table of ablations in ``docs/benchmarks.md``); the defaults keep what helped:
+Settings of :class:`EpisodeRanking` were chosen on three LoCoMo conversations and checked on the
+two others and on a user/assistant chat set written for the purpose
+(``learning_machines/bench/_assistant_chats.py``); figures in ``docs/benchmarks.md``:
 
 * **Indexed text** (default: previous turn included). A turn is indexed as ``"speaker: text"``
   followed by the previous turn of the same session (``context_turns``): the answer "Yes, a
   sunrise!" is found by "what did Melanie paint" only through the question before it.
   The session date in the text (``date_in_text``) did not help and is off.
-* **Fusion** (default: 0.7 keyword). Keyword and vector candidates are fused by weighted
+* **Context cap** (default: 1.0). The borrowed text also lets a generic reply ("Noted, I'll keep
+  that in mind") rank with the statement it follows: on the assistant-style chat set recall@1
+  fell to 0.40 (plain hybrid 0.76). A turn whose own words match fewer query words than the
+  *statement* it borrowed ends at least ``context_cap`` below it (0.74 on that set); an answer
+  to a question keeps the question's score.
+* **Fusion** (default: 0.6 keyword). Keyword and vector candidates are fused by weighted
   z-scores; with a stemmed BM25, the keyword side deserves most of the weight.
-* **Neighbours** (default: 0.4). A turn next to a strong match in the same session gets part of
+* **Neighbours** (default: 0.2). A turn next to a strong match in the same session gets part of
   its score (``neighbour_weight``): answers sit next to the turn that names the topic.
-* **Speaker** (default: 1.0). When the query names a participant, their own turns get
-  ``speaker_boost`` (z-score units): recall@1 0.285 → 0.401. Larger boosts gained a little more
-  on LoCoMo but turn the boost into a filter that misses turns where the person is spoken to.
+* **Speaker** (default: 1.5). When the query names a participant, their own turns get
+  ``speaker_boost`` (z-score units). Larger boosts turn the boost into a filter that misses
+  turns where the person is spoken to.
+* **Time** (default: 0.8, time questions only). For "when..." questions, turns that mention a
+  time (yesterday, last week, a month, a year) get ``time_boost``; other questions are untouched.
 * **Query handling** (off). Dropping question words and adding relative-time words to "when"
   questions each moved recall@10 by less than 0.01; they stay available as settings.
 """
@@ -32,7 +40,15 @@ if TYPE_CHECKING:
     from ._base import BaseStore
     from .episodic_memory import Episode
 
-__all__ = ["EpisodeRanking", "index_texts", "keyword_query", "rank", "search_episodes"]
+__all__ = [
+    "EpisodeRanking",
+    "asks_about_time",
+    "borrowers",
+    "index_texts",
+    "keyword_query",
+    "rank",
+    "search_episodes",
+]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Words that make a question a question; as BM25 terms they match chit-chat, not answers.
@@ -41,6 +57,19 @@ _QUESTION_TEXT = """
     type likely would could might ever since many much long often
 """
 _QUESTION_WORDS = frozenset(_QUESTION_TEXT.split())
+_TIME_QUESTION = re.compile(
+    r"\b(when|what (date|day|time|year|month|week)|which (date|day|year|month|week)|"
+    r"how long (ago|before|after)|what time)\b",
+    re.IGNORECASE,
+)
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_TIME_MENTION = re.compile(
+    rf"\b(yesterday|today|tonight|tomorrow|ago|recently|(last|next|this|past|coming) "
+    rf"(week|weekend|month|year|night|summer|winter|spring|fall|autumn|{_DAYS})|"
+    rf"{_MONTHS}|{_DAYS}|(19|20)\d\d|\d+(st|nd|rd|th))\b",
+    re.IGNORECASE,
+)
 # Answers to "when" questions usually date the event relative to the day it was said.
 _WHEN_TERMS = "yesterday today last week weekend month year ago recently tomorrow next"
 
@@ -49,7 +78,7 @@ _WHEN_TERMS = "yesterday today last week weekend month year ago recently tomorro
 class EpisodeRanking:
     """How episodes are indexed and ranked (defaults measured on LoCoMo, ``docs/benchmarks.md``)."""
 
-    keyword_weight: float = 0.7
+    keyword_weight: float = 0.6
     """Weight of the keyword (BM25) z-score in the fusion; the vector side gets the rest."""
     candidates: int = 100
     """Candidates taken from each side and fused by the db; the best this many are re-ranked."""
@@ -61,12 +90,19 @@ class EpisodeRanking:
     """Drop question words (what, when, did, kind…) from the keyword query."""
     when_terms: bool = False
     """Add relative-time words (yesterday, last week…) to the keyword query of "when" questions."""
-    neighbour_weight: float = 0.4
+    neighbour_weight: float = 0.2
     """Share of the best neighbouring turn's score a turn receives (0 disables)."""
     neighbour_window: timedelta = timedelta(minutes=1)
     """Turns of one session at most this far apart in time are neighbours."""
-    speaker_boost: float = 1.0
+    speaker_boost: float = 1.5
     """Added (in z-score units) to turns said by a participant the query names."""
+    time_boost: float = 0.8
+    """Added (z-score units) to turns that mention a time (yesterday, last week, a month, a
+    year...), for questions about time only ("when...", "what year...")."""
+    context_cap: float | None = 1.0
+    """A turn whose indexed text borrowed a *statement* (``context_turns``) and whose own words
+    match fewer query words than it ends at least this far (z-score units) below that
+    statement; ``None`` disables. Answers to a question keep the question's score."""
 
     @classmethod
     def plain(cls) -> EpisodeRanking:
@@ -77,6 +113,8 @@ class EpisodeRanking:
             context_turns=0,
             neighbour_weight=0.0,
             speaker_boost=0.0,
+            time_boost=0.0,
+            context_cap=None,
         )
 
 
@@ -123,7 +161,7 @@ def _named(query: str, speakers: set[str]) -> set[str]:
 def rank(
     query: str, found: Sequence[ScoredLearning], ranking: EpisodeRanking, limit: int
 ) -> list[ScoredLearning]:
-    """Re-rank fused hybrid candidates: speaker boost and neighbour propagation, best first.
+    """Re-rank fused hybrid candidates (speaker, neighbours, time, context cap), best first.
 
     ``found`` carries the db's fused z-scores (``score``); a re-fusion of a truncated candidate
     list would shift every z-score, so the scores are only added to.
@@ -139,8 +177,82 @@ def rank(
                 fused[i] += ranking.speaker_boost
     if ranking.neighbour_weight:
         fused = _propagate(fused, by_id, ranking)
+    if ranking.time_boost and asks_about_time(query):
+        for i, s in by_id.items():
+            if _TIME_MENTION.search(str(s.learning.content.get("text", ""))):
+                fused[i] += ranking.time_boost
+    if ranking.context_cap is not None:
+        fused = _cap_by_context(query, fused, by_id, ranking.context_cap)
     order = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [replace(by_id[i], score=score) for i, score in order]
+
+
+def asks_about_time(query: str) -> bool:
+    """Tell whether ``query`` asks when something happened (or how long ago, which date...)."""
+    return bool(_TIME_QUESTION.search(query))
+
+
+_STOP_TEXT = """
+    a an the and or but of to in on at for with from by about as is are was were be been being
+    do does did done have has had i me my we our you your he him his she her they them their it
+    its this that these those what when where which who whom whose why how not no so if then
+    than too very can could would should will just also there here up out any some
+"""
+_STOP = frozenset(_STOP_TEXT.split())
+
+
+def _terms(text: str) -> set[str]:
+    """Content words of ``text``, lower-cased and crudely stemmed (for own-text evidence)."""
+    out: set[str] = set()
+    for w in _WORD.findall(text.casefold()):
+        if len(w) < 3 or w in _STOP:
+            continue
+        for suffix in ("ing", "ed", "es", "s"):
+            if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+                w = w[: -len(suffix)]
+                break
+        out.add(w)
+    return out
+
+
+def borrowers(query: str, found: Sequence[ScoredLearning]) -> dict[str, int]:
+    """Turns of ``found`` that match ``query`` through the statement before them.
+
+    A turn's indexed text holds the previous turn (``context_turns``). When that turn states
+    something (it asks no question) and its own words match more query words, the later turn's
+    score was borrowed ("Noted, I'll keep that in mind" after the fact). Returns their ids, each
+    with how many query words its own text matches. An answer to a question is no borrower.
+    """
+    q = _terms(query)
+    if not q:
+        return {}
+    by_id = {s.learning.id: s for s in found}
+    own = {i: len(q & _terms(str(s.learning.content.get("text", "")))) for i, s in by_id.items()}
+    out: dict[str, int] = {}
+    for i, s in by_id.items():
+        after = s.learning.content.get("after")
+        if not isinstance(after, str) or after not in by_id or own[after] <= own[i]:
+            continue
+        if "?" not in str(by_id[after].learning.content.get("text", "")):
+            out[i] = own[i]
+    return out
+
+
+def _cap_by_context(
+    query: str, fused: dict[str, float], by_id: dict[str, ScoredLearning], margin: float
+) -> dict[str, float]:
+    """A turn that borrowed its match (:func:`borrowers`) ends ``margin`` below its source."""
+    cap = borrowers(query, list(by_id.values()))
+    out = dict(fused)
+    # in time order, so that a chain of borrowed turns stays in the order it was said
+    for i in sorted(cap, key=lambda i: (_when(by_id[i]), i)):
+        after = str(by_id[i].learning.content["after"])
+        out[i] = min(out[i], out[after] - margin)
+    return out
+
+
+def _when(s: ScoredLearning) -> float:
+    return (s.learning.valid_from or s.learning.created_at).timestamp()
 
 
 def _propagate(
@@ -150,9 +262,7 @@ def _propagate(
     base = {i: v - floor for i, v in fused.items()}  # non-negative, so a neighbour only helps
     sessions: dict[str | None, list[tuple[float, str]]] = {}
     for i, s in by_id.items():
-        sessions.setdefault(s.learning.session_id, []).append(
-            ((s.learning.valid_from or s.learning.created_at).timestamp(), i)
-        )
+        sessions.setdefault(s.learning.session_id, []).append((_when(s), i))
     window = ranking.neighbour_window.total_seconds()
     out = dict(fused)
     for session, members in sessions.items():
@@ -176,8 +286,16 @@ async def search_episodes(
     limit: int,
     ranking: EpisodeRanking,
     vector: Sequence[float] | None = None,
+    min_similarity: float | None = None,
 ) -> list[ScoredLearning]:
-    """Hybrid candidates from the store's db, re-ranked by :func:`rank`."""
+    """Hybrid candidates from the store's db, re-ranked by :func:`rank`.
+
+    Every result carries ``vector_score``, the cosine of the query with the turn's indexed text
+    (computed here for turns found by keyword only). With ``min_similarity`` (the relevance
+    cutoff of automatic recall), turns below it are dropped, and so are turns that match only
+    through the statement before them (:func:`borrowers` whose own words match no query word):
+    their similarity is the borrowed text's.
+    """
     if not query.strip() or limit <= 0:
         return []
     from ..embedders import aembed
@@ -197,4 +315,21 @@ async def search_episodes(
             keyword_weight=ranking.keyword_weight,
         )
     )
-    return rank(query, found, ranking, limit)
+    ranked = [_with_similarity(s, vec) for s in rank(query, found, ranking, limit)]
+    if min_similarity is None:
+        return ranked
+    hollow = {i for i, own in borrowers(query, found).items() if own == 0}
+    return [
+        s
+        for s in ranked
+        if (s.vector_score or 0.0) >= min_similarity and s.learning.id not in hollow
+    ]
+
+
+def _with_similarity(s: ScoredLearning, vector: Sequence[float]) -> ScoredLearning:
+    emb = s.learning.embedding
+    if s.vector_score is not None or emb is None or len(emb) != len(vector):
+        return s
+    from ..curation import cosine
+
+    return replace(s, vector_score=cosine(emb, vector))

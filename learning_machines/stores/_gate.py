@@ -19,7 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from .._modes import LearningMode
-from ..db import Db, GetProposal, Proposal, PutProposal, new_id, utcnow
+from ..db import PRIVATE_NAMESPACE, Db, GetProposal, Proposal, PutProposal, new_id, utcnow
+from ._screen import screen_text
 
 __all__ = ["ApplyingStore", "WriteGate", "WriteOutcome", "write_payload"]
 
@@ -83,6 +84,8 @@ class Decision:
     """The mode a proposal is held under (the store's, or HITL when screening held it)."""
     reason: str | None = None
     """Why a write its mode would apply is held anyway (screening), else ``None``."""
+    flags: tuple[str, ...] = ()
+    """What screening found in a write applied anyway (``screen="flag"``), kept in provenance."""
 
 
 @dataclass(kw_only=True)
@@ -104,12 +107,37 @@ class WriteGate:
     """Where proposals are kept."""
     proposal_ttl: timedelta | None = timedelta(days=14)
     """Proposals not decided within this time expire (and stay for audit)."""
+    approval: str = "user"
+    """PROPOSE only: ``"others"`` makes writes to a shared namespace need someone else."""
+    screen: str = "hold"
+    """What happens to a BACKGROUND/AGENTIC write to a shared namespace that screening flags:
+    ``"hold"`` (held for a reviewer), ``"flag"`` (written, findings kept in its provenance),
+    ``"off"``."""
 
     def decide(self, *, namespace: str, text: str = "") -> Decision:
-        """Apply now or hold: by the mode (and, for shared namespaces, by screening ``text``)."""
+        """Apply now or hold a write to ``namespace`` whose readable text is ``text``.
+
+        By the mode, and for shared namespaces by who must approve and by screening. The rule
+        travels with the proposal: a PROPOSE write that needs someone else is held as HITL, so
+        no machine configured otherwise can let its author approve it.
+        """
+        shared = namespace != PRIVATE_NAMESPACE
         if self.mode.needs_approval:
+            if self.mode is LearningMode.PROPOSE and self.approval == "others" and shared:
+                return Decision(apply=False, mode=LearningMode.HITL)
             return Decision(apply=False, mode=self.mode)
-        return Decision(apply=True, mode=self.mode)
+        if not shared or self.screen == "off" or not text:
+            return Decision(apply=True, mode=self.mode)
+        found = screen_text(text)
+        if not found.flagged:
+            return Decision(apply=True, mode=self.mode)
+        if self.screen == "flag":
+            return Decision(apply=True, mode=self.mode, flags=found.reasons)
+        return Decision(
+            apply=False,
+            mode=LearningMode.HITL,
+            reason="screening flagged it: " + "; ".join(found.reasons),
+        )
 
     async def propose(
         self,
@@ -145,7 +173,9 @@ class WriteGate:
             turn_id=context.get("turn_id"),
             turn_index=context.get("turn_index"),
             payload=payload,
-            summary=summary,
+            summary=f"[held: {decision.reason}] {summary}"
+            if decision and decision.reason
+            else summary,
             created_at=now,
             expires_at=(now + self.proposal_ttl) if self.proposal_ttl else None,
         )

@@ -149,7 +149,11 @@ def _signature(args: type[BaseModel]) -> inspect.Signature:
     kind: inspect._ParameterKind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     seen_default = False
     for name, info in args.model_fields.items():
-        default = inspect.Parameter.empty if info.is_required() else info.get_default()
+        default = (
+            inspect.Parameter.empty
+            if info.is_required()
+            else info.get_default(call_default_factory=True)
+        )
         if default is inspect.Parameter.empty and seen_default:
             kind = inspect.Parameter.KEYWORD_ONLY
         seen_default = seen_default or default is not inspect.Parameter.empty

@@ -43,6 +43,7 @@ from ..db import (
 )
 from ..exceptions import ConfigurationError, NotFoundError
 from ._base import BaseStore, StoreConfig
+from ._config_values import flag_value, number_value, whole_number
 from ._decision_model import (
     DECISION_TYPE,
     DecisionLogExtraction,
@@ -87,6 +88,20 @@ class DecisionLogConfig(StoreConfig):
     """Characters kept of each tool argument, result and error."""
     max_tool_calls: int = 50
     """Tool calls kept per turn."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.limit = whole_number(self.limit, field=self._field("limit"), minimum=1)
+        self.min_similarity = number_value(
+            self.min_similarity, field=self._field("min_similarity"), low=-1.0, high=1.0
+        )
+        self.per_agent = flag_value(self.per_agent, field=self._field("per_agent"))
+        self.tool = flag_value(self.tool, field=self._field("tool"))
+        for name in ("max_text_chars", "max_tool_chars", "max_tool_calls"):
+            setattr(
+                self, name, whole_number(getattr(self, name), field=self._field(name), minimum=1)
+            )
 
     def create_store(self) -> DecisionLogStore:
         """Build the store from this config."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,11 +29,13 @@ from ..curation import WritePolicy
 from ..db import PRIVATE_NAMESPACE, Learning, LearningFilter, ScoredLearning
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
+from ._config_values import name_value, whole_number
 from ._episode_ranking import EpisodeRanking, index_texts, search_episodes
 from ._shared import fit_lines, save, scope_filter, stable_id, turn_time
 from ._tools import ToolSpec
 
 __all__ = [
+    "CALIBRATED_CUTOFFS",
     "Episode",
     "EpisodeLine",
     "EpisodesWrite",
@@ -46,6 +48,10 @@ __all__ = [
 # or near-duplicate merging), and vectors are computed in one batch before writing. Re-ingesting
 # is still idempotent: an episode's id is derived from who said what, when.
 _EPISODE_POLICY = WritePolicy(embed=False, dedupe_exact=False, merge_near=False, match_names=False)
+
+
+#: Recall cutoffs measured per embedder (``EpisodicMemoryConfig(min_similarity="auto")``).
+CALIBRATED_CUTOFFS: Mapping[str, float] = {"all-MiniLM-L6-v2/onnx-int8": 0.25}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +87,9 @@ class ScoredEpisode:
     """Fused search score; higher is better (comparable within one search only)."""
     id: str
     """Id of the stored learning."""
+    similarity: float | None = None
+    """Cosine of the query with the episode's indexed text (comparable across searches; what
+    :attr:`EpisodicMemoryConfig.min_similarity` is compared with)."""
 
 
 class EpisodeLine(BaseModel):
@@ -116,8 +125,35 @@ class EpisodicMemoryConfig(StoreConfig):
     """Speaker name of the agent's turns when the context carries no ``agent_id``."""
     max_tokens: int = 500
     """Token budget of the episodes block in the system prompt."""
+    min_similarity: float | Literal["auto", "off"] = "auto"
+    """Relevance cutoff of automatic recall: an episode whose cosine with the turn's message is
+    below this is not put in the prompt, however well it ranks among the user's episodes; nor is
+    a turn that matches only through the statement before it, which its index holds. Without
+    it, any message recalls the user's five least-unrelated episodes, a confidential note among
+    them. ``"auto"``: the value measured for the embedder in use (:data:`CALIBRATED_CUTOFFS`:
+    0.25 for the default MiniLM), no cutoff for an embedder not measured; ``"off"``: none.
+
+    Measured by ``learning-machines bench retrieval`` (``docs/benchmarks.md``): at 0.25 with
+    MiniLM, recall@5 on LoCoMo goes from 0.690 to 0.674 while episodes recalled for another
+    user's questions fall from 5.0 to 2.4 per question (on the assistant-chat set: 0.906 → 0.883,
+    and 5.0 → 1.7). Cosines differ between embedders: measure yours before setting a number.
+    The ``search_episodes`` tool and :meth:`EpisodicMemoryStore.asearch` apply no cutoff unless
+    asked.
+    """
     ranking: EpisodeRanking = field(default_factory=EpisodeRanking)
     """How turns are indexed and ranked (defaults measured on LoCoMo, ``docs/benchmarks.md``)."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.limit = whole_number(self.limit, field=self._field("limit"), minimum=1)
+        self.batch_size = whole_number(self.batch_size, field=self._field("batch_size"), minimum=1)
+        self.agent_name = name_value(self.agent_name, field=self._field("agent_name"))
+        if not isinstance(self.ranking, EpisodeRanking):
+            raise ConfigurationError(
+                f"{self._field('ranking')} must be an EpisodeRanking(...), not "
+                f"{type(self.ranking).__name__}"
+            )
 
     def create_store(self) -> EpisodicMemoryStore:
         """Build the store from this config."""
@@ -172,6 +208,16 @@ class EpisodicMemoryStore(BaseStore):
             )
         if config.batch_size < 1:
             raise ConfigurationError("EpisodicMemoryConfig(batch_size=...) must be at least 1.")
+        cutoff = config.min_similarity
+        if cutoff not in ("auto", "off") and (
+            isinstance(cutoff, bool)
+            or not isinstance(cutoff, int | float)
+            or not -1.0 <= cutoff <= 1.0
+        ):
+            raise ConfigurationError(
+                f"EpisodicMemoryConfig(min_similarity={cutoff!r}) must be a cosine between -1 "
+                "and 1 (e.g. 0.25), 'auto' (the value measured for the embedder) or 'off'."
+            )
         self.config = config
 
     def _filter(self, user_id: str, session_id: str | None = None) -> LearningFilter:
@@ -201,6 +247,7 @@ class EpisodicMemoryStore(BaseStore):
 
         ctx = {**context, "user_id": user_id}
         ids: list[str] = []
+        previous: tuple[str | None, str] | None = None
         size = self.config.batch_size
         for start in range(0, len(episodes), size):
             chunk = list(episodes[start : start + size])
@@ -208,8 +255,20 @@ class EpisodicMemoryStore(BaseStore):
             texts = index_texts(chunk, self.config.ranking, before=before)
             vectors = await aembed(self.embedder, texts)
             for episode, text, vector in zip(chunk, texts, vectors, strict=True):
-                ids.append(await self._store(episode, text, vector, user_id, ctx))
+                # the previous turn of the session, whose text is part of this one's index
+                after = (
+                    previous if previous and previous[0] == self._session(episode, ctx) else None
+                )
+                stored = await self._store(
+                    episode, text, vector, user_id, ctx, after=after[1] if after else None
+                )
+                ids.append(stored)
+                previous = (self._session(episode, ctx), stored)
         return ids
+
+    @staticmethod
+    def _session(episode: Episode, context: Mapping[str, Any]) -> str | None:
+        return episode.session_id or context.get("session_id")
 
     async def _store(
         self,
@@ -218,9 +277,11 @@ class EpisodicMemoryStore(BaseStore):
         vector: Sequence[float],
         user_id: str,
         context: Mapping[str, Any],
+        *,
+        after: str | None,
     ) -> str:
         at = _utc(episode.at)
-        session_id = episode.session_id or context.get("session_id")
+        session_id = self._session(episode, context)
         learning = Learning(
             id=stable_id(
                 self.learning_type,
@@ -242,6 +303,7 @@ class EpisodicMemoryStore(BaseStore):
                 "at": at.isoformat(),
                 "ref": episode.ref,
                 "caption": episode.caption,
+                "after": after if self.config.ranking.context_turns else None,
             },
             search_text=text,
             embedding=tuple(float(x) for x in vector),
@@ -275,8 +337,13 @@ class EpisodicMemoryStore(BaseStore):
         limit: int = 10,
         session_id: str | None = None,
         vector: Sequence[float] | None = None,
+        min_similarity: float | None = None,
     ) -> list[ScoredEpisode]:
-        """``user_id``'s episodes most relevant to ``query``, best first."""
+        """``user_id``'s episodes most relevant to ``query``, best first.
+
+        ``min_similarity`` drops episodes whose cosine with the query is below it (see
+        :attr:`EpisodicMemoryConfig.min_similarity`).
+        """
         if not user_id:
             raise ValidationError("asearch(user_id=...) needs the user whose memory to search.")
         found: list[ScoredLearning] = await search_episodes(
@@ -286,9 +353,15 @@ class EpisodicMemoryStore(BaseStore):
             limit=limit,
             ranking=self.config.ranking,
             vector=vector,
+            min_similarity=min_similarity,
         )
         return [
-            ScoredEpisode(episode=episode_from(s.learning), score=s.score, id=s.learning.id)
+            ScoredEpisode(
+                episode=episode_from(s.learning),
+                score=s.score,
+                id=s.learning.id,
+                similarity=s.vector_score,
+            )
             for s in found
         ]
 
@@ -299,7 +372,10 @@ class EpisodicMemoryStore(BaseStore):
         return run_sync(self.asearch(query, user_id=user_id, limit=limit, session_id=session_id))
 
     async def arecall(self, **context: Any) -> list[ScoredEpisode]:
-        """Episodes most relevant to the turn's message (none without a message)."""
+        """Episodes most relevant to the turn's message, above the relevance cutoff.
+
+        None without a message; none below :attr:`EpisodicMemoryConfig.min_similarity`.
+        """
         self.require_context(context)
         message = str(context.get("message") or "")
         if not message.strip():
@@ -309,7 +385,17 @@ class EpisodicMemoryStore(BaseStore):
             user_id=str(context["user_id"]),
             limit=self.config.limit,
             vector=await self.query_vector(context),
+            min_similarity=self.recall_cutoff(),
         )
+
+    def recall_cutoff(self) -> float | None:
+        """The cosine below which recall leaves an episode out (``None``: no cutoff)."""
+        cutoff = self.config.min_similarity
+        if cutoff == "off":
+            return None
+        if cutoff == "auto":
+            return CALIBRATED_CUTOFFS.get(self.embedder.name)
+        return float(cutoff)
 
     def build_context(self, data: Any) -> str:
         """Recalled episodes as a ``## Relevant earlier conversation`` block, best first."""

@@ -15,8 +15,9 @@ from pydantic import BaseModel, Field
 from .._modes import LearningMode
 from .._sync import run_sync
 from .._turn_context import TurnContext
-from ..db import GLOBAL_NAMESPACE, Learning, ScoredLearning
+from ..db import GLOBAL_NAMESPACE, PRIVATE_NAMESPACE, Learning, ScoredLearning
 from ._base import BaseStore, StoreConfig
+from ._config_values import number_value, whole_number
 from ._protocol import Extraction
 from ._shared import (
     describe_mode_writes,
@@ -91,6 +92,14 @@ class LearnedKnowledgeConfig(StoreConfig):
     max_tokens: int = 600
     """Token budget of the knowledge block in the system prompt."""
 
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.limit = whole_number(self.limit, field=self._field("limit"), minimum=1)
+        self.min_similarity = number_value(
+            self.min_similarity, field=self._field("min_similarity"), low=-1.0, high=1.0
+        )
+
     def create_store(self) -> LearnedKnowledgeStore:
         """Build the store from this config."""
         return LearnedKnowledgeStore(self)
@@ -106,15 +115,36 @@ def knowledge_search_text(title: str, learning: str, context: str, tags: list[st
     return "\n".join(parts)
 
 
+def source_note(learning: Learning) -> str:
+    """Where a shared learning came from: namespace, author, review and date (``""`` if private).
+
+    Shown next to shared learnings so an agent (and a person reading a prompt) can tell an
+    insight a reviewer approved from one any user of the namespace wrote.
+    """
+    if learning.namespace == PRIVATE_NAMESPACE:
+        return ""
+    p = learning.provenance
+    parts = [f"shared in {learning.namespace!r}"]
+    author = p.get("user_id") or learning.user_id
+    parts.append(f"from {author}" if author else "author unknown")
+    if p.get("approved_by"):
+        parts.append(f"approved by {p['approved_by']}")
+    else:
+        parts.append(f"{p.get('mode') or 'background'}, not reviewed")
+    parts.append(learning.created_at.strftime("%Y-%m-%d"))
+    return "(" + ", ".join(parts) + ")"
+
+
 def knowledge_line(learning: Learning) -> str:
-    """``- Title: learning (when: …) [tags]`` for the prompt and tool answers."""
+    """``- Title: learning (when: …) [tags] (source)`` for the prompt and tool answers."""
     c = learning.content
     line = f"- {c.get('title', '')}: {c.get('learning', '')}"
     if c.get("context"):
         line += f" (when: {c['context']})"
     if c.get("tags"):
         line += " [" + ", ".join(c["tags"]) + "]"
-    return line
+    note = source_note(learning)
+    return f"{line} {note}" if note else line
 
 
 class LearnedKnowledgeStore(BaseStore):

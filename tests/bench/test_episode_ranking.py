@@ -1,12 +1,14 @@
 """Episodic memory's indexing and ranking (learning_machines.stores._episode_ranking)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from learning_machines.db import Learning, ScoredLearning, SqliteDb
+from learning_machines.db import GetLearnings, Learning, LearningFilter, ScoredLearning, SqliteDb
 from learning_machines.embedders import HashEmbedder
 from learning_machines.stores import Episode
 from learning_machines.stores._episode_ranking import (
     EpisodeRanking,
+    asks_about_time,
     index_texts,
     keyword_query,
     rank,
@@ -87,4 +89,80 @@ async def test_store_search_uses_the_ranking(tmp_path):
     )
     hits = await store.asearch("What did Ann paint?", user_id="u", limit=2)
     assert "a sunrise over the lake" in [h.episode.text for h in hits]
+    db.close()
+
+
+def turn(i, text, speaker="Priya", after=None, score=0.0):
+    learning = Learning(
+        id=f"id{i}",
+        learning_type="episode",
+        namespace="user",
+        user_id="u",
+        session_id="s1",
+        content={"speaker": speaker, "text": text, "after": after},
+        valid_from=T0 + timedelta(seconds=30 * i),
+    )
+    return ScoredLearning(learning=learning, score=score)
+
+
+def test_context_cap_keeps_a_generic_reply_below_the_statement_it_borrowed():
+    # the reply's indexed text holds the statement, so the db scored them alike
+    found = [
+        turn(0, "Billing runs on Postgres 16 since Monday.", score=2.0),
+        turn(1, "Noted, I'll keep that in mind.", "assistant", after="id0", score=2.0),
+        turn(5, "The analytics replica is on Postgres 13.", score=1.5),
+    ]
+    query = "Which Postgres version does billing use?"
+    off = EpisodeRanking(context_cap=None, neighbour_weight=0.0, time_boost=0.0)
+    assert [s.learning.id for s in rank(query, found, off, 3)][:2] == ["id0", "id1"]
+    capped = [s.learning.id for s in rank(query, found, replace(off, context_cap=1.0), 3)]
+    assert capped == ["id0", "id5", "id1"]  # the distractor is a real match; the reply is not
+
+
+def test_context_cap_leaves_an_answer_to_a_question_alone():
+    found = [
+        turn(0, "What did you paint last week?", "Ann", score=1.0),
+        turn(1, "Yes, a sunrise over the lake!", "Bob", after="id0", score=1.2),
+    ]
+    ranking = EpisodeRanking(context_cap=1.0, neighbour_weight=0.0, time_boost=0.0)
+    order = [s.learning.id for s in rank("What did Bob paint?", found, ranking, 2)]
+    assert order == ["id1", "id0"]  # the answer borrowed from a question keeps its score
+
+
+def test_time_boost_only_for_questions_about_time():
+    found = [turn(0, "We went to the lake", score=1.0), turn(9, "Yesterday we hiked", score=0.8)]
+    ranking = EpisodeRanking(time_boost=0.8, neighbour_weight=0.0, context_cap=None)
+    when = [s.learning.id for s in rank("When did they hike?", found, ranking, 2)]
+    what = [s.learning.id for s in rank("Where did they hike?", found, ranking, 2)]
+    assert when == ["id9", "id0"]
+    assert what == ["id0", "id9"]
+    assert asks_about_time("What year did she move?")
+    assert not asks_about_time("What did she move?")
+
+
+def test_plain_ranking_turns_every_signal_off():
+    plain = EpisodeRanking.plain()
+    assert (plain.context_turns, plain.neighbour_weight, plain.speaker_boost) == (0, 0.0, 0.0)
+    assert (plain.time_boost, plain.context_cap) == (0.0, None)
+
+
+async def test_ingest_points_each_turn_at_the_turn_it_borrowed(tmp_path):
+    from learning_machines.bench._common import CachedEmbedder
+    from learning_machines.bench.retrieval import bind_episodic
+
+    db = SqliteDb(str(tmp_path / "e.db"))
+    store = bind_episodic(db, CachedEmbedder(HashEmbedder()), EpisodeRanking())
+    store.config.batch_size = 1  # the pointer must cross batch boundaries
+    eps = [ep("a", "Ann", 0), ep("b", "Bob", 1), ep("c", "Ann", 2, session="s2")]
+    ids = await store.aadd_episodes(eps, user_id="u")
+    hits = {h.id: h for h in await store.asearch("a b c", user_id="u", limit=3)}
+    rows = await db.arun(
+        GetLearnings(
+            ids=tuple(ids),
+            filter=LearningFilter(namespaces=("user",), reader_user_id="u"),
+        )
+    )
+    after = {r.id: r.content.get("after") for r in rows}
+    assert after == {ids[0]: None, ids[1]: ids[0], ids[2]: None}  # never across sessions
+    assert all(h.similarity is not None for h in hits.values())
     db.close()

@@ -117,11 +117,17 @@ async def test_caps_archive_the_weakest_first(db: Db) -> None:
 
 async def test_dry_run_reports_and_writes_nothing(db: Db) -> None:
     stale = put(db, note("An old thing", at=NOW - timedelta(days=400)))
-    report = await Curator(db=db, embedder=EMB, policies=NOTE_POLICY).acurate(dry_run=True)
+    fresh = put(db, note("A new thing", at=NOW))
+    seen: list[tuple[int, int | None]] = []
+    report = await Curator(db=db, embedder=EMB, policies=NOTE_POLICY).acurate(
+        dry_run=True, on_progress=lambda done, total: seen.append((done, total))
+    )
     assert report.dry_run
     assert [x.id for x in report.archived] == [stale.id]
-    assert [x.id for x in active(db)] == [stale.id]
-    assert "would change" in report.summary()
+    assert {x.id for x in active(db)} == {stale.id, fresh.id}
+    # The summary counts what changed, apart from what was only looked at.
+    assert "examined 2 learnings in 1 scopes and would change 1: " in report.summary()
+    assert seen == [(1, 1)]
 
 
 async def test_curate_supersedes_same_key_facts_and_respects_user_scope(db: Db) -> None:
@@ -224,7 +230,8 @@ def _seed_user(db: Db, user_id: str) -> Learning:
         learning_type="note", store="notes", mode="propose", namespace="user", user_id=user_id,
         session_id=f"s-{user_id}", turn_id=f"turn-{user_id}", payload={"by": user_id},
     )))  # fmt: skip
-    db.run(EnqueueWork(work=PendingWork(kind="extract", payload={"user": user_id},
+    payload = {"messages": [], "context": {"user_id": user_id}, "stores": []}
+    db.run(EnqueueWork(work=PendingWork(kind="extract", payload=payload,
                                         user_id=user_id, dedupe_key=f"k-{user_id}")))  # fmt: skip
     return row
 
@@ -277,7 +284,7 @@ async def test_export_then_import_restores_everything_idempotently(db: Db) -> No
         await curator.aimport({"format": "something else"})
     tampered = json.loads(text)
     tampered["messages"][0]["user_id"] = "dave"
-    with pytest.raises(ValidationError, match="belongs to 'dave'"):
+    with pytest.raises(ValidationError, match="of user 'dave'"):
         await curator.aimport(tampered)
 
 

@@ -53,7 +53,7 @@ def test_no_half_life_never_decays() -> None:
     assert policy_for("unknown_type") == CurationPolicy()
     custom = CurationPolicy(half_life_days=1.0)
     assert policy_for("user_profile", {"user_profile": custom}) is custom
-    assert set(DEFAULT_POLICIES) >= {"user_profile", "learned_knowledge", "episodic_memory"}
+    assert set(DEFAULT_POLICIES) >= {"user_profile", "learned_knowledge", "episode"}
 
 
 def test_rerank_blends_relevance_and_retention() -> None:

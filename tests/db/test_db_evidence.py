@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 
@@ -20,7 +21,7 @@ from learning_machines.db import (
     PutLearning,
     SetEvidence,
 )
-from learning_machines.exceptions import ConflictError
+from learning_machines.exceptions import ConflictError, ValidationError
 
 CREATE = Change(action="create", actor={"store": "test"}, reason="test")
 
@@ -124,3 +125,76 @@ def test_patch_content_keeps_counters_and_records_history(db: Db) -> None:
     other = LearningFilter(namespaces=("user",), reader_user_id="someone-else")
     assert db.run(PatchContent(id=row.id, filter=other, patch={"x": 1}, change=change)) is None
     assert _get(db, user, row.id).content == {"rationale": "because"}
+
+
+def test_every_evidence_write_takes_the_next_version(db: Db) -> None:
+    # A read-modify-write that read the row before feedback moved it must not write the old
+    # evidence back: the evidence ops are writes of the row, so its version moves.
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    row = _put(db, user, "versioned")
+    assert row.version == 1
+    db.run(AddEvidence(ids=(row.id,), harmful=1.0))
+    assert _get(db, user, row.id).version == 2
+    db.run(SetEvidence(id=row.id, helpful=0, harmful=2, expected_helpful=0, expected_harmful=1))
+    assert _get(db, user, row.id).version == 3
+    mine = LearningFilter(namespaces=("user",), reader_user_id=user)
+    change = Change(action="update", actor={"store": "test"})
+    patched = db.run(PatchContent(id=row.id, filter=mine, patch={"why": "x"}, change=change))
+    assert patched is not None
+    assert patched.version == _get(db, user, row.id).version == 4
+    stale = dataclasses.replace(row, search_text="edited from a stale read")
+    with pytest.raises(ConflictError):
+        db.run(PutLearning(learning=stale, change=change, expected_version=row.version))
+    got = _get(db, user, row.id)
+    assert (got.harmful, got.search_text) == (2.0, "versioned")
+
+
+def test_patches_and_evidence_are_cleaned_like_every_write(db: Db) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    row = _put(db, user, "clean me")
+    mine = LearningFilter(namespaces=("user",), reader_user_id=user)
+    change = Change(action="update", actor={"store": "test"})
+    db.run(PatchContent(id=row.id, filter=mine, patch={"why\x00": "be\x00cause"}, change=change))
+    assert _get(db, user, row.id).content == {"why": "because"}
+    for bad in (
+        PatchContent(id=row.id, filter=mine, patch={"score": float("nan")}, change=change),
+        PatchContent(id=row.id, filter=mine, patch={"x": "y" * 16_000_001}, change=change),
+        AddEvidence(ids=(row.id,), harmful=float("nan")),
+        AddEvidence(ids=("bad\x00id",), harmful=1.0),
+        SetEvidence(
+            id=row.id, helpful=float("inf"), harmful=0, expected_helpful=0, expected_harmful=0
+        ),
+        PutLearning(learning=dataclasses.replace(row, helpful=float("nan")), change=change),
+    ):
+        with pytest.raises(ValidationError):
+            db.run(bad)
+    got = _get(db, user, row.id)
+    assert (got.helpful, got.harmful, got.content) == (0.0, 0.0, {"why": "because"})
+
+
+def test_evidence_goes_through_large_batches_and_back(db: Db) -> None:
+    # 120 rows: PostgreSQL writes them by binary COPY, which must carry the evidence columns.
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    rows = [
+        Learning(
+            learning_type="note",
+            namespace="user",
+            user_id=user,
+            search_text=f"row {i}",
+            embedding=(1.0, float(i)),
+            embedder="e",
+            helpful=i / 10,
+            harmful=i / 20,
+            feedback=i / 20,
+        )
+        for i in range(120)
+    ]
+    db.batch([PutLearning(learning=x, change=CREATE) for x in rows])
+    mine = LearningFilter(namespaces=("user",), reader_user_id=user)
+    stored = db.run(GetLearnings(ids=tuple(x.id for x in rows), filter=mine))
+    assert [(x.helpful, x.harmful) for x in stored] == [(x.helpful, x.harmful) for x in rows]
+    again = [dataclasses.replace(x, helpful=x.helpful + 1) for x in stored]
+    db.batch([PutLearning(learning=x, change=CREATE, expected_version=1) for x in again])
+    stored = db.run(GetLearnings(ids=tuple(x.id for x in rows), filter=mine))
+    assert [x.helpful for x in stored] == [x.helpful + 1 for x in rows]
+    assert stored == again  # equal rows whatever their version

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import sqlite3
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from learning_machines.db import (
+    AddEvidence,
     Change,
     ClaimWork,
     CountLearnings,
@@ -22,6 +24,7 @@ from learning_machines.db import (
     GetLearnings,
     Learning,
     LearningFilter,
+    ListLearnings,
     MarkRecalled,
     PendingWork,
     Proposal,
@@ -35,7 +38,6 @@ from learning_machines.db import (
 )
 from learning_machines.db._sqlite_rows import LEARNING_COLUMNS, learning_params
 from learning_machines.db._sqlite_schema import MIGRATIONS, migrate, schema_version
-from learning_machines.db._vector_index import VectorCache
 from learning_machines.exceptions import BackendError, ConflictError, ValidationError
 
 CREATE = Change(action="create")
@@ -55,19 +57,26 @@ def shared_note(text: str, **kw: object) -> Learning:
 # --- migrations -------------------------------------------------------------------------------
 
 
+def _insert_raw(conn: sqlite3.Connection, learning: Learning, **columns: object) -> None:
+    """Insert ``learning`` as an older version would have (columns overridden as given).
+
+    Only the columns the table has at its version are written (later migrations add more).
+    """
+    values = dict(zip(LEARNING_COLUMNS, learning_params(learning), strict=True)) | columns
+    have = {row[1] for row in conn.execute("PRAGMA table_info(learnings)")}
+    names = [c for c in LEARNING_COLUMNS if c in have]
+    conn.execute(
+        f"INSERT INTO learnings ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        [values[c] for c in names],
+    )
+
+
 def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
     old = shared_note("written by version one", embedding=vec("old"), embedder="e")
-    # Only the columns version one had (later migrations add more).
-    have = {row[1] for row in conn.execute("PRAGMA table_info(learnings)")}
-    values = dict(zip(LEARNING_COLUMNS, learning_params(old), strict=True))
-    columns = [c for c in LEARNING_COLUMNS if c in have]
-    conn.execute(
-        f"INSERT INTO learnings ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-        [values[c] for c in columns],
-    )
+    _insert_raw(conn, old)
     conn.close()
 
     with SqliteDb(path) as db:
@@ -91,6 +100,145 @@ def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path)
     conn = sqlite3.connect(path)
     assert schema_version(conn) == len(MIGRATIONS)
     conn.close()
+
+
+def test_rows_stored_before_row_versions_upgrade_to_version_one(tmp_path: Path) -> None:
+    # Version 5 ("side_indexes") is the newest schema released before row versions.
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=5) == 5
+    old = shared_note("written before versions")
+    _insert_raw(conn, old)
+    conn.close()
+    with SqliteDb(path) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert got.version == 1
+        with pytest.raises(ConflictError):
+            db.run(PutLearning(learning=got, change=CREATE, expected_version=0))
+        assert db.run(PutLearning(learning=got, change=CREATE, expected_version=1)).version == 2
+
+
+def test_a_side_indexed_namespace_of_the_previous_release_keeps_working(tmp_path: Path) -> None:
+    # A database of the release with side indexes (schema 5) whose namespace already has its
+    # index file: the upgrade keeps the file valid, and searches through it return versions.
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=5) == 5
+    rows = [shared_note(f"deploy note {i}") for i in range(12)]
+    for row in rows:
+        _insert_raw(conn, row)
+    conn.close()
+    with SqliteDb(path, broad_scope_rows=5) as db:
+        assert db.reindex() == {"global": 12}
+        index_files = list((tmp_path / "v5.db-lmindex").glob("*.lmx"))
+        assert len(index_files) == 1
+        [hit, *_] = db.run(SearchLearnings(filter=SHARED, query="deploy note 3"))
+        assert hit.learning.version == 1
+        changed = db.run(
+            PutLearning(
+                learning=dataclasses.replace(hit.learning, search_text="zebra crossing"),
+                change=CREATE,
+                expected_version=1,
+            )
+        )
+        [again] = db.run(SearchLearnings(filter=SHARED, query="zebra"))
+        assert (again.learning.id, again.learning.version) == (hit.learning.id, changed.version)
+        assert changed.version == 2
+
+
+def test_a_database_of_the_unreleased_numbering_gets_the_side_indexes(tmp_path: Path) -> None:
+    # A development build recorded row_version, pad_short_years and unzeroed_free_space as
+    # versions 5-7 before side_indexes took 5. Opening such a database adds what it lacks.
+    path = tmp_path / "dev.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=4) == 4
+    old = shared_note("written by the development build")
+    _insert_raw(conn, old)
+    names = [name for name, _ in MIGRATIONS]
+    for version, name in enumerate(("row_version", "pad_short_years", "unzeroed_free_space"), 5):
+        for statement in MIGRATIONS[names.index(name)][1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, ?, '')", (version, name))
+    conn.close()
+    with SqliteDb(path, broad_scope_rows=1) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert got.version == 1
+        db.run(DeleteLearnings(ids=(old.id,), change=Change(action="delete")))
+    conn = sqlite3.connect(path)
+    recorded = [r[0] for r in conn.execute("SELECT name FROM schema_version ORDER BY version")]
+    gone = conn.execute("SELECT count(*) FROM learnings_gone").fetchone()
+    conn.close()
+    assert recorded == names
+    assert gone == (1,)  # the delete left a tombstone for the side indexes
+
+
+def test_a_database_of_the_release_before_feedback_gets_the_evidence_columns(
+    tmp_path: Path,
+) -> None:
+    # Version 8 ("unzeroed_free_space") is the newest schema before feedback evidence.
+    path = tmp_path / "v8.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=8) == 8
+    old = shared_note("written before feedback", feedback=0.5)
+    _insert_raw(conn, old)
+    conn.close()
+    with SqliteDb(path) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert (got.helpful, got.harmful, got.feedback, got.version) == (0.0, 0.0, 0.5, 1)
+        assert db.run(AddEvidence(ids=(old.id,), harmful=1.0)) == 1
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert (got.harmful, got.feedback, got.version) == (1.0, -0.5, 2)
+    conn = sqlite3.connect(path)
+    recorded = [r[0] for r in conn.execute("SELECT name FROM schema_version ORDER BY version")]
+    conn.close()
+    assert recorded == [name for name, _ in MIGRATIONS]
+    assert recorded[8] == "feedback_evidence"
+
+
+def test_a_database_of_the_feedback_build_numbering_gets_the_migrations_it_skipped(
+    tmp_path: Path,
+) -> None:
+    # The feedback branch recorded feedback_evidence as version 5, before side_indexes took 5:
+    # opening such a database adds what it lacks and keeps the evidence it holds.
+    path = tmp_path / "feedback-dev.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=4) == 4
+    names = [name for name, _ in MIGRATIONS]
+    for statement in MIGRATIONS[names.index("feedback_evidence")][1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (5, 'feedback_evidence', '')")
+    old = shared_note("rated on the feedback build", helpful=2.0, feedback=2.0)
+    _insert_raw(conn, old)
+    conn.close()
+    with SqliteDb(path, broad_scope_rows=1) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert (got.helpful, got.version) == (2.0, 1)
+        db.run(DeleteLearnings(ids=(old.id,), change=Change(action="delete")))
+    conn = sqlite3.connect(path)
+    recorded = [r[0] for r in conn.execute("SELECT name FROM schema_version ORDER BY version")]
+    gone = conn.execute("SELECT count(*) FROM learnings_gone").fetchone()
+    conn.close()
+    assert recorded == names
+    assert gone == (1,)
+
+
+def test_years_stored_without_leading_zeros_are_read_and_repaired(tmp_path: Path) -> None:
+    # Versions before the fix wrote ``476-09-04T…`` (strftime leaves the zeros out), which did
+    # not parse, so one event date broke every read of its namespace; and it sorted after 2020.
+    path = tmp_path / "v6.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=6) == 6
+    rome = shared_note("the fall of Rome")
+    recent = shared_note("a recent launch", valid_from=datetime(2020, 5, 1, tzinfo=UTC))
+    _insert_raw(conn, rome, valid_from="476-09-04T00:00:00.000000Z")
+    _insert_raw(conn, recent)
+    conn.close()
+    with SqliteDb(path) as db:
+        rows = db.run(ListLearnings(filter=SHARED, order_by="valid_from", ascending=True))
+    assert [(r.id, r.valid_from) for r in rows] == [
+        (rome.id, datetime(476, 9, 4, tzinfo=UTC)),
+        (recent.id, datetime(2020, 5, 1, tzinfo=UTC)),
+    ]
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -311,27 +459,6 @@ def test_cache_follows_writes_of_other_connections(tmp_path: Path) -> None:
     writer.close()
 
 
-def test_vector_cache_never_serves_a_stale_vector() -> None:
-    cache = VectorCache()
-
-    def blob(v: list[float]) -> bytes:
-        return np.asarray(v, dtype="<f4").tobytes()
-
-    cache.apply([(1, 5, "e", blob([1.0, 0.0])), (2, 6, "e", blob([0.0, 1.0]))], up_to_seq=6)
-    # An older snapshot's refresh arriving late does not overwrite the newer vector.
-    cache.apply([(1, 3, "e", blob([0.0, 1.0]))], up_to_seq=3)
-    q = np.asarray([1.0, 0.0], dtype=np.float32)
-    scores, missing = cache.score("e", q, np.array([1, 2]), np.array([5, 6]))
-    assert scores.tolist() == pytest.approx([1.0, 0.0])
-    assert missing.tolist() == []
-    # A row at a seq the cache has not seen is reported missing, not scored from the cache.
-    scores, missing = cache.score("e", q, np.array([1, 2, 9]), np.array([4, 6, 1]))
-    assert missing.tolist() == [0, 2]
-    # Moving a row to another embedder drops it from the first one.
-    cache.apply([(2, 7, "f", blob([0.0, 1.0]))], up_to_seq=7)
-    assert cache.score("e", q, np.array([2]), np.array([7]))[1].tolist() == [0]
-
-
 # --- forgetting -------------------------------------------------------------------------------
 
 
@@ -372,3 +499,29 @@ def test_purge_leaves_no_row_mentioning_the_user(tmp_path: Path) -> None:
         for row in conn.execute(f"SELECT * FROM {table}"):
             assert user not in repr(row), table
     conn.close()
+
+
+def test_forget_vacuums_once_a_database_older_versions_left_unzeroed(tmp_path: Path) -> None:
+    # Older versions did not set secure_delete: text they overwrote stays in free space (on
+    # builds where it is off by default). The first forget after the upgrade VACUUMs it away.
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA secure_delete = OFF")
+    assert migrate(conn, target=7) == 7
+    for text, user in (("Quetzalcoatlus notes", "alice"), ("bob's notes", "bob")):
+        _insert_raw(conn, Learning(learning_type="n", user_id=user, search_text=text))
+    conn.execute("DELETE FROM learnings WHERE user_id = 'alice'")  # e.g. by curation, long ago
+    conn.close()
+    assert b"Quetzalcoatlus" in path.read_bytes()  # left in free space by the delete
+
+    with SqliteDb(path) as db:
+        db.run(PurgeUser(user_id="alice"))
+        assert b"Quetzalcoatlus" not in path.read_bytes()
+        assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+        # Once clean, later forgets only checkpoint (no VACUUM).
+        [[flag]] = (
+            db._conn()
+            .execute("SELECT value FROM lm_counters WHERE name = 'unzeroed_free_space'")
+            .fetchall()
+        )
+        assert flag == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -47,6 +48,21 @@ def test_rate_a_turn_from_the_command_line(tmp_path: Path) -> None:
     assert "deploy billing-api" in result.output
     assert "bad (-1.00)" in result.output
 
+    result = runner.invoke(
+        _app.app, ["decisions", "--user", "ann", "--outcome", "bad", "--json", "--db", path]
+    )
+    assert result.exit_code == 0, result.output
+    [listed] = json.loads(result.output)
+    assert (listed["turn_id"], listed["verdict"]) == (turn_id, "bad")
+    assert listed["record"]["outcome"]["comment"] == "broke prod"
+    result = runner.invoke(
+        _app.app, ["feedback", turn_id, "--score", "1", "--by", "lead", "--json", "--db", path]
+    )
+    assert result.exit_code == 0, result.output
+    rated = json.loads(result.output)
+    assert rated["signal"]["rater"] == "explicit:lead"
+    assert rated["decision"]["verdict"] == "unclear"  # -1 and +1 from two raters
+
     for args, message in [
         (["feedback", turn_id, "--score", "3", "--db", path], "from -1"),
         (["feedback", "no-such-turn", "--score", "1", "--db", path], "no turn"),
@@ -55,3 +71,4 @@ def test_rate_a_turn_from_the_command_line(tmp_path: Path) -> None:
         result = runner.invoke(_app.app, args)
         assert result.exit_code == 2, result.output
         assert message in _said(result.output)
+        assert result.output.startswith("error: ")  # one line, like every command

@@ -266,3 +266,47 @@ def test_what_the_agent_logs_is_bounded_like_everything_else(db: Db) -> None:
         assert len(logged.decision) == len(logged.rationale) == 500
         assert logged.alternatives is not None
         assert len(logged.alternatives) == 10
+
+
+def test_a_turns_rationale_is_written_only_by_a_worker_with_the_same_decision_log(
+    db: Db,
+) -> None:
+    # Pending work carries the route of the machine that recorded the turn (its background
+    # stores, modes, namespaces): the decision log is part of it, so a worker without the log,
+    # or with it in another mode, never takes the work (the rationale would be lost).
+    def build(**kwargs: Any) -> LearningMachine:
+        return LearningMachine(
+            db=db,
+            model=scripted(),
+            embedder=HashEmbedder(),
+            user_profile=UserProfileConfig(),
+            background=False,
+            **kwargs,
+        )
+
+    app = build(decision_log=True)
+    turn = app.begin("deploy search-api now", user_id="ann", session_id="s")
+    turn.tools.call("log_decision", {"decision": "deploy search-api", "rationale": "asked"})
+    turn.finish(
+        [
+            {"role": "user", "content": "deploy search-api now"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [{"name": "deploy", "args": {"service": "search-api"}}],
+            },
+            {"role": "assistant", "content": "Deployed."},
+        ]
+    )
+    without_log = build()
+    agentic_log = build(decision_log=DecisionLogConfig(mode=LearningMode.AGENTIC))
+    # An AGENTIC log learns nothing in the background: its route is the one without a log.
+    assert app.registry.route() != without_log.registry.route() == agentic_log.registry.route()
+    for other in (without_log, agentic_log):
+        other.wait_idle(timeout=5)
+        assert len(other.service.pending(statuses=("pending",))) == 1  # left alone
+    same = build(decision_log=True)
+    same.wait_idle(timeout=30)
+    assert same.service.pending(statuses=("pending", "failed")) == []
+    decision = same.decisions.get(turn.context.turn_id)
+    assert decision.record.rationale == "the user asked for it"

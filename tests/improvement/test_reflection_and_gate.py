@@ -11,7 +11,7 @@ import pytest
 
 from learning_machines.db import Db, LearningFilter, ListLearnings
 from learning_machines.exceptions import ModelError, ValidationError
-from learning_machines.improvement import IMPROVEMENT_NAMESPACE, shared_screen_available
+from learning_machines.improvement import IMPROVEMENT_NAMESPACE
 
 from ._helpers import Counter, agent, fix_deploys, model
 
@@ -223,9 +223,6 @@ def test_a_rule_that_repeats_a_users_words_is_blocked_before_any_replay(db: Db) 
     assert machine.improvements.list() == []
 
 
-@pytest.mark.skipif(
-    not shared_screen_available(), reason="the shared screen (stores._screen) is not here yet"
-)
 def test_a_rule_with_a_secret_is_blocked(db: Db) -> None:
     def leaks(prompt: str) -> dict[str, Any]:
         turns = _DEPLOYS.findall(prompt)

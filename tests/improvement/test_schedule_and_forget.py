@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -12,13 +13,15 @@ import pytest
 from pydantic_ai import messages as pa
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from learning_machines import LearningMachine
+from learning_machines import Agent, LearningMachine
 from learning_machines._sync import run_sync
 from learning_machines.db import Db, LearningFilter, ListLearnings
+from learning_machines.embedders import HashEmbedder
 from learning_machines.exceptions import ValidationError
-from learning_machines.improvement import IMPROVEMENT_NAMESPACE
+from learning_machines.feedback import FeedbackConfig
+from learning_machines.improvement import IMPROVEMENT_NAMESPACE, SelfImprovementConfig
 
-from ._helpers import Counter, agent, fix_deploys, model
+from ._helpers import BASE, Counter, agent, deploy, fix_deploys, model
 from .test_reflection_and_gate import csv_reports, failed_deploys, rated_reports
 
 
@@ -52,15 +55,58 @@ def test_a_time_window_schedules_one_reflection_per_window(db: Db) -> None:
     assert _reflections_pending(learning) == 1
 
 
-def test_a_worker_without_self_improvement_parks_a_reflection_loudly(db: Db) -> None:
+def test_a_machine_without_self_improvement_leaves_a_reflection_alone(db: Db) -> None:
     bot, learning = agent(db, every_turns=1)
     learning.close()
     failed_deploys(bot, ["ann"])
     other = LearningMachine(db=db, model=model(), feedback=True, background=False)
+    other.wait_idle(timeout=10)  # its own work only: the reflection is not its kind
+    assert other.service.failures() == []
+    assert _reflections_pending(other) == 1  # still waiting for a machine that improves
+    # The machine that improves takes it.
+    learning.wait_idle(timeout=10)
+    assert _reflections_pending(learning) == 0
+    assert learning.service.failures() == []
+
+
+def test_a_dedicated_worker_without_self_improvement_parks_a_reflection_loudly(db: Db) -> None:
+    bot, learning = agent(db, every_turns=1)
+    learning.close()
+    failed_deploys(bot, ["ann"])
+    other = LearningMachine(db=db, model=model(), feedback=True, background=False)
+    other.worker.kinds = None  # as `learning-machines worker` runs it: every kind
     run_sync(other.worker.run_pending())
     [parked] = other.service.failures()
     assert parked.kind == "reflect"
     assert "has none" in (parked.last_error or "")
+
+
+def test_a_background_worker_runs_a_scheduled_reflection(db: Db) -> None:
+    counter = Counter()
+    llm = model(counter=counter)
+    learning = LearningMachine(
+        db=db,
+        model=llm,
+        embedder=HashEmbedder(),
+        background=True,
+        feedback=FeedbackConfig(lessons=False),
+        self_improvement=SelfImprovementConfig(every_turns=3),
+        curate_every_turns=None,
+    )
+    bot = Agent(
+        model=llm, db=db, learning=learning, tools=[deploy], instructions=BASE, agent_id="ops"
+    )
+    try:
+        failed_deploys(bot, ["ann", "bob", "cat"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not learning.improvements.list():
+            time.sleep(0.05)  # nobody calls wait_idle: the background runner must claim it
+        [proposal] = learning.improvements.list()
+        assert counter["reflection"] == 1
+        assert len(proposal.evidence) == 3
+    finally:
+        learning.close()
+    assert learning.service.failures() == []
 
 
 def test_forget_removes_a_users_turns_from_the_evidence_but_the_rule_stays(db: Db) -> None:

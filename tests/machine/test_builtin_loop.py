@@ -290,6 +290,7 @@ def test_a_worker_missing_a_store_or_with_another_mode_parks_the_turn_loudly(db:
         background=False,
         retry_backoff=0.01,
     )
+    worker.worker.kinds = None  # a dedicated worker process takes every kind of work
     with pytest.raises(LearningFailedError, match="mode 'hitl'"):
         worker.wait_idle(timeout=30)
     (failed,) = worker.service.failures()

@@ -319,3 +319,35 @@ def test_turn_context_kwargs_round_trip() -> None:
     )
     again = TurnContext.from_kwargs(ctx.kwargs())
     assert again == ctx
+
+
+def test_sync_tools_have_real_signatures_for_frameworks_that_introspect(db: Db) -> None:
+    import inspect
+
+    from learning_machines.stores import EntityMemoryConfig
+
+    machine = LearningMachine(
+        db=db,
+        embedder=HashEmbedder(),
+        entity_memory=EntityMemoryConfig(mode=LearningMode.AGENTIC),
+        background=False,
+    )
+    tools = {t.__name__: t for t in machine.get_tools(user_id="u", session_id="s")}
+    params = inspect.signature(tools["save_entity"]).parameters
+    assert list(params) == ["name", "entity_type", "aliases", "description"]
+    assert params["aliases"].default == []  # a real default, not pydantic's placeholder
+    assert "Args:" in (tools["save_entity"].__doc__ or "")
+    assert tools["save_entity"]("Acme", "company").startswith("saved")  # positional works
+
+
+async def test_finishing_a_turn_three_times_at_once_records_it_once(db: Db) -> None:
+    from learning_machines.db import ListMessages
+
+    machine = LearningMachine(db=db, embedder=HashEmbedder(), background=False)
+    turn = await machine.abegin("hello", user_id="u", session_id="s")
+    outcomes = await asyncio.gather(
+        *(turn.afinish(["hello"]) for _ in range(3)), return_exceptions=True
+    )
+    assert sum(1 for o in outcomes if isinstance(o, ValidationError)) == 2
+    rows = await db.arun(ListMessages(session_id="s", user_id="u"))
+    assert [r.turn_id for r in rows] == [turn.context.turn_id]

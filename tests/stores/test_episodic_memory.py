@@ -155,3 +155,84 @@ async def test_needs_user(bind):
         await store.asearch("x", user_id="")
     with pytest.raises(ValidationError):
         await store.aadd_episodes([], user_id="")
+
+
+def with_minilm(store):
+    """The cutoff is calibrated for the default embedder, so these tests use it (offline)."""
+    from learning_machines.embedders import default_embedder
+
+    store.bind(replace(store.resources, embedder=default_embedder()))
+    return store
+
+
+CONFIDENTIAL = [
+    Episode(speaker="alice", text="My bank PIN is 4921, please keep it secret.", at=T0),
+    Episode(speaker="agent", text="Understood, I will not repeat it.", at=T0),
+    Episode(speaker="alice", text="Also, my divorce lawyer is Mr. Okafor.", at=T0),
+]
+
+
+async def test_recall_skips_private_episodes_unrelated_to_the_message(bind):
+    store = with_minilm(make(bind))
+    await store.aadd_episodes(CONFIDENTIAL, user_id="alice")
+    unrelated = await store.arecall(**ctx(message="What's a good recipe for banana bread?"))
+    assert unrelated == []
+    assert store.build_context(unrelated) == ""
+    # the cutoff is recall's: an explicit search still returns the nearest episodes
+    assert len(await store.asearch("banana bread recipe", user_id="alice")) == 3
+
+
+async def test_recall_still_finds_a_related_episode(bind):
+    store = with_minilm(make(bind))
+    await store.aadd_episodes(CONFIDENTIAL, user_id="alice")
+    recalled = await store.arecall(**ctx(message="what was my PIN for the bank again?"))
+    assert recalled
+    assert "4921" in recalled[0].episode.text
+    assert recalled[0].similarity is not None
+    assert recalled[0].similarity >= 0.25
+    assert store.recall_cutoff() == 0.25  # "auto": the value measured for MiniLM
+    # with the cutoff off, the unrelated question recalls the private notes (the old behaviour)
+    open_store = with_minilm(make(bind, min_similarity="off"))
+    leaked = await open_store.arecall(**ctx(message="What's a good recipe for banana bread?"))
+    assert any("4921" in s.episode.text for s in leaked)
+
+
+@pytest.mark.parametrize("bad", [1.5, -2, "0.3", True, None])
+def test_min_similarity_must_be_a_cosine(bad):
+    with pytest.raises(ConfigurationError, match="min_similarity"):
+        EpisodicMemoryConfig(min_similarity=bad).create_store()
+
+
+async def test_recall_drops_a_turn_that_matches_only_through_the_statement_before_it(bind):
+    # "billing" is indexed with the turn before it (about Miso), so it looks related to the cat
+    store = with_minilm(make(bind))
+    said = [
+        ("My cat Miso hates the vacuum cleaner.", 0),
+        ("Look at Miso's new bed, she loves it.", 60),
+        ("The billing cutover is planned for March.", 61),
+    ]
+    await store.aadd_episodes(
+        [
+            Episode(speaker="alice", text=t, at=T0 + timedelta(seconds=s), session_id="c1")
+            for t, s in said
+        ],
+        user_id="alice",
+    )
+    question = "how is my cat Miso doing?"
+    recalled = [s.episode.text for s in await store.arecall(**ctx(message=question))]
+    assert recalled
+    assert all("Miso" in text for text in recalled)
+    everything = await make_open(bind).arecall(**ctx(message=question))
+    assert any("billing" in s.episode.text for s in everything)
+
+
+def make_open(bind):
+    return with_minilm(make(bind, min_similarity="off"))
+
+
+async def test_auto_cutoff_only_for_a_measured_embedder(bind):
+    # the hash embedder's cosines were never measured: "auto" leaves its recall uncut
+    store = make(bind)
+    assert store.recall_cutoff() is None
+    assert make(bind, min_similarity=0.4).recall_cutoff() == 0.4
+    assert make(bind, min_similarity="off").recall_cutoff() is None

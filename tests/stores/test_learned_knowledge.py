@@ -37,9 +37,10 @@ async def test_agentic_save_and_search(bind, db):
     assert tool_names(store, **ctx()) == ["save_learning", "search_learnings"]
     await seed(store)
     found = await tool(store, "search_learnings", **ctx())("bulk loads postgres COPY", limit=1)
-    assert found == (
+    assert found.startswith(
         "- Use COPY for bulk loads: COPY is much faster than INSERT for bulk loads "
-        "(when: when using postgres) [postgres]"
+        "(when: when using postgres) [postgres] "
+        "(shared in 'global', from alice, agentic, not reviewed, "
     )
     rows = await all_rows(db, "learned_knowledge")
     assert len(rows) == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from pydantic_ai import Tool
 
@@ -59,3 +61,12 @@ def test_public_tool_names(bind):
         "search_learnings",
         "save_learning",
     ]
+
+
+@pytest.mark.parametrize(("config", "mode"), list(cases()))
+def test_tool_signatures_show_the_real_defaults(bind, config, mode):
+    # Frameworks read defaults off the signature; a list field's default is an empty list.
+    store = bind(config(mode=mode).create_store())
+    for fn in store.get_tools(**ctx()):
+        for param in inspect.signature(fn).parameters.values():
+            assert "PydanticUndefined" not in repr(param.default), f"{fn.__name__}.{param.name}"
