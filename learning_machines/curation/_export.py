@@ -40,6 +40,7 @@ from ..db import (
     PutLearning,
     PutProposal,
     normalize_text,
+    stable_id,
     utcnow,
 )
 from ..db._records import ALL_STATUSES
@@ -209,7 +210,6 @@ def _derived_ids(learning: Learning, user_id: str) -> set[str] | None:
     # The stores and feedback import curation; import late.
     from ..feedback._signals import SIGNAL_TYPE, signal_id
     from ..stores._decision_model import DECISION_TYPE, decision_id
-    from ..stores._shared import stable_id
 
     if learning.learning_type in (DECISION_TYPE, SIGNAL_TYPE):
         turn = _turn_of(learning)

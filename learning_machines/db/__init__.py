@@ -62,6 +62,7 @@ from ._records import (
     content_hash,
     new_id,
     normalize_text,
+    stable_id,
     utcnow,
 )
 from ._sqlite import SqliteDb
@@ -136,6 +137,7 @@ __all__ = [
     "content_hash",
     "new_id",
     "normalize_text",
+    "stable_id",
     "utcnow",
     "zscore_fuse",
 ]

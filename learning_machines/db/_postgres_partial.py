@@ -12,19 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..exceptions import ConflictError
-from ._ops import AddEvidence, LocateLearnings, PatchContent, PutLearning, SetEvidence
-from ._patch import check_create, check_expected
+from ._ops import AddEvidence, LocateLearnings, PatchContent, SetEvidence
+from ._patch import check_expected
+from ._postgres_context import INSERT_HISTORY, OpContext, history_params, where_sql
 from ._postgres_rows import dumps, learning_from_row
 from ._postgres_search import LEARNING_SELECT
 from ._records import ALL_STATUSES, Learning, LearningLocation, utcnow
 
-if TYPE_CHECKING:
-    from ._postgres_ops import OpContext
-
-__all__ = ["PARTIAL_HANDLERS"]
+__all__ = ["PARTIAL_HANDLERS", "patch_content"]
 
 
 def _add_evidence(ctx: OpContext, op: AddEvidence) -> int:
@@ -71,21 +69,18 @@ def _locate_learnings(ctx: OpContext, op: LocateLearnings) -> list[LearningLocat
     return [found[i] for i in ids if i in found]
 
 
-def _patch_content(ctx: OpContext, op: PatchContent) -> Learning | None:
-    from ._postgres_ops import _INSERT_HISTORY, _history_params, _put_learnings, _where
-
+def patch_content(ctx: OpContext, op: PatchContent) -> Learning | None:
+    """Set keys of one row's content (history recorded); ``None`` if the reader cannot see it."""
     if op.create is not None:
-        # Row locks cannot lock a row that does not exist yet: two creators queue here instead.
+        # Row locks cannot lock a row that does not exist yet: two creators queue here instead
+        # (the lock lasts the transaction, so the backend's create after a ``None`` is covered).
         ctx.q("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (op.id,))
-    where, params = _where(replace(op.filter, ids=(op.id,), statuses=ALL_STATUSES))
+    where, params = where_sql(replace(op.filter, ids=(op.id,), statuses=ALL_STATUSES))
     row = ctx.q(
         f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where} FOR UPDATE", params
     ).fetchone()
     if row is None:
-        if op.create is None or ctx.q("SELECT 1 FROM learnings WHERE id = %s", (op.id,)).fetchone():
-            return None
-        (created,) = _put_learnings(ctx, [PutLearning(learning=check_create(op), change=op.change)])
-        return created
+        return None  # a ``create`` is the backend's (``_postgres_ops``): it owns the inserts
     old = learning_from_row(row)
     check_expected(op, old.content)
     new = replace(
@@ -96,7 +91,7 @@ def _patch_content(ctx: OpContext, op: PatchContent) -> Learning | None:
         " WHERE id = %s",
         (dumps(new.content, "Learning.content"), new.updated_at, op.id),
     )
-    ctx.q(_INSERT_HISTORY, _history_params(op.id, op.change, old, new))
+    ctx.q(INSERT_HISTORY, history_params(op.id, op.change, old, new))
     return new
 
 
@@ -105,5 +100,4 @@ PARTIAL_HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
     AddEvidence: _add_evidence,
     SetEvidence: _set_evidence,
     LocateLearnings: _locate_learnings,
-    PatchContent: _patch_content,
 }

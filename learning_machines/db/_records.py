@@ -32,6 +32,7 @@ __all__ = [
     "content_hash",
     "new_id",
     "normalize_text",
+    "stable_id",
     "utcnow",
 ]
 
@@ -69,6 +70,16 @@ def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _SPACES.sub(" ", text).strip()
     return _PUNCT_END.sub("", text)
+
+
+def stable_id(*parts: str | None) -> str:
+    """Return a deterministic 32-hex id from ``parts`` (so one row per user, per session, per name).
+
+    Every id that scopes a private row includes the owner's ``user_id``, so two users can never
+    address the same row, whatever session id or name they use.
+    """
+    joined = "\x1f".join("" if p is None else p for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
 
 
 def content_hash(text: str) -> str:

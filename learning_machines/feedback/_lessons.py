@@ -30,6 +30,7 @@ from ..db import (
     SearchLearnings,
     SetEvidence,
     new_id,
+    stable_id,
     utcnow,
 )
 from ..db._records import ALL_STATUSES
@@ -37,7 +38,7 @@ from ..embedders import aembed
 from ..exceptions import ConflictError
 from ..stores import BaseStore
 from ..stores._decision_model import DecisionRecord, call_text, outcome_phrase
-from ..stores._shared import fit_lines, relevant, require_user_for_private, search, stable_id
+from ..stores._shared import fit_lines, relevant, require_user_for_private, search
 from ._config import LessonConfig
 from ._distill import (
     Approach,

@@ -17,10 +17,9 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from .._turn_record import ToolRun
-from ..db import PRIVATE_NAMESPACE, Learning, normalize_text, utcnow
+from ..db import PRIVATE_NAMESPACE, Learning, normalize_text, stable_id, utcnow
 from ..exceptions import ValidationError
 from ..stores._decision_model import Outcome
-from ..stores._shared import stable_id
 
 __all__ = [
     "DEFAULT_TRUST",

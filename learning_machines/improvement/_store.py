@@ -36,11 +36,11 @@ from ..db import (
     Op,
     PatchContent,
     PutLearning,
+    stable_id,
     utcnow,
 )
 from ..db._records import ALL_STATUSES
 from ..exceptions import ConflictError, NotFoundError
-from ..stores._shared import stable_id
 from ._model import (
     ImprovementProposal,
     InstructionChange,

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .._turn_record import TurnRecord
-from ..db import Learning
-from ._shared import format_day, stable_id
+from ..db import Learning, stable_id
+from ._shared import format_day
 
 __all__ = [
     "CLEAR_OUTCOME",

@@ -5,7 +5,6 @@ Pure functions where possible; the few that touch the backend take the store and
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -43,7 +42,6 @@ __all__ = [
     "save",
     "scope_filter",
     "search",
-    "stable_id",
     "turn_time",
 ]
 
@@ -51,16 +49,6 @@ __all__ = [
 #: Write policy of rows found by their id, never by similarity (a user's profile, a session's
 #: context): one row per owner, rewritten in place, so no embedding and no merging.
 DIRECT_LOOKUP = WritePolicy(embed=False, dedupe_exact=False, merge_near=False, match_names=False)
-
-
-def stable_id(*parts: str | None) -> str:
-    """Return a deterministic 32-hex id from ``parts`` (so one row per user, per session, per name).
-
-    Every id that scopes a private row includes the owner's ``user_id``, so two users can never
-    address the same row, whatever session id or name they use.
-    """
-    joined = "\x1f".join("" if p is None else p for p in parts)
-    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
 
 
 def turn_time(context: Mapping[str, Any]) -> datetime:
