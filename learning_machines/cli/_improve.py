@@ -50,7 +50,9 @@ NoteOption = Annotated[str | None, typer.Option("--note", metavar="TEXT", help="
 ProposalId = Annotated[
     str,
     typer.Argument(
-        metavar="ID", help="The proposal's id (from `improvements list`).", show_default=False
+        metavar="ID",
+        help="The proposal's id, or a unique start of it (from `improvements list`).",
+        show_default=False,
     ),
 ]
 VersionArg = Annotated[
@@ -78,6 +80,11 @@ def _machine(
         return LearningMachine(decision_log=True, feedback=True, self_improvement=True)
 
     return open_machine(db, spec, model=model_name(model), learns=calls, default=default)
+
+
+def _whole(learning: Any, proposal_id: str) -> str:
+    """The whole id a proposal's id or unique start names (proposals are kept as learnings)."""
+    return str(learning.service.resolve_id(proposal_id, kind="learning"))
 
 
 def _table(*columns: str, title: str) -> Table:
@@ -165,8 +172,10 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a proposal: the change, its evidence turns, the screen and the gate's replays."""
-    book = _machine(db, machine).improvements
-    p, turns = book.get(proposal_id), book.evidence(proposal_id)
+    learning = _machine(db, machine)
+    whole = _whole(learning, proposal_id)
+    book = learning.improvements
+    p, turns = book.get(whole), book.evidence(whole)
     if as_json:
         emit_json({"proposal": p, "evidence": turns})
         return
@@ -204,9 +213,8 @@ def approve(
 
     A reviewer whose own turns are its evidence cannot approve it alone.
     """
-    done = _machine(db, machine, model=model, calls=True).improvements.approve(
-        proposal_id, by=by, note=note
-    )
+    learning = _machine(db, machine, model=model, calls=True)
+    done = learning.improvements.approve(_whole(learning, proposal_id), by=by, note=note)
     if as_json:
         emit_json(done)
         return
@@ -223,7 +231,8 @@ def reject(
     as_json: JsonOption = False,
 ) -> None:
     """Reject a proposal: kept, and the same change is never proposed again."""
-    done = _machine(db, machine).improvements.reject(proposal_id, by=by, reason=note)
+    learning = _machine(db, machine)
+    done = learning.improvements.reject(_whole(learning, proposal_id), by=by, reason=note)
     if as_json:
         emit_json(done)
         return

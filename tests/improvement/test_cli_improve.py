@@ -58,8 +58,14 @@ def test_reflect_review_approve_measure_and_roll_back_from_the_command_line(
     assert code == 2
     assert "cannot approve it alone" in _said(out)
 
-    code, out = _run("improvements", "approve", proposal_id, "--by", "rita", *common)
+    code, out = _run("improvements", "approve", "zzzz", "--by", "rita", *common)
+    assert code != 0
+    assert "no learning id starts with 'zzzz'" in _said(out)
+
+    # A unique start of the id is enough, as with the other commands.
+    code, out = _run("improvements", "approve", proposal_id[:8], "--by", "rita", *common)
     assert code == 0, out
+    assert proposal_id in out
     [version] = re.findall(r"now at version (v[0-9a-f]{12})", out)
 
     code, out = _run("improvements", "instructions", "--agent", "ops", *common)
