@@ -31,6 +31,7 @@ from ..feedback import FeedbackSignal
 from ..machine import Decision, LearningMachine, LearningService, Turn
 from ..machine._decisions import OutcomeFilter
 from ..stores import ToolSpec
+from ._improvements import ImprovementReview
 from ._turns import OpenTurns
 from .auth import Principal
 
@@ -101,6 +102,8 @@ class Gateway:
         self.machine = machine
         self.service: LearningService = machine.service
         self.turns = turns or OpenTurns()
+        self.improvements = ImprovementReview(machine)
+        """Self-improvement, for reviewers (see ``_improvements``)."""
 
     # --- who ----------------------------------------------------------------------------------
 

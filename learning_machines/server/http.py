@@ -33,7 +33,7 @@ from ..exceptions import (
     UsageError,
 )
 from ..machine import LearningMachine
-from . import _api, _api_feedback
+from . import _api, _api_feedback, _api_improvements
 from ._deps import authenticate_header
 from ._gateway import Gateway
 from .auth import KeyRing, Role
@@ -56,6 +56,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     _api.work,
     _api_feedback.feedback,
     _api_feedback.decisions,
+    _api_improvements.improvements,
+    _api_improvements.instructions,
 )
 
 
