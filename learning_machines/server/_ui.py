@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ._deps import GatewayDep
 from ._gateway import EntityGraph
+from ._improvements import STATUSES
 from .auth import KeyRing, Principal
 
 __all__ = ["error_page", "graph_layout", "install_ui"]
@@ -40,6 +41,10 @@ _DONE = {
     "rejected": "Proposal rejected.",
     "restored": "Learning restored.",
     "forgotten": "User forgotten: everything private to them was deleted.",
+    "improvement-approved": "Improvement approved: the agent runs the new version from its "
+    "next turn.",
+    "improvement-rejected": "Improvement rejected; it will not be proposed again.",
+    "rolled-back": "Instructions rolled back.",
 }
 
 templates = Jinja2Templates(
@@ -357,6 +362,60 @@ async def decide(
         note=note or None,
     )
     return RedirectResponse(f"/ui/proposals?done={decision}d", status_code=303)
+
+
+@router.get("/improvements")
+async def improvements_page(
+    request: Request, session: Session, gateway: GatewayDep, status: str = "pending"
+) -> HTMLResponse:
+    """Self-improvement: proposals with evidence and gate, and each agent's instructions."""
+    review = gateway.improvements
+    rows = await review.alist(session.principal, status=status)
+    items = [(p, (await review.aget(session.principal, p.id))[1]) for p in rows]
+    return _page(
+        request,
+        "improvements.html",
+        session,
+        items=items,
+        agents=await review.aagents(session.principal),
+        statuses=[*STATUSES, "all"],
+        shown=status,
+    )
+
+
+@router.post("/improvements/{proposal_id}/{decision}")
+async def decide_improvement(
+    proposal_id: str,
+    decision: str,
+    session: Posted,
+    gateway: GatewayDep,
+    note: Annotated[str, Form(max_length=2000)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Approve or reject an improvement as the signed-in reviewer."""
+    review = gateway.improvements
+    if decision == "approve":
+        await review.aapprove(session.principal, proposal_id, note=note or None)
+    elif decision == "reject":
+        await review.areject(session.principal, proposal_id, reason=reason or None)
+    else:
+        return RedirectResponse("/ui/improvements", status_code=303)
+    return RedirectResponse(f"/ui/improvements?done=improvement-{decision}d", status_code=303)
+
+
+@router.post("/instructions/rollback")
+async def rollback_instructions(
+    session: Posted,
+    gateway: GatewayDep,
+    version: Annotated[str, Form()] = "",
+    agent_id: Annotated[str, Form()] = "",
+    team_id: Annotated[str, Form()] = "",
+) -> Response:
+    """Make an earlier version of an agent's instructions active again."""
+    await gateway.improvements.arollback(
+        session.principal, version, agent_id=agent_id or None, team_id=team_id or None
+    )
+    return RedirectResponse("/ui/improvements?done=rolled-back", status_code=303)
 
 
 @router.get("/users/{user_id}/forget")

@@ -1,6 +1,7 @@
 """The review UI in a real browser (Debian's Chromium driven by Playwright), against a live
-server on 127.0.0.1: approve a proposal and see it recalled, restore a learning, forget a user —
-each checked through the HTTP API afterwards.
+server on 127.0.0.1: approve a proposal and see it recalled, restore a learning, forget a user,
+approve an agent's improvement and see its instructions change — each checked through the HTTP
+API afterwards.
 
 Set ``LM_SCREENSHOTS=docs/images`` to keep the pages' screenshots (docs/server.md shows them).
 Skipped where Chromium is not installed, except when ``LEARNING_MACHINES_REQUIRE_BROWSER`` is
@@ -18,8 +19,11 @@ import httpx2
 import pytest
 
 from learning_machines._sync import run_sync
+from learning_machines.server import create_app
 
-from ._support import KEYS, auth, live, principal, seed, sqlite
+from ..improvement._helpers import agent as improvement_agent
+from ..improvement.test_reflection_and_gate import failed_deploys
+from ._support import KEYS, LiveServer, auth, keyring, live, principal, seed, sqlite
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -205,3 +209,68 @@ def test_an_admin_forgets_a_user(browser: Any, site: tuple[str, Any, dict[str, A
     assert api(url, "GET", "/v1/proposals", "bob") == []
     assert api(url, "GET", "/v1/learnings", "alice") == alice_before
     assert run_sync(gateway.aexport(principal("root"), "bob"))["messages"] == []
+
+
+@pytest.fixture
+def improving_site(tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A live server over a machine with self-improvement whose agent ``ops`` has one proposal
+    waiting (deploys of alice, bob and dave all failed); (url, machine)."""
+    db = sqlite(tmp_path)
+    bot, learning = improvement_agent(db)
+    failed_deploys(bot, ["alice", "bob", "dave"])
+    learning.wait_idle()
+    [proposal] = learning.improve(agent_id="ops").proposals
+    assert proposal.status == "pending"
+    try:
+        with LiveServer(create_app(learning, keys=keyring())) as server:
+            yield server.url, learning
+    finally:
+        learning.close()
+
+
+def test_a_reviewer_approves_an_improvement_and_the_active_instructions_change(
+    browser: Any, improving_site: tuple[str, Any]
+) -> None:
+    url, learning = improving_site
+    rule = "Stop deploying with strategy all_at_once"
+    before = api(url, "GET", "/v1/instructions", "carol", params={"agent_id": "ops"})
+    assert rule not in before["text"]
+
+    # A reviewer whose own turns are the evidence is refused, and nothing changes.
+    page = sign_in(browser, url, "Alice")
+    page.goto(f"{url}/ui/improvements")
+    card = page.locator("article.improvement", has_text=rule)
+    click(page, card.get_by_role("button", name="Approve"))
+    assert "cannot approve it alone" in page.inner_text("main")
+
+    page = sign_in(browser, url, "carol")
+    page.goto(f"{url}/ui/improvements")
+    ops = page.locator("section.instructions", has_text="agent ops")
+    assert ops.locator("code.version").inner_text() == before["version"]
+    assert rule not in ops.locator("pre").inner_text()
+    card = page.locator("article.improvement", has_text=rule)
+    card.get_by_text("Evidence: 3 turn(s)").click()
+    assert "alice" in card.inner_text()
+    assert "dave" in card.inner_text()
+    assert "passed" in card.inner_text()
+    snap(page, "improvements")
+    card.locator("input[name=note]").fill("canary it is")
+    click(page, card.get_by_role("button", name="Approve"))
+    assert "Improvement approved" in page.inner_text("main")
+    assert page.locator("article.improvement", has_text=rule).count() == 0
+
+    ops = page.locator("section.instructions", has_text="agent ops")
+    shown = ops.locator("code.version").inner_text()
+    assert shown != before["version"]
+    assert rule in ops.locator("pre").inner_text()
+    assert "carol" in ops.inner_text()
+    after = api(url, "GET", "/v1/instructions", "carol", params={"agent_id": "ops"})
+    assert after["version"] == shown
+    assert after["history"][-1]["by"] == "carol"
+    assert after["history"][-1]["note"] == "canary it is"
+    assert learning.instructions(agent_id="ops").version == shown
+
+    # Rolled back from the same page: the old version is active again.
+    click(page, ops.get_by_role("button", name=f"Roll back to {before['version']}"))
+    assert "Instructions rolled back" in page.inner_text("main")
+    assert learning.instructions(agent_id="ops").version == before["version"]
