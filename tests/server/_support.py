@@ -22,6 +22,7 @@ from learning_machines import LearningMachine, LearningMode
 from learning_machines._demo import demo_extraction
 from learning_machines.db import Db, SqliteDb
 from learning_machines.embedders import HashEmbedder
+from learning_machines.improvement import SelfImprovementConfig
 from learning_machines.server import ApiKey, Gateway, KeyRing, Principal, Role, hash_key
 from learning_machines.server.http import create_app
 from learning_machines.stores import (
@@ -71,7 +72,7 @@ def auth(name: str) -> dict[str, str]:
 
 def make_machine(db: Db | None, *, background: bool = False) -> LearningMachine:
     """Every store, every mode: profile HITL, knowledge PROPOSE (private), entities AGENTIC;
-    the decision log (AGENTIC: no model) and feedback."""
+    the decision log (AGENTIC: no model), feedback, and self-improvement (on demand only)."""
     return LearningMachine(
         db=db,
         model=ScriptedModel(extraction=demo_extraction),
@@ -83,6 +84,7 @@ def make_machine(db: Db | None, *, background: bool = False) -> LearningMachine:
         episodic_memory=EpisodicMemoryConfig(),
         decision_log=DecisionLogConfig(mode=LearningMode.AGENTIC),
         feedback=True,
+        self_improvement=SelfImprovementConfig(every_turns=None),
         background=background,
     )
 

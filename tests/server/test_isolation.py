@@ -43,6 +43,9 @@ API_BODIES: dict[str, Any] = {
     "/v1/proposals/{proposal_id}/approve": {"note": "bob says yes"},
     "/v1/proposals/{proposal_id}/reject": {"note": "bob says no"},
     "/v1/users/{user_id}/forget": None,
+    "/v1/improvements/{proposal_id}/approve": {"note": "bob says yes"},
+    "/v1/improvements/{proposal_id}/reject": {"reason": "bob says no"},
+    "/v1/instructions/rollback": {"version": "v000000000000", "agent_id": "ops"},
     "/v1/users/import": {
         "format": "learning-machines/user-export",
         "version": 1,
@@ -56,6 +59,8 @@ UI_FORMS: dict[str, dict[str, str]] = {
     "/ui/users/{user_id}/learnings/{learning_id}/restore": {},
     "/ui/proposals/{proposal_id}/{decision}": {"note": "bob"},
     "/ui/users/{user_id}/forget": {},
+    "/ui/improvements/{proposal_id}/{decision}": {"note": "bob", "reason": "bob"},
+    "/ui/instructions/rollback": {"version": "v000000000000", "agent_id": "ops"},
 }
 
 
