@@ -24,6 +24,7 @@ from ..embedders import BatchingEmbedder, Embedder
 from ..exceptions import ConfigurationError, LearningFailedError
 from ..feedback import FeedbackSignal, FeedbackStore, behaviour_slots
 from ..stores import BoundTools
+from ..stores._config_values import whole_number
 from ._context import LearningContext
 from ._decisions import DecisionBook
 from ._jobs import CurationSchedule
@@ -75,6 +76,8 @@ class LearningMachine:
         max_attempts: int = 5,
         retry_backoff: float = 2.0,
         lease_seconds: float = 300.0,
+        max_items_per_store: int = 50,
+        max_text_chars: int = 4_000,
         curate_every_turns: int | None = 100,
         curate_every: timedelta | None = None,
         drain_on_exit: float = 10.0,
@@ -109,6 +112,10 @@ class LearningMachine:
             max_attempts: Tries of a piece of pending work before it is parked as failed.
             retry_backoff: Seconds before the first retry; doubles with each attempt.
             lease_seconds: A claimed item whose worker died is claimable again after this.
+            max_items_per_store: Items of one kind (entities, facts, insights...) a store takes
+                from one turn's extraction; the rest is dropped and logged.
+            max_text_chars: Characters of one extracted text value; longer values are cut and
+                logged.
             curate_every_turns: Enqueue a curation run every this many turns (``None``: never).
             curate_every: Also enqueue a curation run at most once per this interval.
             drain_on_exit: Seconds this process keeps learning when the interpreter exits
@@ -139,6 +146,10 @@ class LearningMachine:
             extraction_retries=extraction_retries,
             retry_backoff=retry_backoff,
             lease_seconds=lease_seconds,
+            max_items_per_store=whole_number(
+                max_items_per_store, field="max_items_per_store", minimum=1
+            ),
+            max_text_chars=whole_number(max_text_chars, field="max_text_chars", minimum=1),
         )
         self.max_attempts = max_attempts
         self.schedule = CurationSchedule(every_turns=curate_every_turns, every=curate_every)
