@@ -1,29 +1,27 @@
 """``Agent``: a pydantic-ai agent that recalls before it answers and learns after.
 
 It is one client of the typed turn: ``machine.abegin`` → answer with the turn's context and
-tools → ``turn.afinish``. Any other framework can do the same.
+tools → ``turn.afinish``, through the pydantic-ai ``LearningCapability`` that any pydantic-ai
+agent can use (:mod:`learning_machines.adapters.pydantic_ai`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import messages as pa
-from pydantic_ai.messages import ModelMessagesTypeAdapter
 from pydantic_ai.models import Model
-from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
 
 from ._ids import check_id, check_optional_id
-from ._messages import ToolCall, from_stored_json, to_chat_messages, to_pydantic_ai_messages
+from ._messages import ToolCall, to_chat_messages
 from ._sync import sync_twin
 from ._turn_context import check_message
-from .db import Db, Message, PendingWork, new_id
+from .adapters.pydantic_ai import LearningCapability, history_messages, without_instructions
+from .db import Db, PendingWork, new_id
 from .embedders import Embedder
 from .exceptions import ConfigurationError
 from .machine import LearningContext, LearningMachine
@@ -66,29 +64,6 @@ class RunResult:
 def _tool_calls(messages: Sequence[pa.ModelMessage]) -> list[ToolCall]:
     """Every tool call of the turn, with its result."""
     return [call for m in to_chat_messages(messages) for call in m.tool_calls]
-
-
-def _without_instructions(messages: Sequence[pa.ModelMessage]) -> list[pa.ModelMessage]:
-    # The recalled context changes every turn; history keeps the conversation, not old prompts.
-    return [
-        dataclasses.replace(m, instructions=None) if isinstance(m, pa.ModelRequest) else m
-        for m in messages
-    ]
-
-
-def _history(rows: Sequence[Message]) -> list[pa.ModelMessage]:
-    """The session's earlier turns as pydantic-ai messages.
-
-    Turns recorded through another framework keep their user and assistant text.
-    """
-    history: list[pa.ModelMessage] = []
-    for row in rows:
-        data = json.loads(row.messages_json or "[]")
-        if data and isinstance(data[0], dict) and "parts" in data[0]:
-            history.extend(ModelMessagesTypeAdapter.validate_python(data))
-        else:
-            history.extend(to_pydantic_ai_messages(from_stored_json(row.messages_json)))
-    return history
 
 
 class Agent:
@@ -196,15 +171,14 @@ class Agent:
             history_turns=self.history_turns,
             **context,
         )
-        history = _history(turn.history)
+        # The capability gives the model the turn's context and tools and finishes the turn
+        # after the run; any pydantic-ai agent can use it the same way.
         result = await self._agent.run(
             message,
-            message_history=history or None,
-            instructions=turn.learned.text or None,
-            toolsets=[FunctionToolset(turn.tools.pydantic_ai_tools())] if turn.tools else None,
+            message_history=history_messages(turn.history) or None,
+            capabilities=[LearningCapability(turn=turn)],
         )
-        new_messages = _without_instructions(result.new_messages())
-        work = await turn.afinish(new_messages, answer=result.output)
+        new_messages = without_instructions(result.new_messages())
         return RunResult(
             text=result.output,
             turn_id=turn.context.turn_id,
@@ -213,7 +187,7 @@ class Agent:
             context=turn.learned if self.machine is not None else None,
             tool_calls=_tool_calls(new_messages),
             usage=result.usage,
-            learning_work=work,
+            learning_work=turn.learning_work,
             messages=new_messages,
         )
 
