@@ -210,7 +210,11 @@ _CONVERTERS: list[MessageConverter] = [
 
 
 def register_converter(converter: MessageConverter) -> None:
-    """Teach :func:`to_chat_messages` another framework's messages (asked before the built-ins)."""
+    """Teach :func:`to_chat_messages` another framework's messages (asked before the built-ins).
+
+    A converter registered again under the same name replaces the earlier one.
+    """
+    _CONVERTERS[:] = [c for c in _CONVERTERS if c.name != converter.name]
     _CONVERTERS.insert(0, converter)
 
 
