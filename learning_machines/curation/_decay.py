@@ -89,6 +89,8 @@ DEFAULT_POLICIES: Mapping[str, CurationPolicy] = {
     "learned_knowledge": CurationPolicy(half_life_days=180.0, max_per_scope=10_000),
     "episode": CurationPolicy(half_life_days=60.0, max_per_scope=2_000, deduplicate=False),
     "session_context": CurationPolicy(half_life_days=30.0),
+    # LangGraph store items are a key-value store the graph manages: never decayed or merged.
+    "langgraph": CurationPolicy(half_life_days=None, archive_below=None, deduplicate=False),
 }
 
 
