@@ -206,3 +206,25 @@ def test_constructor_says_what_it_takes() -> None:
     capability = LearningCapability(LearningMachine(background=False))
     with pytest.raises(UsageError, match="no turn yet"):
         _ = capability.turn
+
+
+async def test_await_idle_from_the_apps_own_event_loop_while_learning_runs(db: Db) -> None:
+    # The background worker runs on the library's own loop; an app awaiting await_idle() on
+    # its loop used to contend for the worker's asyncio lock across loops and fail.
+    from learning_machines.testing import ScriptedModel
+
+    profile = {"user_profile": {"name": "Hana Ito"}}
+    machine = LearningMachine(
+        db=db,
+        model=ScriptedModel(extraction=profile, extraction_delay=0.3),
+        embedder=HashEmbedder(),
+        user_profile=True,
+    )
+    agent = Agent(_profile_model([]), deps_type=Deps, capabilities=[LearningCapability(machine)])
+    for i in range(3):
+        await agent.run(f"hello {i}", deps=Deps(user_id="hana"), conversation_id="s")
+    await asyncio.sleep(0.05)  # the background runner has claimed work and holds the lock
+    await machine.await_idle(timeout=20)
+    turn = await machine.abegin("who am I?", user_id="hana", session_id="t")
+    assert "Hana Ito" in turn.learned.text
+    machine.close()
