@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TurnScope", "user_id_of"]
+__all__ = ["TurnScope", "layered", "user_id_of"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,3 +61,8 @@ def user_id_of(value: object) -> Any:
     if isinstance(value, Mapping):
         return value.get("user_id")
     return getattr(value, "user_id", None)
+
+
+def layered(given: TurnScope, found: TurnScope | None, framework: TurnScope) -> TurnScope:
+    """The ids of a run: those ``given`` to the adapter, then ``found``, then the framework's."""
+    return given.over((found or TurnScope()).over(framework))

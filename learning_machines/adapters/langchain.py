@@ -42,7 +42,7 @@ from .._messages import ChatMessage, MessageConverter, ToolCall, register_conver
 from .._sync import run_sync
 from ..exceptions import ValidationError
 from ..machine import LearningMachine, Turn
-from ._scope import TurnScope, user_id_of
+from ._scope import TurnScope, layered, user_id_of
 
 __all__ = ["LearningMiddleware", "LearningState", "chat_messages"]
 
@@ -227,13 +227,13 @@ class LearningMiddleware(AgentMiddleware[LearningState, Any]):
         self._open = _OpenTurns()
 
     def _scope(self, runtime: Runtime[Any]) -> TurnScope:
-        found = self.scope(runtime) if self.scope is not None else TurnScope()
+        found = self.scope(runtime) if self.scope is not None else None
         info = runtime.execution_info
-        default = TurnScope(
+        own = TurnScope(
             user_id=user_id_of(runtime.context),
             session_id=info.thread_id if info is not None else None,
         )
-        return self.ids.over(found.over(default))
+        return layered(self.ids, found, own)
 
     # --- before the agent: begin the turn ------------------------------------------------------
 

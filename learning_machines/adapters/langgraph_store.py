@@ -74,25 +74,23 @@ __all__ = ["LearningMachinesStore"]
 _ACTOR = {"store": "langgraph"}
 
 
+def _fields(row: Learning) -> dict[str, Any]:
+    content = row.content
+    return {
+        "namespace": tuple(content["namespace"]),
+        "key": str(content["key"]),
+        "value": dict(content["value"]),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
 def _item(row: Learning) -> Item:
-    return Item(
-        value=dict(row.content["value"]),
-        key=str(row.content["key"]),
-        namespace=tuple(row.content["namespace"]),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    return Item(**_fields(row))
 
 
 def _search_item(row: Learning, score: float | None) -> SearchItem:
-    return SearchItem(
-        namespace=tuple(row.content["namespace"]),
-        key=str(row.content["key"]),
-        value=dict(row.content["value"]),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        score=score,
-    )
+    return SearchItem(**_fields(row), score=score)
 
 
 def _newest_first(rows: Iterable[Learning]) -> list[Learning]:

@@ -34,7 +34,7 @@ from .._messages import from_stored_json, to_pydantic_ai_messages
 from ..db import ListMessages, Message
 from ..exceptions import UsageError
 from ..machine import LearningMachine, Turn
-from ._scope import TurnScope, user_id_of
+from ._scope import TurnScope, layered, user_id_of
 
 __all__ = [
     "LearningCapability",
@@ -197,9 +197,9 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
         return run
 
     def _scope(self, ctx: RunContext[Any]) -> TurnScope:
-        found = self.scope(ctx) if self.scope is not None else TurnScope()
-        default = TurnScope(user_id=user_id_of(ctx.deps), session_id=ctx.conversation_id)
-        return self.ids.over(found.over(default))
+        found = self.scope(ctx) if self.scope is not None else None
+        own = TurnScope(user_id=user_id_of(ctx.deps), session_id=ctx.conversation_id)
+        return layered(self.ids, found, own)
 
     async def before_run(self, ctx: RunContext[AgentDepsT]) -> None:
         """Begin the run's turn: check the ids, recall, bind the tools."""

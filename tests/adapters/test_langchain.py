@@ -11,24 +11,14 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from learning_machines import LearningMachine, LearningMode, ValidationError
+from learning_machines import ValidationError
 from learning_machines._messages import from_stored_json, to_chat_messages
 from learning_machines.adapters import TurnScope
 from learning_machines.adapters.langchain import LearningMiddleware
 from learning_machines.db import Db, ListMessages
-from learning_machines.embedders import HashEmbedder
-from learning_machines.stores import UserProfileConfig
 
 from ._langchain_fakes import FakeToolModel, profile_responder
-
-
-def _machine(db: Db) -> LearningMachine:
-    return LearningMachine(
-        db=db,
-        embedder=HashEmbedder(),
-        user_profile=UserProfileConfig(mode=LearningMode.AGENTIC),
-        background=False,
-    )
+from ._machines import agentic_machine
 
 
 def _config(thread: str) -> Any:
@@ -45,7 +35,7 @@ def _system(request: list[Any]) -> str:
 
 
 def test_context_in_the_system_prompt_tools_and_learning_across_threads(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     model = FakeToolModel(respond=profile_responder)
     agent = create_agent(
         model,
@@ -78,7 +68,7 @@ def test_context_in_the_system_prompt_tools_and_learning_across_threads(db: Db) 
 
 
 def test_a_thread_records_each_invocation_as_its_own_turn(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     model = FakeToolModel(respond=profile_responder)
     agent = create_agent(
         model, middleware=[LearningMiddleware(machine)], checkpointer=InMemorySaver()
@@ -96,7 +86,7 @@ def test_a_thread_records_each_invocation_as_its_own_turn(db: Db) -> None:
 
 
 async def test_async_agents_and_concurrent_users_keep_their_own_turns(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     agent = create_agent(
         FakeToolModel(respond=profile_responder), middleware=[LearningMiddleware(machine)]
     )
@@ -114,7 +104,7 @@ async def test_async_agents_and_concurrent_users_keep_their_own_turns(db: Db) ->
 
 
 def test_bad_tool_arguments_go_back_to_the_model_and_write_nothing(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     bad = {"name": "update_user_profile", "args": {"name": 42, "unknown": 1}, "id": "c1"}
     model = FakeToolModel(
         messages=iter([AIMessage(content="", tool_calls=[bad]), AIMessage(content="Sorry.")])
@@ -140,7 +130,7 @@ def test_the_agents_own_tools_still_run(db: Db) -> None:
         messages=iter([AIMessage(content="", tool_calls=[call]), AIMessage(content="Sunny.")])
     )
     agent = create_agent(
-        model, tools=[weather], middleware=[LearningMiddleware(_machine(db), user_id="dee")]
+        model, tools=[weather], middleware=[LearningMiddleware(agentic_machine(db), user_id="dee")]
     )
     out = agent.invoke(_say("Weather?"))
     assert any(isinstance(m, ToolMessage) and m.text == "sunny in Oslo" for m in out["messages"])
@@ -153,7 +143,7 @@ def test_a_failed_invocation_records_nothing(db: Db) -> None:
 
     agent = create_agent(
         FakeToolModel(respond=broken),
-        middleware=[LearningMiddleware(_machine(db), user_id="eve")],
+        middleware=[LearningMiddleware(agentic_machine(db), user_id="eve")],
         checkpointer=InMemorySaver(),
     )
     with pytest.raises(RuntimeError, match="provider down"):
@@ -162,7 +152,7 @@ def test_a_failed_invocation_records_nothing(db: Db) -> None:
 
 
 def test_scope_from_the_runtime_and_refused_ids(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
 
     def scope(runtime: Any) -> TurnScope:
         return TurnScope(user_id=runtime.context["account"], context={"project_id": "apollo"})

@@ -8,23 +8,14 @@ import pytest
 from agents import Agent, Runner, set_tracing_disabled
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from learning_machines import LearningMachine, LearningMode, UsageError
+from learning_machines import UsageError
 from learning_machines._messages import from_stored_json, to_chat_messages
 from learning_machines.adapters.openai_agents import LearningSession
 from learning_machines.db import Db, ListMessages
-from learning_machines.embedders import HashEmbedder
-from learning_machines.stores import UserProfileConfig
+
+from ._machines import agentic_machine
 
 set_tracing_disabled(True)  # no trace export: nothing leaves the machine
-
-
-def _machine(db: Db) -> LearningMachine:
-    return LearningMachine(
-        db=db,
-        embedder=HashEmbedder(),
-        user_profile=UserProfileConfig(mode=LearningMode.AGENTIC),
-        background=False,
-    )
 
 
 def _save_name(name: str, call_id: str = "c1") -> list[Any]:
@@ -40,7 +31,7 @@ async def _run(session: LearningSession, model: ScriptedModel, text: str, **agen
 
 
 async def test_a_run_learns_and_the_next_session_recalls_it(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     model = ScriptedModel(_save_name("Alice Chen"))
     first = LearningSession(machine, session_id="s1", user_id="alice")
     result = await _run(first, model, "I'm Alice Chen.")
@@ -67,7 +58,7 @@ async def test_a_run_learns_and_the_next_session_recalls_it(db: Db) -> None:
 
 
 async def test_history_comes_back_as_items_with_tool_calls_paired(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     session = LearningSession(machine, session_id="s", user_id="ann")
     await _run(session, ScriptedModel(_save_name("Ann Lee")), "I'm Ann Lee.")
     model = ScriptedModel([[assistant_message("Hello again.")]])
@@ -89,7 +80,7 @@ async def test_history_comes_back_as_items_with_tool_calls_paired(db: Db) -> Non
 
 
 async def test_bad_tool_arguments_go_back_to_the_model(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     session = LearningSession(machine, session_id="s", user_id="cid")
     model = ScriptedModel(
         [
@@ -107,7 +98,7 @@ async def test_bad_tool_arguments_go_back_to_the_model(db: Db) -> None:
 
 
 async def test_a_run_that_ends_on_a_tool_result_is_finished_by_the_next_input(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     session = LearningSession(machine, session_id="s", user_id="dee")
     model = ScriptedModel([[function_call("update_user_profile", {"name": "Dee"}, call_id="c1")]])
     await _run(session, model, "I'm Dee.", tool_use_behavior="stop_on_first_tool")
@@ -120,7 +111,7 @@ async def test_a_run_that_ends_on_a_tool_result_is_finished_by_the_next_input(db
 
 
 async def test_finished_turns_are_kept(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     session = LearningSession(machine, session_id="s", user_id="eve")
     assert await session.pop_item() is None  # nothing yet
     await _run(session, ScriptedModel([[assistant_message("Hi.")]]), "Hello")
@@ -132,7 +123,7 @@ async def test_finished_turns_are_kept(db: Db) -> None:
 
 
 async def test_the_turn_in_progress_can_be_popped_and_is_then_never_recorded(db: Db) -> None:
-    session = LearningSession(_machine(db), session_id="s", user_id="fay")
+    session = LearningSession(agentic_machine(db), session_id="s", user_id="fay")
     await session.add_items([{"role": "user", "content": "typo"}])
     assert session.turn is not None
     assert await session.pop_item() == {"role": "user", "content": "typo"}
@@ -142,7 +133,7 @@ async def test_the_turn_in_progress_can_be_popped_and_is_then_never_recorded(db:
 
 
 async def test_instructions_without_the_session_in_the_run_say_what_to_do(db: Db) -> None:
-    session = LearningSession(_machine(db), session_id="s", user_id="gil")
+    session = LearningSession(agentic_machine(db), session_id="s", user_id="gil")
     agent = await session.aagent(Agent(name="a", model=ScriptedModel([[assistant_message("x")]])))
     with pytest.raises(UsageError, match="pass session=this LearningSession"):
         await Runner.run(agent, "hi")  # the session was not given to the run

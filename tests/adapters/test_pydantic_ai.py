@@ -13,28 +13,20 @@ from pydantic_ai import Agent
 from pydantic_ai import messages as pa
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from learning_machines import LearningMachine, LearningMode, UsageError, ValidationError
+from learning_machines import LearningMachine, UsageError, ValidationError
 from learning_machines._messages import from_stored_json
 from learning_machines.adapters import TurnScope
 from learning_machines.adapters.pydantic_ai import LearningCapability, load_history
 from learning_machines.db import Db, ListMessages
 from learning_machines.embedders import HashEmbedder
-from learning_machines.stores import UserProfileConfig
+
+from ._machines import agentic_machine
 
 
 @dataclass
 class Deps:
     user_id: str
     team: str = "data"
-
-
-def _machine(db: Db) -> LearningMachine:
-    return LearningMachine(
-        db=db,
-        embedder=HashEmbedder(),
-        user_profile=UserProfileConfig(mode=LearningMode.AGENTIC),
-        background=False,
-    )
 
 
 def _profile_model(seen: list[AgentInfo]) -> FunctionModel:
@@ -54,7 +46,7 @@ def _profile_model(seen: list[AgentInfo]) -> FunctionModel:
 
 
 async def test_any_agent_recalls_uses_the_turn_tools_and_learns_across_runs(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     seen: list[AgentInfo] = []
     agent = Agent(
         _profile_model(seen),
@@ -85,7 +77,7 @@ async def test_any_agent_recalls_uses_the_turn_tools_and_learns_across_runs(db: 
 
 
 async def test_concurrent_runs_of_one_agent_keep_their_own_turn_and_user(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     agent = Agent(_profile_model([]), deps_type=Deps, capabilities=[LearningCapability(machine)])
     names = {f"user{i}": f"Person Number{i}" for i in range(6)}
     await asyncio.gather(
@@ -102,7 +94,7 @@ async def test_concurrent_runs_of_one_agent_keep_their_own_turn_and_user(db: Db)
 
 
 async def test_fixed_ids_win_over_scope_and_scope_over_deps(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
 
     def scope(ctx: Any) -> TurnScope:
         return TurnScope(user_id=f"team-{ctx.deps.team}", context={"project_id": "apollo"})
@@ -124,7 +116,7 @@ async def test_fixed_ids_win_over_scope_and_scope_over_deps(db: Db) -> None:
 
 
 async def test_a_run_level_capability_and_history_loaded_from_the_db(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     agent = Agent(_profile_model([]))
     ids = {"user_id": "dan", "session_id": "chat"}
     await agent.run("first message", capabilities=[LearningCapability(machine, **ids)])
@@ -140,7 +132,7 @@ async def test_a_run_level_capability_and_history_loaded_from_the_db(db: Db) -> 
 
 
 async def test_a_failed_run_records_nothing(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
 
     def broken(messages: list[pa.ModelMessage], info: AgentInfo) -> pa.ModelResponse:
         raise RuntimeError("provider down")
@@ -159,7 +151,9 @@ async def test_bad_ids_are_refused_before_the_model_is_called(db: Db) -> None:
         user_id: int
 
     agent = Agent(
-        _profile_model(seen), deps_type=NumericDeps, capabilities=[LearningCapability(_machine(db))]
+        _profile_model(seen),
+        deps_type=NumericDeps,
+        capabilities=[LearningCapability(agentic_machine(db))],
     )
     with pytest.raises(ValidationError, match=r"user_id must be a string.*str\(42\)"):
         await agent.run("hi", deps=NumericDeps(user_id=42))
@@ -167,7 +161,7 @@ async def test_bad_ids_are_refused_before_the_model_is_called(db: Db) -> None:
 
 
 async def test_a_given_turn_serves_one_run_only(db: Db) -> None:
-    machine = _machine(db)
+    machine = agentic_machine(db)
     seen: list[AgentInfo] = []
     agent = Agent(_profile_model(seen))
     turn = await machine.abegin("hello", user_id="erin", session_id="s")
@@ -188,7 +182,7 @@ async def test_structured_output_is_kept_as_the_answer(db: Db) -> None:
         tool = info.output_tools[0].name
         return pa.ModelResponse(parts=[pa.ToolCallPart(tool, {"name": "Lyon"})])
 
-    machine = _machine(db)
+    machine = agentic_machine(db)
     agent = Agent(
         FunctionModel(reply), output_type=City, capabilities=[LearningCapability(machine)]
     )
