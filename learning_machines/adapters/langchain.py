@@ -40,7 +40,7 @@ from langgraph.types import Command
 
 from .._messages import ChatMessage, MessageConverter, ToolCall, register_converter
 from .._sync import run_sync
-from ..exceptions import ValidationError
+from ..exceptions import ConfigurationError, ValidationError
 from ..machine import LearningMachine, Turn
 from ._scope import TurnScope, layered, user_id_of
 
@@ -215,7 +215,7 @@ class LearningMiddleware(AgentMiddleware[LearningState, Any]):
         """
         super().__init__()
         if not isinstance(machine, LearningMachine):
-            raise ValidationError(
+            raise ConfigurationError(
                 f"LearningMiddleware takes a LearningMachine, not {type(machine).__name__}"
             )
         self.machine = machine

@@ -54,7 +54,7 @@ from ..db import (
 )
 from ..db import Op as DbOp
 from ..embedders import Embedder, aembed
-from ..exceptions import ValidationError
+from ..exceptions import ConfigurationError, ValidationError
 from ..machine import LearningMachine
 from ._langgraph_scopes import (
     LEARNING_TYPE,
@@ -146,7 +146,7 @@ class LearningMachinesStore(BaseStore):
     def from_machine(cls, machine: LearningMachine, **options: Any) -> LearningMachinesStore:
         """A store over a machine's db, embedding with the machine's embedder."""
         if machine.db is None:
-            raise ValidationError(
+            raise ConfigurationError(
                 "this LearningMachine has no db: pass db=... to LearningMachine(...)"
             )
         return cls(machine.db, **{"embedder": machine.embedder, **options})

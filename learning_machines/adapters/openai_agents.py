@@ -30,11 +30,11 @@ from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 from agents.tool_context import ToolContext
 
-from .._ids import check_id
+from .._ids import check_id, check_optional_id
 from .._messages import from_stored_json
 from .._sync import sync_twin
 from ..db import ListMessages, PendingWork
-from ..exceptions import UsageError, ValidationError
+from ..exceptions import ConfigurationError, UsageError, ValidationError
 from ..machine import LearningMachine, Turn
 from ..stores import ToolSpec
 from ._responses import chat_messages, parts_text, to_items
@@ -104,11 +104,12 @@ class LearningSession:
 
         """
         if not isinstance(machine, LearningMachine):
-            raise ValidationError(
+            raise ConfigurationError(
                 f"LearningSession takes a LearningMachine, not {type(machine).__name__}"
             )
         self.machine = machine
         self.session_id = check_id(session_id, name="session_id")
+        check_optional_id(user_id, name="user_id")
         self.scope = TurnScope(
             user_id=user_id, session_id=self.session_id, agent_id=agent_id, context=context or {}
         )
@@ -130,7 +131,9 @@ class LearningSession:
         """The session's history as Responses items, oldest first (the last ``limit``)."""
         db = self.machine.db
         if db is None:
-            raise UsageError("this LearningMachine has no db: pass db=... to LearningMachine(...)")
+            raise ConfigurationError(
+                "this LearningMachine has no db: pass db=... to LearningMachine(...)"
+            )
         rows = await db.arun(
             ListMessages(
                 session_id=self.session_id, user_id=self.scope.user_id, limit=self.history_turns
@@ -151,9 +154,13 @@ class LearningSession:
         if self._turn is None and self._items:
             users = [i for i in self._items if _is_user(i)]
             message = parts_text(_data(users[-1]).get("content")) if users else None
-            self._turn = await self.machine.abegin(
-                message, message_required=False, **self.scope.begin_kwargs()
-            )
+            try:
+                self._turn = await self.machine.abegin(
+                    message, message_required=False, **self.scope.begin_kwargs()
+                )
+            except BaseException:
+                self._items.clear()  # a refused input (a bad message) is not kept
+                raise
         if _answered(self._items):
             await self.afinish_turn()
 

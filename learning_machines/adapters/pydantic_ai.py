@@ -32,7 +32,7 @@ from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from .._messages import from_stored_json, to_pydantic_ai_messages
 from ..db import ListMessages, Message
-from ..exceptions import UsageError
+from ..exceptions import ConfigurationError, UsageError
 from ..machine import LearningMachine, Turn
 from ._scope import TurnScope, layered, user_id_of
 
@@ -102,7 +102,9 @@ async def load_history(
 ) -> list[pa.ModelMessage]:
     """The session's last ``turns`` turns as pydantic-ai messages (only ``user_id``'s session)."""
     if machine.db is None:
-        raise UsageError("this LearningMachine has no db: pass db=... to LearningMachine(...)")
+        raise ConfigurationError(
+            "this LearningMachine has no db: pass db=... to LearningMachine(...)"
+        )
     rows = await machine.db.arun(
         ListMessages(session_id=session_id, user_id=user_id, limit=max(1, turns))
     )
@@ -156,12 +158,12 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
 
         """
         if (machine is None) == (turn is None):
-            raise UsageError(
+            raise ConfigurationError(
                 "LearningCapability takes a LearningMachine (a turn per run) or turn=... (one "
                 "turn you began), not both or neither"
             )
         if machine is not None and not isinstance(machine, LearningMachine):
-            raise UsageError(
+            raise ConfigurationError(
                 f"LearningCapability takes a LearningMachine, not {type(machine).__name__}"
             )
         self.machine = machine

@@ -162,3 +162,17 @@ def test_responses_items_convert_with_tool_calls_whole() -> None:
     ]
     assert chat[1].tool_calls[0].args == {"c": "Oslo"}
     assert chat[1].tool_calls[0].result == "sunny"
+
+
+async def test_refused_input_is_not_kept_and_bad_ids_fail_at_once(db: Db) -> None:
+    from learning_machines import ValidationError
+
+    with pytest.raises(ValidationError, match="user_id"):
+        LearningSession(agentic_machine(db), session_id="s", user_id="")
+    session = LearningSession(agentic_machine(db), session_id="s", user_id="hal")
+    with pytest.raises(ValidationError, match="lone surrogate"):
+        await session.add_items([{"role": "user", "content": "bad \ud800 text"}])
+    assert await session.get_items() == []
+    await _run(session, ScriptedModel([[assistant_message("Hi.")]]), "Hello")
+    rows = await db.arun(ListMessages(session_id="s", user_id="hal"))
+    assert [r.user_message for r in rows] == ["Hello"]
