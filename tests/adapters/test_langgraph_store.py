@@ -203,3 +203,22 @@ def test_value_filters_follow_langgraph() -> None:
     assert value_matches(value, {"tag": {"$ne": "blue"}})
     with pytest.raises(ValueError, match="unknown filter operator"):
         value_matches(value, {"n": {"$in": [3]}})
+
+
+async def test_concurrent_writers_leave_one_whole_value_per_key(db: Db) -> None:
+    import asyncio
+
+    store = _store(db)
+    other = _store(db)  # a second store on the same db, as a second worker would have
+    ns = ("user", "alice", "memories")
+    writes = [
+        (s.aput(ns, "same", {"text": f"version {i}", "i": i}))
+        for i, s in enumerate([store, other] * 5)
+    ]
+    writes += [store.aput(ns, f"k{i}", {"text": f"note {i}"}) for i in range(10)]
+    await asyncio.gather(*writes)
+    same = await other.aget(ns, "same")
+    assert same is not None
+    assert same.value == {"text": f"version {same.value['i']}", "i": same.value["i"]}
+    found = await store.asearch(ns, limit=100)
+    assert len(found) == 11
