@@ -33,7 +33,7 @@ from agents.tool_context import ToolContext
 from .._ids import check_id, check_optional_id
 from .._messages import from_stored_json
 from .._sync import sync_twin
-from ..db import ListMessages, PendingWork
+from ..db import ListMessages, Message, PendingWork
 from ..exceptions import ConfigurationError, UsageError, ValidationError
 from ..machine import LearningMachine, Turn
 from ..stores import ToolSpec
@@ -127,18 +127,23 @@ class LearningSession:
 
     # --- Session -------------------------------------------------------------------------------
 
-    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        """The session's history as Responses items, oldest first (the last ``limit``)."""
+    async def _turns(self, limit: int | None) -> list[Message]:
+        """The session's last ``limit`` finished turns (``None``: all), this user's only."""
         db = self.machine.db
         if db is None:
             raise ConfigurationError(
                 "this LearningMachine has no db: pass db=... to LearningMachine(...)"
             )
-        rows = await db.arun(
-            ListMessages(
-                session_id=self.session_id, user_id=self.scope.user_id, limit=self.history_turns
-            )
+        return await db.arun(
+            ListMessages(session_id=self.session_id, user_id=self.scope.user_id, limit=limit)
         )
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """The session's history as Responses items, oldest first (the last ``limit``)."""
+        turns = self.history_turns
+        if limit is not None and limit > 0:  # every turn holds at least one item
+            turns = limit if turns is None else min(turns, limit)
+        rows = await self._turns(turns)
         items: list[Any] = []
         for row in rows:
             items.extend(to_items(from_stored_json(row.messages_json)))
@@ -171,7 +176,7 @@ class LearningSession:
         :class:`UsageError`.
         """
         if not self._items:
-            if await self.get_items(limit=1):
+            if await self._turns(1):
                 raise UsageError(
                     "the last turn of this session is finished and recorded (and learned "
                     "from); it cannot be popped. Start a new session_id to start over."
@@ -183,12 +188,15 @@ class LearningSession:
         return item
 
     async def clear_session(self) -> None:
-        """Refused: finished turns are kept. Start a new ``session_id`` instead.
+        """Drop the turn in progress; refused once the session has finished turns.
 
-        To delete a user's data, use ``machine.service.forget(user_id)``.
+        Finished turns are kept: start a new ``session_id`` instead. To delete a user's data,
+        use ``machine.service.forget(user_id)``.
         """
         self._items.clear()
         self._turn = None
+        if not await self._turns(1):
+            return
         raise UsageError(
             "a Learning Machines session keeps its finished turns (they were learned from, "
             "with provenance); start a new session_id to start over, or delete a user's data "

@@ -120,6 +120,7 @@ async def test_finished_turns_are_kept(db: Db) -> None:
     with pytest.raises(UsageError, match="start a new session_id"):
         await session.clear_session()
     assert len(await session.get_items()) == 2
+    assert await session.get_items(limit=1) == [{"role": "assistant", "content": "Hi."}]
 
 
 async def test_the_turn_in_progress_can_be_popped_and_is_then_never_recorded(db: Db) -> None:
@@ -127,6 +128,9 @@ async def test_the_turn_in_progress_can_be_popped_and_is_then_never_recorded(db:
     await session.add_items([{"role": "user", "content": "typo"}])
     assert session.turn is not None
     assert await session.pop_item() == {"role": "user", "content": "typo"}
+    assert session.turn is None
+    await session.add_items([{"role": "user", "content": "never mind"}])
+    await session.clear_session()  # nothing finished yet: clearing the turn in progress works
     assert session.turn is None
     await session.afinish_turn()
     assert await db.arun(ListMessages(session_id="s", user_id="fay")) == []
