@@ -117,6 +117,7 @@ class LearningSession:
         self._items: list[Any] = []
         self._turn: Turn | None = None
         self._tools: list[FunctionTool] | None = None
+        self._starting = False
         self.last_work: PendingWork | None = None
         """The pending work of the last finished turn (``None`` if nothing learns from it)."""
 
@@ -148,7 +149,17 @@ class LearningSession:
         for row in rows:
             items.extend(to_items(from_stored_json(row.messages_json)))
         items.extend(self._items)
+        self._starting = True  # a run reads its history first; its input follows
         return items[-limit:] if limit is not None and limit > 0 else items
+
+    async def _begin(self, items: Sequence[Any]) -> Turn:
+        users = [i for i in items if _is_user(i)]
+        message = parts_text(_data(users[-1]).get("content")) if users else None
+        self._turn = await self.machine.abegin(
+            message, message_required=False, **self.scope.begin_kwargs()
+        )
+        self._starting = False
+        return self._turn
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Add a run's items; its input begins a turn and its answer finishes it."""
@@ -157,12 +168,8 @@ class LearningSession:
                 await self.afinish_turn()  # a new input after an answered or unfinished turn
             self._items.append(item)
         if self._turn is None and self._items:
-            users = [i for i in self._items if _is_user(i)]
-            message = parts_text(_data(users[-1]).get("content")) if users else None
             try:
-                self._turn = await self.machine.abegin(
-                    message, message_required=False, **self.scope.begin_kwargs()
-                )
+                await self._begin(self._items)
             except BaseException:
                 self._items.clear()  # a refused input (a bad message) is not kept
                 raise
@@ -220,13 +227,17 @@ class LearningSession:
 
     finish_turn = sync_twin(afinish_turn)
 
-    def _current(self) -> Turn:
-        if self._turn is None:
-            raise UsageError(
-                "no turn in progress: pass session=this LearningSession to Runner.run (the "
-                "turn begins when the run's input is added to the session)"
-            )
-        return self._turn
+    async def _current(self, ctx: RunContextWrapper[Any] | None = None) -> Turn:
+        if self._turn is not None:
+            return self._turn
+        if ctx is not None and self._starting:
+            # A streamed run asks for instructions before it adds its input to the session:
+            # the input is already in the run context.
+            return await self._begin(ctx.turn_input)
+        raise UsageError(
+            "no turn in progress: pass session=this LearningSession to Runner.run (the "
+            "turn begins when the run's input is added to the session)"
+        )
 
     def instructions(self, base: Instructions = None) -> Callable[..., Awaitable[str]]:
         """A dynamic-instructions function: ``base`` then what was recalled for the turn.
@@ -239,7 +250,7 @@ class LearningSession:
             text = base(ctx, agent) if callable(base) else base
             if inspect.isawaitable(text):
                 text = await text
-            learned = self._current().learned.text
+            learned = (await self._current(ctx)).learned.text
             return "\n\n".join(part for part in (text, learned) if part)
 
         return instructions
@@ -266,7 +277,7 @@ class LearningSession:
             if not isinstance(args, dict):
                 return "error: send the arguments as a JSON object"
             try:
-                return await self._current().tools.acall(spec.name, args)
+                return await (await self._current()).tools.acall(spec.name, args)
             except ValidationError as exc:  # the model reads why and retries
                 return f"error: {exc}"
 

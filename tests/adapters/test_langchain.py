@@ -183,3 +183,16 @@ def test_langchain_messages_convert_with_tool_calls_whole() -> None:
     assert chat[0].content == "weather?"
     assert chat[1].tool_calls[0].args == {"c": "Oslo"}
     assert chat[1].tool_calls[0].result == "sunny"
+
+
+def test_a_streamed_invocation_is_recorded(db: Db) -> None:
+    machine = agentic_machine(db)
+    agent = create_agent(
+        FakeToolModel(respond=profile_responder),
+        middleware=[LearningMiddleware(machine)],
+        checkpointer=InMemorySaver(),
+    )
+    chunks = list(agent.stream(_say("I'm Una Moss."), _config("t"), context={"user_id": "una"}))
+    assert chunks
+    rows = db.run(ListMessages(session_id="t", user_id="una"))
+    assert [(r.user_message, r.assistant_message) for r in rows] == [("I'm Una Moss.", "Noted.")]

@@ -180,3 +180,19 @@ async def test_refused_input_is_not_kept_and_bad_ids_fail_at_once(db: Db) -> Non
     await _run(session, ScriptedModel([[assistant_message("Hi.")]]), "Hello")
     rows = await db.arun(ListMessages(session_id="s", user_id="hal"))
     assert [r.user_message for r in rows] == ["Hello"]
+
+
+async def test_a_streamed_run_learns_too(db: Db) -> None:
+    # A streamed run asks for its instructions before it adds its input to the session.
+    machine = agentic_machine(db)
+    session = LearningSession(machine, session_id="s", user_id="ida")
+    model = ScriptedModel(_save_name("Ida Berg"))
+    agent = await session.aagent(Agent(name="assistant", model=model))
+    streamed = Runner.run_streamed(agent, "I'm Ida Berg.", session=session)
+    async for _ in streamed.stream_events():
+        pass
+    assert streamed.final_output == "Noted."
+    rows = await db.arun(ListMessages(session_id="s", user_id="ida"))
+    assert [(r.user_message, r.assistant_message) for r in rows] == [("I'm Ida Berg.", "Noted.")]
+    turn = await machine.abegin("who am I?", user_id="ida", session_id="t")
+    assert "Ida Berg" in turn.learned.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from pydantic import BaseModel
 from pydantic_ai import Agent
 from pydantic_ai import messages as pa
-from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 
 from learning_machines import LearningMachine, UsageError, ValidationError
 from learning_machines._messages import from_stored_json
@@ -42,7 +43,16 @@ def _profile_model(seen: list[AgentInfo]) -> FunctionModel:
             return pa.ModelResponse(parts=[call])
         return pa.ModelResponse(parts=[pa.TextPart("Noted.")])
 
-    return FunctionModel(reply)
+    async def stream(messages: list[pa.ModelMessage], info: AgentInfo) -> AsyncIterator[Any]:
+        response = reply(messages, info)
+        for part in response.parts:
+            if isinstance(part, pa.ToolCallPart):
+                args = json.dumps(part.args_as_dict())
+                yield {0: DeltaToolCall(part.tool_name, args, tool_call_id=part.tool_call_id)}
+            elif isinstance(part, pa.TextPart):
+                yield part.content
+
+    return FunctionModel(reply, stream_function=stream)
 
 
 async def test_any_agent_recalls_uses_the_turn_tools_and_learns_across_runs(db: Db) -> None:
@@ -222,3 +232,23 @@ async def test_await_idle_from_the_apps_own_event_loop_while_learning_runs(db: D
     turn = await machine.abegin("who am I?", user_id="hana", session_id="t")
     assert "Hana Ito" in turn.learned.text
     machine.close()
+
+
+async def test_streamed_and_iterated_runs_are_recorded(db: Db) -> None:
+    machine = agentic_machine(db)
+    agent = Agent(_profile_model([]), deps_type=Deps, capabilities=[LearningCapability(machine)])
+    async with agent.run_stream(
+        "I'm Ivo Lind.", deps=Deps(user_id="ivo"), conversation_id="a"
+    ) as run:
+        await run.get_output()
+    async with agent.iter("hello", deps=Deps(user_id="ivo"), conversation_id="b") as steps:
+        async for _ in steps:
+            pass
+    assert [r.user_message for r in await db.arun(ListMessages(session_id="a", user_id="ivo"))] == [
+        "I'm Ivo Lind."
+    ]
+    assert [r.user_message for r in await db.arun(ListMessages(session_id="b", user_id="ivo"))] == [
+        "hello"
+    ]
+    turn = await machine.abegin("who am I?", user_id="ivo", session_id="c")
+    assert "Ivo Lind" in turn.learned.text
