@@ -83,6 +83,11 @@ class ConflictError(RuntimeFailure):
     does so itself where it can (profile and session updates are re-applied on a fresh copy).
     """
 
+    def __init__(self, message: str, *, learning_id: str | None = None) -> None:
+        super().__init__(message)
+        #: The learning whose stored version did not match, when the conflict is about one.
+        self.learning_id = learning_id
+
 
 class EmbedderMismatchError(RuntimeFailure):
     """Stored vectors were made by a different embedder than the one in use.

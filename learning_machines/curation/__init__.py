@@ -24,16 +24,19 @@ from ._judge import (
 )
 from ._similar import cosine, distinguishing, is_substitution, richness, value_conflict
 from ._write import (
+    CONFLICT_ATTEMPTS,
     Confirm,
     WritePolicy,
     WriteResult,
     merge_learnings,
     model_confirmation,
+    retry_conflicts,
     supersede_learning,
     write_learning,
 )
 
 __all__ = [
+    "CONFLICT_ATTEMPTS",
     "CURATION_ACTIONS",
     "DEFAULT_JUDGE_BAND",
     "DEFAULT_POLICIES",
@@ -69,6 +72,7 @@ __all__ = [
     "resolve_date",
     "resolve_dates",
     "retention_score",
+    "retry_conflicts",
     "richness",
     "supersede_learning",
     "value_conflict",

@@ -26,10 +26,13 @@ optional ``confirm`` hook (e.g. :func:`model_confirmation`) says so.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ..db import (
     PRIVATE_NAMESPACE,
@@ -44,11 +47,12 @@ from ..db import (
     normalize_text,
 )
 from ..embedders import Embedder, aembed
-from ..exceptions import IsolationError
+from ..exceptions import ConflictError, IsolationError
 from ._decay import NEAR_DUPLICATE_THRESHOLD
 from ._similar import cosine, distinguishing, richness
 
 __all__ = [
+    "CONFLICT_ATTEMPTS",
     "Confirm",
     "WritePolicy",
     "WriteResult",
@@ -56,9 +60,22 @@ __all__ = [
     "merge_learnings",
     "model_confirmation",
     "names_of",
+    "retry_conflicts",
     "supersede_learning",
     "write_learning",
 ]
+
+_log = logging.getLogger("learning_machines")
+T = TypeVar("T")
+
+#: How many times a read-modify-write is tried before a lost race becomes a ``ConflictError``.
+#: Eight writers hammering one row on a loaded 2-core machine needed up to 31 tries each.
+CONFLICT_ATTEMPTS = 100
+# Backoff between tries: full jitter over an exponentially growing window, capped low so that a
+# writer that lost many times is not left out while the others keep winning (about 5 s in all
+# before giving up).
+_BACKOFF_FIRST = 0.002
+_BACKOFF_MAX = 0.1
 
 #: A hook that decides whether two learnings are the same thing: ``(existing, new) -> bool``.
 Confirm = Callable[[Learning, Learning], Awaitable[bool]]
@@ -226,6 +243,42 @@ def model_confirmation(model: str | Any) -> Confirm:
     return confirm
 
 
+# --- optimistic concurrency -----------------------------------------------------------------------
+
+
+async def retry_conflicts(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    attempts: int = CONFLICT_ATTEMPTS,
+    pass_through: str | None = None,
+) -> T:
+    """Run a read-modify-write until it wins against concurrent writers; return its result.
+
+    ``attempt`` reads what it changes, and writes with ``PutLearning(expected_version=...)``
+    (through :func:`write_learning`). When another writer changed the row in between, the put
+    raises :class:`ConflictError` and nothing is written: ``attempt`` runs again on a fresh read,
+    after a short random wait. After ``attempts`` lost races the error is raised, naming
+    ``what`` (e.g. ``"the profile of user 'alice'"``). A conflict on the learning
+    ``pass_through`` is raised at once (a row the caller read, so only the caller can re-read).
+    """
+    for n in range(1, attempts + 1):
+        try:
+            return await attempt()
+        except ConflictError as exc:
+            if pass_through is not None and exc.learning_id == pass_through:
+                raise
+            if n >= attempts:
+                raise ConflictError(
+                    f"Could not update {what}: other writers changed it first {attempts} times "
+                    f"in a row ({exc}). Nothing of this update was written; retry it later.",
+                    learning_id=exc.learning_id,
+                ) from exc
+            _log.debug("write conflict on %s (try %d of %d): %s", what, n, attempts, exc)
+            await asyncio.sleep(random.uniform(0, min(_BACKOFF_MAX, _BACKOFF_FIRST * 2**n)))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 # --- the write ------------------------------------------------------------------------------------
 
 
@@ -320,6 +373,7 @@ async def write_learning(
     scope: LearningFilter,
     policy: WritePolicy | None = None,
     supersedes: Sequence[str] = (),
+    expected_version: int | None = None,
 ) -> WriteResult:
     """Store ``learning`` unless the same thing is already known within ``scope``.
 
@@ -336,6 +390,12 @@ async def write_learning(
 
     Any other ``change`` (an update of an existing id) is written as given. The time of the
     write is ``learning.created_at`` for a create, ``learning.updated_at`` otherwise.
+
+    ``expected_version`` is the version of the row with ``learning.id`` that the caller read
+    (``0``: none); the write of that row then raises :class:`ConflictError` if it changed
+    meanwhile, and the caller re-reads and re-applies (see :func:`retry_conflicts`). Rows this
+    function reads itself (merged into, superseded) are written with their own version, and a
+    lost race on them is retried here.
     """
     policy = policy or WritePolicy()
     if (
@@ -349,9 +409,33 @@ async def write_learning(
             learning, embedding=tuple(float(x) for x in vector), embedder=embedder.name
         )
     if change.action != "create":
-        stored = await db.arun(PutLearning(learning=learning, change=change))
+        stored = await db.arun(
+            PutLearning(learning=learning, change=change, expected_version=expected_version)
+        )
         return WriteResult(learning=stored, action="updated")
 
+    async def create() -> WriteResult:
+        return await _create(
+            db, learning, change, scope, policy, tuple(supersedes), expected_version
+        )
+
+    # Races on rows merged into or superseded are retried on a fresh read of the scope; a race
+    # on the learning's own id is the caller's to resolve (it read that row).
+    return await retry_conflicts(
+        create, what=f"the rows curated with learning {learning.id!r}", pass_through=learning.id
+    )
+
+
+async def _create(
+    db: Db,
+    learning: Learning,
+    change: Change,
+    scope: LearningFilter,
+    policy: WritePolicy,
+    supersedes: tuple[str, ...],
+    expected_version: int | None,
+) -> WriteResult:
+    """One try of the create path of :func:`write_learning` (on a fresh read of the scope)."""
     now = learning.created_at
     narrow = _narrow(scope, learning)
     if policy.dedupe_exact:
@@ -377,6 +461,7 @@ async def write_learning(
                     PutLearning(
                         learning=merged,
                         change=_derived(change, "merge", f"same {key.split(chr(0))[1]!r} value"),
+                        expected_version=row.version,
                     )
                 )
                 return WriteResult(learning=stored, action="merged")
@@ -386,13 +471,16 @@ async def write_learning(
         provenance = dict(learning.provenance)
         provenance["supersedes"] = [r.id for r in retire]
         learning = replace(learning, provenance=provenance)
-        ops: list[Any] = [PutLearning(learning=learning, change=change)]
+        ops: list[Any] = [
+            PutLearning(learning=learning, change=change, expected_version=expected_version)
+        ]
         for row in retire:
             reason = f"superseded by {learning.id}: {learning.search_text!r}"
             ops.append(
                 PutLearning(
                     learning=supersede_learning(row, learning, now=now),
                     change=_derived(change, "supersede", reason),
+                    expected_version=row.version,
                 )
             )
         results = await db.abatch(ops)
@@ -406,11 +494,17 @@ async def write_learning(
         how = "same entity name" if sim is None else f"near duplicate (cosine {sim:.3f})"
         merged = merge_learnings(row, learning, now=now, similarity=sim)
         stored = await db.arun(
-            PutLearning(learning=merged, change=_derived(change, "merge", f"{how} of new text"))
+            PutLearning(
+                learning=merged,
+                change=_derived(change, "merge", f"{how} of new text"),
+                expected_version=row.version,
+            )
         )
         return WriteResult(learning=stored, action="merged", similarity=sim)
 
-    stored = await db.arun(PutLearning(learning=learning, change=change))
+    stored = await db.arun(
+        PutLearning(learning=learning, change=change, expected_version=expected_version)
+    )
     return WriteResult(learning=stored, action="created")
 
 

@@ -8,6 +8,7 @@ Both implement the same contract, :class:`Db`: operations as typed data run in o
 from typing import TYPE_CHECKING, Any
 
 from ._base import Db
+from ._clean import MAX_KEY_CHARS, MAX_SEARCH_TEXT_CHARS, MAX_TEXT_CHARS
 from ._fusion import zscore_fuse
 from ._ops import (
     AppendMessage,
@@ -76,6 +77,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "GLOBAL_NAMESPACE",
+    "MAX_KEY_CHARS",
+    "MAX_SEARCH_TEXT_CHARS",
+    "MAX_TEXT_CHARS",
     "PRIVATE_NAMESPACE",
     "AppendMessage",
     "Change",

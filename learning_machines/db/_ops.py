@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
+from ..exceptions import ConflictError
 from ._fusion import DEFAULT_KEYWORD_WEIGHT
 from ._records import (
     Change,
@@ -59,6 +60,7 @@ __all__ = [
     "SearchLearnings",
     "SetEmbeddings",
     "UpdateWork",
+    "version_conflict",
 ]
 
 T = TypeVar("T")
@@ -77,13 +79,53 @@ class Op(Generic[T]):
 class PutLearning(Op[Learning]):
     """Insert a learning, or replace the row with the same id; records ``change`` in its history.
 
-    The history entry keeps the previous row, so nothing is ever lost by a put.
+    The history entry keeps the previous row, so nothing is ever lost by a put. Returns the row
+    as stored, with its new ``version``.
+
+    Read-modify-write callers pass the ``version`` they read as ``expected_version``: the put
+    then applies only if the stored row is still that version, and otherwise raises
+    :class:`~learning_machines.exceptions.ConflictError` (the whole transaction is rolled back),
+    so two writers never silently overwrite each other. Example::
+
+        row = db.run(GetLearnings(ids=(i,), filter=f))[0]
+        db.run(PutLearning(learning=changed(row), change=c, expected_version=row.version))
     """
 
     learning: Learning
     """The full new row."""
     change: Change
     """Why, and who, for the history."""
+    expected_version: int | None = None
+    """``None``: write whatever is stored (insert or replace). ``0``: create the row; fail if a
+    row with this id exists. ``n > 0``: replace the row only if its stored version is ``n``."""
+
+
+def version_conflict(op: PutLearning, stored: int | None) -> ConflictError | None:
+    """The error to raise when ``op`` may not replace a row at ``stored`` version (``None``: none).
+
+    ``stored`` is ``None`` when no row with the id exists.
+    """
+    expected = op.expected_version
+    if expected is None or expected == (stored or 0):
+        return None
+    lid = op.learning.id
+    if stored is None:
+        message = (
+            f"Learning {lid!r} was expected at version {expected} but no longer exists (it was "
+            "deleted or never stored). Nothing was written; read it again before changing it."
+        )
+    elif expected == 0:
+        message = (
+            f"Learning {lid!r} already exists (version {stored}); another writer created it "
+            "first. Nothing was written; read it and apply your change to what is stored."
+        )
+    else:
+        message = (
+            f"Learning {lid!r} changed since it was read (version {expected}, now {stored}): "
+            "another writer got there first. Nothing was written; read it again and re-apply "
+            "your change."
+        )
+    return ConflictError(message, learning_id=lid)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -371,8 +413,8 @@ class FinishWork(Op[None]):
 class UpdateWork(Op[PendingWork]):
     """Replace the payload of a claimed item (progress, so a retry resumes instead of redoing).
 
-    Raises :class:`~learning_machines.exceptions.NotFoundError` if ``worker_id`` no longer holds
-    the claim.
+    Raises :class:`~learning_machines.exceptions.ConflictError` if ``worker_id`` no longer holds
+    the claim (its lease ran out and another worker took the item).
     """
 
     id: str

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._decode import decode_rows
 from ._fusion import rank
 from ._ops import SearchLearnings
 from ._postgres_rows import learning_from_row, vector_literal
@@ -365,13 +366,15 @@ def fetch_scored(
 ) -> tuple[list[ScoredLearning], bool]:
     """The learnings of ``top`` ``(id, score)`` passing ``where``, in order, and any missing.
 
-    A row is missing when it was deleted meanwhile or the filter rejects it.
+    A row is missing when it was deleted meanwhile or the filter rejects it. A row that cannot
+    be decoded is logged and left out (``_decode``), without counting as missing: every search
+    path leaves it out alike.
     """
     rows = cur.execute(
         f"SELECT {select} FROM learnings l WHERE l.id = ANY(%s) AND {where}".encode(),
         [[key for key, _ in top], *(params or [])],
     ).fetchall()
-    by_id = {r["id"]: learning_from_row(r) for r in rows}
+    by_id = {x.id: x for _, x in decode_rows(rows, learning_from_row, table="learnings")}
     found = [
         ScoredLearning(
             learning=by_id[key],
@@ -382,7 +385,7 @@ def fetch_scored(
         for key, score in top
         if key in by_id
     ]
-    return found, len(found) < len(top)
+    return found, len(rows) < len(top)
 
 
 # --- maintenance ----------------------------------------------------------------------------------

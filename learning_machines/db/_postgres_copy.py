@@ -4,8 +4,8 @@ An upsert per row sends every vector as text (``"[0.0123,-0.0456,…]"``, about 
 dimensions) that the server parses back into floats. For a batch, the rows are instead copied in
 PostgreSQL's binary format into a temporary staging table — vectors in pgvector's own binary
 layout (dimensions, then big-endian float32s), 1.5 kB each, nothing to format or parse — and
-moved into ``learnings`` with one ``INSERT … SELECT … ON CONFLICT`` (the same upsert as a single
-write, so triggers, history and generated columns behave identically).
+moved into ``learnings`` with one ``INSERT … SELECT … ON CONFLICT`` (the same update as a single
+write, so triggers, history, versions and generated columns behave identically).
 """
 
 from __future__ import annotations
@@ -62,10 +62,11 @@ def copy_learnings(
     rows: Sequence[list[Any]],
     vectors: Sequence[Any],
     upsert_tail: str,
-) -> None:
+) -> list[Any]:
     """Upsert ``rows`` (values of ``columns``; JSON as text) with ``vectors`` as embeddings.
 
-    ``upsert_tail`` is the ``ON CONFLICT …`` clause of the single-row upsert.
+    ``upsert_tail`` is the ``ON CONFLICT … RETURNING …`` clause, the update of the single-row
+    upsert; returns the rows it returned.
     """
     select = ", ".join(f"{c}::text AS {c}" if c in _JSON else c for c in columns)
     cur.execute(
@@ -91,7 +92,8 @@ def copy_learnings(
             values[at] = _binary_vector(vector)
             cp.write_row(values)
     cast = ", ".join(f"{c}::jsonb" if c in _JSON else c for c in columns)
-    cur.execute(
+    returned = cur.execute(
         f"INSERT INTO learnings ({names}) SELECT {cast} FROM lm_stage {upsert_tail}".encode()
-    )
+    ).fetchall()
     cur.execute(b"TRUNCATE lm_stage")
+    return returned

@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import ValidationError
+from ..exceptions import ConflictError, ValidationError
+from ._decode import decode_rows
 from ._id_match import match_ids_sql
 from ._ops import (
     CountLearnings,
@@ -30,6 +31,7 @@ from ._ops import (
     ScopeCount,
     SearchLearnings,
     SetEmbeddings,
+    version_conflict,
 )
 from ._postgres_broad import BroadState
 from ._postgres_copy import COPY_MIN_ROWS, copy_learnings
@@ -111,18 +113,36 @@ _INSERT_HISTORY = (
 )
 
 
-def _lock_learnings(ctx: OpContext, ids: tuple[str, ...]) -> dict[str, Learning]:
+def _lock_learnings(
+    ctx: OpContext, ids: tuple[str, ...]
+) -> tuple[dict[str, Learning], dict[str, int]]:
+    """Lock the rows with these ids: the decodable ones, and the version of every one.
+
+    A row that cannot be decoded is still locked (and can be overwritten or deleted, which
+    repairs it); it has a version but no :class:`Learning`.
+    """
     # For history snapshots, which leave the embedding out: do not ship vectors for nothing.
     select = LEARNING_SELECT.replace("l.embedding::text AS embedding", "NULL::text AS embedding")
     rows = ctx.q(
         f"SELECT {select} FROM learnings l WHERE l.id = ANY(%s) ORDER BY l.id FOR UPDATE",
         (list(ids),),
     ).fetchall()
-    return {r["id"]: learning_from_row(r) for r in rows}
+    decoded = {x.id: x for _, x in decode_rows(rows, learning_from_row, table="learnings")}
+    return decoded, {r["id"]: int(r["version"]) for r in rows}
 
 
+# Every write of a row takes the next version (a new row starts at 1, the column's default).
+_ON_CONFLICT = (
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in LEARNING_COLUMNS if c != "id")
+    + ", version = learnings.version + 1"
+)
+# The WHERE of the update is the version check for a put that creates (``expected_version=0``)
+# racing another creator: the row it conflicts with was not there to lock, so the check happens
+# here, atomically; no row comes back and the put raises ConflictError. Other checks are made on
+# the locked old rows before this runs.
 _UPSERT_LEARNING = (
-    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) VALUES ("
+    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, version) VALUES ("
     + ", ".join(
         "%s::vector"
         if c == "embedding"
@@ -131,9 +151,53 @@ _UPSERT_LEARNING = (
         else "%s"
         for c in LEARNING_COLUMNS
     )
-    + ") ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in LEARNING_COLUMNS if c != "id")
+    + ", 1)"
+    + _ON_CONFLICT
+    + " WHERE %s::bigint IS NULL OR learnings.version = %s::bigint"
+    + " RETURNING version"
 )
+# A batch copied in (``_postgres_copy``) is one statement without per-row parameters, so the same
+# check is made on what it returns: a put with ``expected_version`` must have moved its row to
+# exactly the next version (a create racing another creator updated their row instead, to 2+;
+# raising rolls that back).
+_COPY_UPSERT_TAIL = _ON_CONFLICT + " RETURNING id, version"
+
+
+def _created_meanwhile(op: PutLearning) -> ConflictError:
+    return ConflictError(
+        f"Learning {op.learning.id!r} was created by another writer at the same time. "
+        "Nothing was written; read it and apply your change to what is stored.",
+        learning_id=op.learning.id,
+    )
+
+
+def _upsert_rows(ctx: OpContext, ops: list[PutLearning], params: list[list[Any]]) -> list[int]:
+    """Write the rows of ``ops`` (locked and version-checked); the version each one got."""
+    if len(ops) >= COPY_MIN_ROWS:
+        embeddings = [op.learning.embedding for op in ops]
+        returned = copy_learnings(ctx.cur, LEARNING_COLUMNS, params, embeddings, _COPY_UPSERT_TAIL)
+        got = {r["id"]: int(r["version"]) for r in returned}
+        versions = []
+        for op in ops:
+            version = got[op.learning.id]
+            if op.expected_version is not None and version != op.expected_version + 1:
+                raise _created_meanwhile(op)
+            versions.append(version)
+        return versions
+    ctx.cur.executemany(
+        _UPSERT_LEARNING.encode(),
+        [[*p, op.expected_version, op.expected_version] for p, op in zip(params, ops, strict=True)],
+        returning=True,
+    )
+    versions = []
+    for op in ops:
+        row = ctx.cur.fetchone()
+        if row is None:
+            # Created by a concurrent transaction after the lock query found nothing.
+            raise _created_meanwhile(op)
+        versions.append(int(row["version"]))
+        ctx.cur.nextset()
+    return versions
 
 
 def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
@@ -155,21 +219,23 @@ def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
         ensure_vector_index(
             ctx.cur, embedder, dims, ctx.known_indexes, create=not ctx.defer_indexes
         )
-    old = _lock_learnings(ctx, tuple(op.learning.id for op in ops))
-    if len(ops) >= COPY_MIN_ROWS:
-        tail = _UPSERT_LEARNING[_UPSERT_LEARNING.index(" ON CONFLICT") :]
-        embeddings = [op.learning.embedding for op in ops]
-        copy_learnings(ctx.cur, LEARNING_COLUMNS, params, embeddings, tail)
-    else:
-        ctx.cur.executemany(_UPSERT_LEARNING.encode(), params)
+    old, versions = _lock_learnings(ctx, tuple(op.learning.id for op in ops))
+    for op in ops:
+        conflict = version_conflict(op, versions.get(op.learning.id))
+        if conflict is not None:
+            raise conflict
+    written = [
+        replace(op.learning, version=version)
+        for op, version in zip(ops, _upsert_rows(ctx, ops, params), strict=True)
+    ]
     ctx.cur.executemany(
         _INSERT_HISTORY.encode(),
         [
-            _history_params(op.learning.id, op.change, old.get(op.learning.id), op.learning)
-            for op in ops
+            _history_params(x.id, op.change, old.get(x.id), x)
+            for x, op in zip(written, ops, strict=True)
         ],
     )
-    return [op.learning for op in ops]
+    return written
 
 
 def _get_learnings(ctx: OpContext, op: GetLearnings) -> list[Learning]:
@@ -180,7 +246,7 @@ def _get_learnings(ctx: OpContext, op: GetLearnings) -> list[Learning]:
         replace(op.filter, ids=op.ids, statuses=("active", "archived", "superseded"))
     )
     rows = ctx.q(f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where}", params).fetchall()
-    by_id = {r["id"]: learning_from_row(r) for r in rows}
+    by_id = {x.id: x for _, x in decode_rows(rows, learning_from_row, table="learnings")}
     return [by_id[i] for i in dict.fromkeys(op.ids) if i in by_id]
 
 
@@ -198,7 +264,8 @@ def _list_learnings(ctx: OpContext, op: ListLearnings) -> list[Learning]:
     if op.offset:
         sql += " OFFSET %s"
         params.append(op.offset)
-    return [learning_from_row(r) for r in ctx.q(sql, params).fetchall()]
+    rows = ctx.q(sql, params).fetchall()
+    return [x for _, x in decode_rows(rows, learning_from_row, table="learnings")]
 
 
 def _count_learnings(ctx: OpContext, op: CountLearnings) -> int:
@@ -210,22 +277,22 @@ def _count_learnings(ctx: OpContext, op: CountLearnings) -> int:
 def _delete_learnings(ctx: OpContext, op: DeleteLearnings) -> int:
     if not op.ids:
         return 0
-    old = _lock_learnings(ctx, op.ids)
-    if not old:
+    old, versions = _lock_learnings(ctx, op.ids)
+    if not versions:
         return 0
-    ctx.q("DELETE FROM learnings WHERE id = ANY(%s)", (list(old),))
+    ctx.q("DELETE FROM learnings WHERE id = ANY(%s)", (list(versions),))
     ctx.cur.executemany(
         _INSERT_HISTORY.encode(),
-        [_history_params(i, op.change, old[i], None) for i in sorted(old)],
+        [_history_params(i, op.change, old.get(i), None) for i in sorted(versions)],
     )
-    return len(old)
+    return len(versions)
 
 
 def _mark_recalled(ctx: OpContext, op: MarkRecalled) -> None:
     if op.ids:
         ctx.q(
-            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = %s"
-            " WHERE id = ANY(%s)",
+            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = %s,"
+            " version = version + 1 WHERE id = ANY(%s)",
             (utc(op.at), list(dict.fromkeys(op.ids))),
         )
 
@@ -248,7 +315,8 @@ def _set_embeddings(ctx: OpContext, op: SetEmbeddings) -> int:
         )
     for learning_id, vector in op.vectors:
         cur = ctx.q(
-            "UPDATE learnings SET embedding = %s::vector, embedder = %s WHERE id = %s",
+            "UPDATE learnings SET embedding = %s::vector, embedder = %s, version = version + 1"
+            " WHERE id = %s",
             (vector_literal(vector), op.embedder, learning_id),
         )
         updated += max(cur.rowcount, 0)
@@ -289,7 +357,7 @@ def _purge_user(ctx: OpContext, op: PurgeUser) -> dict[str, int]:
             continue
         ctx.q(
             "UPDATE learnings SET user_id = CASE WHEN user_id = %s THEN NULL ELSE user_id END,"
-            " provenance = %s::jsonb WHERE id = %s",
+            " provenance = %s::jsonb, version = version + 1 WHERE id = %s",
             (uid, dumps(scrub_user(r["provenance"], uid), "provenance"), r["id"]),
         )
         anonymized += 1

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ValidationError
+from ._decode import require_object
 from ._records import HistoryEntry, Learning, Message, PendingWork, Proposal
 
 __all__ = [
@@ -33,10 +34,12 @@ __all__ = [
 ]
 
 _LEARNING_FIELDS = tuple(f.name for f in dataclasses.fields(Learning))
+# ``version`` is the backend's to set (the put computes it), never taken from the record.
+_WRITTEN_FIELDS = tuple(name for name in _LEARNING_FIELDS if name != "version")
 _JSON_LEARNING = ("content", "provenance")
 
 #: Columns written for a learning, in the order of :func:`learning_params`.
-LEARNING_COLUMNS: tuple[str, ...] = (*_LEARNING_FIELDS, "content_hash")
+LEARNING_COLUMNS: tuple[str, ...] = (*_WRITTEN_FIELDS, "content_hash")
 #: Columns of the other tables, in dataclass field order.
 MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Message))
 WORK_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PendingWork))
@@ -104,7 +107,7 @@ def learning_json(learning: Learning) -> dict[str, Any]:
 def learning_params(learning: Learning) -> list[Any]:
     """Return the values for :data:`LEARNING_COLUMNS` (JSON as text, vector as pgvector text)."""
     values: list[Any] = []
-    for name in _LEARNING_FIELDS:
+    for name in _WRITTEN_FIELDS:
         value = getattr(learning, name)
         if name in _JSON_LEARNING:
             value = dumps(value, f"Learning.{name}")
@@ -121,8 +124,8 @@ def learning_from_row(row: Mapping[str, Any]) -> Learning:
     """Build a :class:`Learning` from a row selected with the embedding cast to text."""
     kwargs = {name: row[name] for name in _LEARNING_FIELDS}
     kwargs["embedding"] = _parse_vector(row["embedding"])
-    kwargs["content"] = dict(row["content"] or {})
-    kwargs["provenance"] = dict(row["provenance"] or {})
+    kwargs["content"] = require_object(row["content"] or {}, "content")
+    kwargs["provenance"] = require_object(row["provenance"] or {}, "provenance")
     return Learning(**kwargs)
 
 

@@ -20,6 +20,10 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "schema_version"]
 # Arbitrary constant key for pg_advisory_xact_lock while migrating.
 _MIGRATION_LOCK = 7_361_204_811
 
+# The first and last instants a Python datetime can hold.
+_FIRST = "'0001-01-01 00:00:00+00'::timestamptz"
+_LAST = "'9999-12-31 23:59:59.999999+00'::timestamptz"
+
 #: Migrations in order; migration ``i`` (0-based) brings the schema to version ``i + 1``.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the tables.
@@ -171,6 +175,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 3: large shared namespaces: BM25 postings, partial HNSW registry, inline vectors.
     BROAD_SCHEMA,
+    # 4: optimistic concurrency. Every write of a row takes the next version, and a
+    # read-modify-write (``PutLearning(expected_version=...)``) applies only if the row is still
+    # at the version it read. Rows already stored have been written once. (``IF NOT EXISTS``:
+    # see ``_renumber_unreleased``.)
+    ("ALTER TABLE learnings ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 1",),
+    # 5: times Python cannot read. Older versions passed a time with its offset through, so
+    # ``9999-12-31T23:59:59-23:59`` was stored as year 10000 and every read of its namespace
+    # failed. Writes are now converted to UTC and checked; clamp what is already stored.
+    tuple(
+        f"UPDATE learnings SET {c} = LEAST(GREATEST({c}, {_FIRST}), {_LAST})"
+        f" WHERE {c} < {_FIRST} OR {c} > {_LAST}"
+        for c in ("valid_from", "valid_to", "created_at", "updated_at", "last_recalled_at")
+    ),
 )
 
 #: The version a database has once every migration is applied.
@@ -200,9 +217,30 @@ def migrate(conn: psycopg.Connection[Any], *, target: int = SCHEMA_VERSION) -> i
             "CREATE TABLE IF NOT EXISTS schema_version ("
             " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
+        _renumber_unreleased(conn)
         current = schema_version(conn)
         for version in range(current + 1, target + 1):
             for statement in MIGRATIONS[version - 1]:
                 conn.execute(statement.encode())
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
         return max(current, target)
+
+
+def _renumber_unreleased(conn: psycopg.Connection[Any]) -> None:
+    """Put a database written by a development build between releases back in the numbering.
+
+    That build recorded migrations 4 and 5 (the ``version`` column, clamped times) as 3 and 4,
+    before migration 3 (broad namespaces) existed. Such a database has the ``version`` column
+    but no ``lm_postings``: forget its 3 and 4, so that 3, 4 and 5 run in order (4 and 5 are
+    safe to run again).
+    """
+    from psycopg.rows import tuple_row
+
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute(
+            "SELECT to_regclass('lm_postings') IS NULL AND EXISTS (SELECT 1 FROM pg_attribute"
+            " WHERE attrelid = to_regclass('learnings') AND attname = 'version'"
+            " AND NOT attisdropped)"
+        ).fetchone()
+        if row is not None and row[0]:
+            cur.execute("DELETE FROM schema_version WHERE version >= 3")

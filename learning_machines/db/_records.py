@@ -129,6 +129,11 @@ class Learning:
     provenance: dict[str, Any] = field(default_factory=dict)
     """Where it came from: ``user_id``, ``session_id``, ``turn_id``, ``mode``, ``store``, ``model``;
     merged learnings keep a list under ``"merged"``."""
+    version: int = field(default=0, compare=False)
+    """How many times the stored row was written (``0``: never stored). The backend sets it on
+    every write; pass the version you read as ``PutLearning(expected_version=...)`` to write only
+    if nobody changed the row since. Not compared by ``==`` (two equal rows are equal whatever
+    their write count)."""
 
     @property
     def content_hash(self) -> str:

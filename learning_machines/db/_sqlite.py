@@ -145,6 +145,7 @@ class SqliteDb(Db):
         busy_timeout: float = 30.0,
         retries: int = 10,
         broad_scope_rows: int = BROAD_SCOPE_ROWS,
+        erase_on_forget: bool = True,
     ) -> None:
         """Open (creating if needed) the database at ``path``.
 
@@ -153,12 +154,14 @@ class SqliteDb(Db):
         run again (with jittered backoff) before :class:`BackendError` is raised.
         ``broad_scope_rows``: a shared namespace with at least this many learnings is searched
         through a side index kept in ``<path>-lmindex/`` (see :meth:`reindex`).
+        ``erase_on_forget`` runs :meth:`erase_deleted` after each forget (see there).
         """
         if broad_scope_rows < 1:
             raise ConfigurationError(f"broad_scope_rows must be at least 1, got {broad_scope_rows}")
         self.path = str(path)
         self.busy_timeout = busy_timeout
         self.retries = retries
+        self.erase_on_forget = erase_on_forget
         self._memory = self.path in (":memory:", "")
         self._lock = threading.RLock()
         # Transactions in flight: close() waits for them (closing a connection another thread
@@ -195,6 +198,9 @@ class SqliteDb(Db):
             ) from exc
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        # Zero what deletes and updates free, whatever the SQLite build's default: forgotten
+        # text must not stay in free space (see erase_deleted).
+        conn.execute("PRAGMA secure_delete = ON")
         if not self._memory:
             self._retrying(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall())
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -337,6 +343,46 @@ class SqliteDb(Db):
 
         out: dict[str, int] = self._retrying(lambda: self._read(rebuild))
         return out
+
+    def erase_deleted(self) -> None:
+        """Make deleted rows leave the files: checkpoint and empty the write-ahead log.
+
+        Every connection runs with ``secure_delete`` (freed space is zeroed) and a forget merges
+        the keyword index, so what remains of a deleted row is in older page images of the
+        ``-wal`` file: ``wal_checkpoint(TRUNCATE)`` writes the zeroed pages back and empties it.
+        A database last written by an older version (free space not zeroed) is VACUUMed once
+        first. A reader that keeps the checkpoint from finishing is waited for (``busy_timeout``,
+        ``retries``); :class:`BackendError` if it never finishes (run this again later). Side
+        index files still holding deleted rows (their rewrite after the delete failed) are
+        rewritten first.
+        """
+        if self._memory:
+            return
+        self._retrying(lambda: self._read(self._cache.compact_removed))
+
+        def scrub() -> None:
+            with self._connection() as conn:
+                row = conn.execute(
+                    "SELECT value FROM lm_counters WHERE name = 'unzeroed_free_space'"
+                ).fetchone()
+                if row is not None and row[0]:
+                    # Keep VACUUM's copy of the database in memory, not in a temporary file.
+                    conn.execute("PRAGMA temp_store = MEMORY")
+                    conn.execute("VACUUM")
+                    conn.execute(
+                        "UPDATE lm_counters SET value = 0 WHERE name = 'unzeroed_free_space'"
+                    )
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if busy:
+                    raise sqlite3.OperationalError("database is busy: a reader held the checkpoint")
+
+        try:
+            self._retrying(scrub)
+        except BackendError as exc:
+            raise BackendError(
+                f"The deleted rows are gone from the tables, but their bytes may still be in "
+                f"{self.path}-wal: {exc} Run erase_deleted() again when no long read is open."
+            ) from exc
 
     def close(self) -> None:
         """Close every connection this object opened (in this process)."""

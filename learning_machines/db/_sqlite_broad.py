@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import EmbedderMismatchError
+from ._decode import decode_rows
 from ._fusion import rank
 from ._ops import SearchLearnings
 from ._records import PRIVATE_NAMESPACE, LearningFilter, ScoredLearning
@@ -428,14 +429,15 @@ def scored_rows(
     keyword: dict[int, float],
     vector: dict[int, float],
 ) -> list[ScoredLearning]:
-    """The learnings of ``ranked`` ``(pk, score)``, in that order, with their side scores."""
+    """The learnings of ``ranked`` ``(pk, score)``, in that order, with their side scores.
+
+    A row that cannot be decoded is logged and left out (``_decode``).
+    """
     if not ranked:
         return []
     pks = [pk for pk, _ in ranked]
-    rows = {
-        row["pk"]: row_to_learning(row)
-        for row in conn.execute(f"SELECT * FROM learnings WHERE pk IN ({marks(len(pks))})", pks)
-    }
+    found = conn.execute(f"SELECT * FROM learnings WHERE pk IN ({marks(len(pks))})", pks)
+    rows = {row["pk"]: x for row, x in decode_rows(found, row_to_learning, table="learnings")}
     return [
         ScoredLearning(
             learning=rows[pk],
@@ -444,6 +446,7 @@ def scored_rows(
             vector_score=vector.get(pk),
         )
         for pk, score in ranked
+        if pk in rows
     ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ValidationError
+from ._decode import decode_rows
 from ._fusion import rank
 from ._ops import (
     CountLearnings,
@@ -28,6 +29,7 @@ from ._ops import (
     PutLearning,
     SearchLearnings,
     SetEmbeddings,
+    version_conflict,
 )
 from ._records import (
     ALL_STATUSES,
@@ -122,22 +124,29 @@ def _record(
     )
 
 
-def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> Learning | None:
+def _get_by_id(conn: sqlite3.Connection, learning_id: str) -> tuple[Learning | None, int | None]:
+    """The stored row (``None`` if it cannot be decoded) and its version (``None``: no row).
+
+    A row that cannot be decoded can still be overwritten or deleted, which repairs it.
+    """
     row = conn.execute("SELECT * FROM learnings WHERE id = ?", (learning_id,)).fetchone()
-    return None if row is None else row_to_learning(row)
+    if row is None:
+        return None, None
+    decoded = [x for _, x in decode_rows([row], row_to_learning, table="learnings")]
+    return (decoded[0] if decoded else None), int(row["version"])
 
 
 # --- writes -----------------------------------------------------------------------------------
 
 _UPSERT = (
-    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, seq) "
-    f"VALUES ({marks(len(LEARNING_COLUMNS) + 1)}) ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in (*LEARNING_COLUMNS[1:], "seq"))
+    f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}, seq, version) "
+    f"VALUES ({marks(len(LEARNING_COLUMNS) + 2)}) ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in (*LEARNING_COLUMNS[1:], "seq", "version"))
 )
 
 
 def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: SideIndexes) -> Learning:
-    """Insert or replace a learning and record the change with the previous row."""
+    """Insert or replace a learning (checking ``expected_version``); record it in the history."""
     x = op.learning
     if x.namespace == PRIVATE_NAMESPACE and x.user_id is None:
         raise ValidationError(
@@ -146,18 +155,23 @@ def put_learning(conn: sqlite3.Connection, op: PutLearning, cache: SideIndexes) 
     if x.embedding is not None and x.embedder is None:
         raise ValidationError("A learning with an embedding must name its embedder (embedder=...).")
     params = learning_params(x)
-    old = _get_by_id(conn, x.id)
-    conn.execute(_UPSERT, [*params, next_seq(conn)])
-    _record(conn, x.id, op.change, old, x)
-    return x
+    old, version = _get_by_id(conn, x.id)
+    # The write lock is held (BEGIN IMMEDIATE): nobody can change the row between read and write.
+    conflict = version_conflict(op, version)
+    if conflict is not None:
+        raise conflict
+    stored = dataclasses.replace(x, version=1 if version is None else version + 1)
+    conn.execute(_UPSERT, [*params, next_seq(conn), stored.version])
+    _record(conn, x.id, op.change, old, stored)
+    return stored
 
 
 def delete_learnings(conn: sqlite3.Connection, op: DeleteLearnings, cache: SideIndexes) -> int:
     """Hard-delete learnings; their history keeps the old rows."""
     deleted = 0
     for learning_id in dict.fromkeys(op.ids):
-        old = _get_by_id(conn, learning_id)
-        if old is None:
+        old, version = _get_by_id(conn, learning_id)
+        if version is None:
             continue
         conn.execute("DELETE FROM learnings WHERE id = ?", (learning_id,))
         _record(conn, learning_id, op.change, old, None)
@@ -170,7 +184,8 @@ def mark_recalled(conn: sqlite3.Connection, op: MarkRecalled, cache: SideIndexes
     ids = list(dict.fromkeys(op.ids))
     for chunk in _chunks(ids):
         conn.execute(
-            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = ? "
+            "UPDATE learnings SET recall_count = recall_count + 1, last_recalled_at = ?, "
+            "version = version + 1 "
             f"WHERE id IN ({marks(len(chunk))})",
             [enc_time(op.at), *chunk],
         )
@@ -181,7 +196,8 @@ def set_embeddings(conn: sqlite3.Connection, op: SetEmbeddings, cache: SideIndex
     updated = 0
     for learning_id, vector in op.vectors:
         cur = conn.execute(
-            "UPDATE learnings SET embedding = ?, embedder = ?, seq = ? WHERE id = ?",
+            "UPDATE learnings SET embedding = ?, embedder = ?, seq = ?, version = version + 1 "
+            "WHERE id = ?",
             (encode_vector(vector), op.embedder, next_seq(conn), learning_id),
         )
         updated += cur.rowcount
@@ -202,8 +218,8 @@ def get_learnings(conn: sqlite3.Connection, op: GetLearnings, cache: SideIndexes
             f"SELECT * FROM learnings l WHERE l.id IN ({marks(len(chunk))}) AND {w}",
             [*chunk, *params],
         )
-        for row in rows:
-            found[row["id"]] = row_to_learning(row)
+        for _, x in decode_rows(rows, row_to_learning, table="learnings"):
+            found[x.id] = x
     return [found[i] for i in op.ids if i in found]
 
 
@@ -218,7 +234,7 @@ def list_learnings(
         f"ORDER BY l.{op.order_by} {direction} NULLS LAST, l.id ASC LIMIT ? OFFSET ?",
         [*params, -1 if op.limit is None else op.limit, op.offset],
     )
-    return [row_to_learning(row) for row in rows]
+    return [x for _, x in decode_rows(rows, row_to_learning, table="learnings")]
 
 
 def count_learnings(conn: sqlite3.Connection, op: CountLearnings, cache: SideIndexes) -> int:
@@ -374,7 +390,7 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: SideIndexes) -> d
         provenance = _scrub(json.loads(r["provenance"]), uid)
         conn.execute(
             "UPDATE learnings SET user_id = CASE WHEN user_id = ? THEN NULL ELSE user_id END, "
-            "provenance = ? WHERE id = ?",
+            "provenance = ?, version = version + 1 WHERE id = ?",
             (uid, to_json(provenance, "provenance"), r["id"]),
         )
         anonymized += 1
@@ -397,4 +413,7 @@ def purge_user(conn: sqlite3.Connection, op: PurgeUser, cache: SideIndexes) -> d
         counts[table] = conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (uid,)).rowcount
     # A forgotten reviewer's name leaves other users' proposals too (as on PostgreSQL).
     conn.execute("UPDATE proposals SET decided_by = NULL WHERE decided_by = ?", (uid,))
+    # Deleting from the keyword index only adds delete markers; the user's words stay in older
+    # index segments until they are merged. Merge them all now (secure_delete zeroes the pages).
+    conn.execute("INSERT INTO learnings_fts (learnings_fts) VALUES ('optimize')")
     return counts

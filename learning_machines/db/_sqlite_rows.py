@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ValidationError
+from ._decode import require_object
 from ._records import HistoryEntry, Learning, Message, PendingWork, Proposal
 
 __all__ = [
@@ -40,7 +41,9 @@ __all__ = [
     "to_json",
 ]
 
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Years below 1000 need their leading zeros: ``strftime("%Y")`` leaves them out on glibc, and
+# ``476-09-04…`` neither sorts as text nor parses back.
+_UNPADDED_YEAR = re.compile(r"^(\d{1,3})-")
 
 
 def marks(n: int) -> str:
@@ -54,14 +57,23 @@ def enc_time(t: datetime | None) -> str | None:
         return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
-    return t.astimezone(UTC).strftime(_TIME_FORMAT)
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def dec_time(s: str | None) -> datetime | None:
-    """Return the timezone-aware datetime stored as ``s``."""
+    """Return the timezone-aware datetime stored as ``s``.
+
+    Also reads years below 1000 stored without leading zeros (by older versions).
+    """
     if s is None:
         return None
-    return datetime.fromisoformat(s)
+    try:
+        return datetime.fromisoformat(s)
+    except ValueError:
+        padded = _UNPADDED_YEAR.sub(lambda m: m.group(1).zfill(4) + "-", s)
+        if padded == s:
+            raise
+        return datetime.fromisoformat(padded)
 
 
 def _req_time(s: str) -> datetime:
@@ -167,7 +179,7 @@ def row_to_learning(row: sqlite3.Row) -> Learning:
         id=row["id"],
         learning_type=row["learning_type"],
         namespace=row["namespace"],
-        content=from_json(row["content"]),
+        content=require_object(from_json(row["content"]), "content"),
         search_text=row["search_text"],
         user_id=row["user_id"],
         session_id=row["session_id"],
@@ -185,7 +197,8 @@ def row_to_learning(row: sqlite3.Row) -> Learning:
         recall_count=row["recall_count"],
         last_recalled_at=dec_time(row["last_recalled_at"]),
         feedback=row["feedback"],
-        provenance=from_json(row["provenance"]),
+        provenance=require_object(from_json(row["provenance"]), "provenance"),
+        version=row["version"],
     )
 
 

@@ -249,6 +249,36 @@ _M005_SIDE_INDEXES = [
     "VALUES ('db_id', abs(random()) % 9007199254740991)",
 ]
 
+# Optimistic concurrency: every write of a row takes the next version, and a read-modify-write
+# (``PutLearning(expected_version=...)``) applies only if the row is still at the version it read.
+# Rows already stored have been written once.
+_M006_ROW_VERSION = [
+    "ALTER TABLE learnings ADD COLUMN version INTEGER NOT NULL DEFAULT 1",
+]
+
+# Older versions wrote years below 1000 without leading zeros (``476-09-04T…``): such a time
+# neither parsed back nor sorted as text, and one model-made event date broke every read of its
+# namespace. Pad the stored ones (``instr`` finds the first '-': at 2-4 the year is short).
+_M007_PAD_YEARS = [
+    f"UPDATE learnings SET {c} = substr('000', 1, 5 - instr({c}, '-')) || {c} "
+    f"WHERE instr({c}, '-') BETWEEN 2 AND 4"
+    for c in ("valid_from", "valid_to", "created_at", "updated_at", "last_recalled_at")
+]
+
+# Forgetting a user erases deleted rows' bytes: every connection now runs with secure_delete,
+# which zeroes what it frees. Free space left by older versions may still hold text, so such a
+# database is VACUUMed once, at its next forget (``SqliteDb.erase_deleted``). ``seq`` counts
+# every learning ever written; a new database (no rows, nothing written) starts clean.
+_M008_UNZEROED_FREE_SPACE = [
+    """
+    INSERT INTO lm_counters (name, value) SELECT 'unzeroed_free_space',
+        (SELECT value FROM lm_counters WHERE name = 'seq') > 0
+        OR EXISTS (SELECT 1 FROM learnings) OR EXISTS (SELECT 1 FROM messages)
+        OR EXISTS (SELECT 1 FROM pending_work) OR EXISTS (SELECT 1 FROM proposals)
+        OR EXISTS (SELECT 1 FROM learning_history)
+    """,
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
@@ -256,6 +286,9 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("scope_indexes", _M003_SCOPE_INDEXES),
     ("fts_scope_tokens", _M004_FTS_SCOPE),
     ("side_indexes", _M005_SIDE_INDEXES),
+    ("row_version", _M006_ROW_VERSION),
+    ("pad_short_years", _M007_PAD_YEARS),
+    ("unzeroed_free_space", _M008_UNZEROED_FREE_SPACE),
 ]
 
 _VERSION_TABLE = """
@@ -293,6 +326,7 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_VERSION_TABLE)
+        _renumber_unreleased(conn)
         current = schema_version(conn)
         if current > len(MIGRATIONS):
             raise BackendError(
@@ -312,3 +346,28 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None) -> int:
         conn.execute("ROLLBACK")
         raise
     return max(current, target)
+
+
+def _renumber_unreleased(conn: sqlite3.Connection) -> None:
+    """Put a database written by a development build between releases back in the numbering.
+
+    That build recorded ``row_version``, ``pad_short_years`` and ``unzeroed_free_space`` as
+    versions 5-7, before ``side_indexes`` took 5. The names tell: apply the migrations such a
+    database skipped and record every one under its number here, so the rest follow in order.
+    A name this version does not know is left for the version check (a newer database).
+    """
+    rows = conn.execute("SELECT name, applied_at FROM schema_version ORDER BY version").fetchall()
+    names = [name for name, _ in MIGRATIONS]
+    applied = {str(name): str(at) for name, at in rows}
+    if list(applied) == names[: len(applied)] or not set(applied) <= set(names):
+        return
+    last = max(names.index(name) for name in applied) + 1
+    conn.execute("DELETE FROM schema_version")
+    for version, (name, statements) in enumerate(MIGRATIONS[:last], start=1):
+        if name not in applied:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+            (version, name, applied.get(name, datetime.now(UTC).isoformat())),
+        )

@@ -9,6 +9,9 @@ float32 rows. :func:`aembed` calls one from async code without blocking the even
 * :class:`OpenAIEmbedder`: any OpenAI-compatible embeddings endpoint (OpenAI, Ollama, vLLM,
   LM Studio); ``pip install "learning-machines[openai]"``.
 * :class:`HashEmbedder`: deterministic and dependency-free, for your own offline tests.
+
+:class:`BatchingEmbedder` wraps any of them so that concurrent async calls share model calls
+(the machine wraps its embedder this way).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from __future__ import annotations
 import threading
 
 from ._base import Embedder, aembed
+from ._batching import BatchingEmbedder
 from ._hash import HashEmbedder
 from ._minilm import MiniLMEmbedder
 from ._openai import OpenAIEmbedder
 
 __all__ = [
+    "BatchingEmbedder",
     "Embedder",
     "HashEmbedder",
     "MiniLMEmbedder",

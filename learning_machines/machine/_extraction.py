@@ -8,6 +8,7 @@ output with a field per store, asked for in a single call, and split again.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,11 +31,11 @@ from ._schema import compact_schema
 
 __all__ = [
     "ExtractionResult",
+    "Extractor",
     "build_extraction_prompt",
     "clip_output",
     "combined_output_type",
     "dump_parts",
-    "extract",
     "load_part",
 ]
 
@@ -45,8 +46,8 @@ You maintain the long-term memory of an AI assistant. Read one finished conversa
 return, for each memory section below, only what is NEW or CHANGED and worth remembering \
 beyond this conversation. Leave a section out when there is nothing to add. \
 Never invent facts; take them only from what the user said, what the assistant said, or tool \
-results. The turn happened at {now}; resolve relative dates ("yesterday", "last Tuesday") \
-against that time and write absolute dates."""
+results. Resolve relative dates ("yesterday", "last Tuesday") against the time the turn happened \
+(given with it) and write absolute dates."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +61,12 @@ class ExtractionResult:
 
 
 def combined_output_type(extractions: Mapping[str, Extraction]) -> type[BaseModel]:
+    """One pydantic model with an optional field per store (built once per set of stores)."""
+    return _combined(tuple((name, ext.output_type) for name, ext in extractions.items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _combined(parts: tuple[tuple[str, type[BaseModel]], ...]) -> type[BaseModel]:
     """One pydantic model with an optional field per store, typed by its ``output_type``.
 
     Its JSON schema (sent with every call) is the compact form of :func:`compact_schema`;
@@ -67,7 +74,7 @@ def combined_output_type(extractions: Mapping[str, Extraction]) -> type[BaseMode
     keeps pydantic's own schema (``$defs`` cannot all be inlined).
     """
     fields: dict[str, Any] = {
-        name: (ext.output_type | None, Field(default=None)) for name, ext in extractions.items()
+        name: (output_type | None, Field(default=None)) for name, output_type in parts
     }
     # Extra keys are kept (not silently dropped) so an answer under a wrong key can be reported.
     full: type[BaseModel] = create_model(
@@ -89,16 +96,23 @@ def combined_output_type(extractions: Mapping[str, Extraction]) -> type[BaseMode
 
 
 def build_extraction_prompt(
-    messages: Sequence[ChatMessage], extractions: Mapping[str, Extraction]
+    messages: Sequence[ChatMessage], extractions: Mapping[str, Extraction], *, now: str = ""
 ) -> str:
-    """The user prompt of the extraction call: the whole turn, then each store's section."""
+    """The user prompt of the extraction call: when, the whole turn, then each store's section."""
     sections = []
     for name, ext in extractions.items():
         state = ext.current_state.strip() or "(nothing yet)"
         sections.append(
             f"## Section '{name}'\n{ext.instructions.strip()}\n\nAlready known:\n{state}"
         )
-    return "# The turn\n" + transcript(messages) + "\n\n# Memory sections\n" + "\n\n".join(sections)
+    when = f"The turn happened at {now}.\n\n" if now else ""
+    return (
+        when
+        + "# The turn\n"
+        + transcript(messages)
+        + "\n\n# Memory sections\n"
+        + "\n\n".join(sections)
+    )
 
 
 def _raw_output(captured: Sequence[pa_messages.ModelMessage]) -> str | None:
@@ -114,51 +128,69 @@ def _raw_output(captured: Sequence[pa_messages.ModelMessage]) -> str | None:
     return None
 
 
-async def extract(
-    *,
-    model: Model | str,
-    messages: Sequence[ChatMessage],
-    extractions: Mapping[str, Extraction],
-    now: str,
-    retries: int = 2,
-) -> ExtractionResult:
-    """Make the single extraction call for ``extractions`` and split its output per store.
+class Extractor:
+    """Makes the single extraction call of a turn with one model.
 
-    Output that does not validate is sent back to the model up to ``retries`` times (pydantic-ai
-    output retries); after that :class:`ModelError` is raised with the raw output attached.
+    The combined output type and the pydantic-ai agent for each set of stores are built once
+    and reused (building them costs more than a scripted model's answer).
     """
-    output_type = combined_output_type(extractions)
-    agent: PydanticAgent[None, BaseModel] = PydanticAgent(
-        model,
-        output_type=output_type,
-        instructions=EXTRACTION_INSTRUCTIONS.format(now=now),
-        retries=retries,
-        name="learning-machines-extractor",
-    )
-    prompt = build_extraction_prompt(messages, extractions)
-    with capture_run_messages() as captured:
-        try:
-            result = await agent.run(prompt)
-        except UnexpectedModelBehavior as exc:
-            raise ModelError(
-                f"the learning model's output did not validate after {retries} retries: {exc}",
-                raw_output=_raw_output(captured),
-            ) from exc
-        except AgentRunError as exc:
-            raise ModelError(
-                f"the learning model failed: {exc}", raw_output=_raw_output(captured)
-            ) from exc
-    output = result.output
-    unknown = sorted(output.model_extra or {})
-    if unknown:
-        logger.warning(
-            "the learning model answered under unknown key(s) %s, which no store has; that part "
-            "of its output was ignored (a store's extraction key is its slot name: %s)",
-            ", ".join(unknown),
-            ", ".join(extractions),
-        )
-    parts = {name: getattr(output, name) for name in extractions}
-    return ExtractionResult(parts=parts, usage=result.usage)
+
+    def __init__(self, *, model: Model | str, retries: int = 2) -> None:
+        self.model = model
+        self.retries = retries
+        self._agents: dict[type[BaseModel], PydanticAgent[None, BaseModel]] = {}
+
+    def _agent(self, output_type: type[BaseModel]) -> PydanticAgent[None, BaseModel]:
+        agent = self._agents.get(output_type)
+        if agent is None:
+            agent = self._agents[output_type] = PydanticAgent(
+                self.model,
+                output_type=output_type,
+                instructions=EXTRACTION_INSTRUCTIONS,
+                retries=self.retries,
+                name="learning-machines-extractor",
+            )
+        return agent
+
+    async def extract(
+        self,
+        *,
+        messages: Sequence[ChatMessage],
+        extractions: Mapping[str, Extraction],
+        now: str,
+    ) -> ExtractionResult:
+        """Make the call for ``extractions`` and split its output per store.
+
+        Output that does not validate is sent back to the model up to ``retries`` times
+        (pydantic-ai output retries); after that :class:`ModelError` is raised with the raw
+        output attached.
+        """
+        agent = self._agent(combined_output_type(extractions))
+        prompt = build_extraction_prompt(messages, extractions, now=now)
+        with capture_run_messages() as captured:
+            try:
+                result = await agent.run(prompt)
+            except UnexpectedModelBehavior as exc:
+                raise ModelError(
+                    f"the learning model's output did not validate after {self.retries} "
+                    f"retries: {exc}",
+                    raw_output=_raw_output(captured),
+                ) from exc
+            except AgentRunError as exc:
+                raise ModelError(
+                    f"the learning model failed: {exc}", raw_output=_raw_output(captured)
+                ) from exc
+        output = result.output
+        unknown = sorted(output.model_extra or {})
+        if unknown:
+            logger.warning(
+                "the learning model answered under unknown key(s) %s, which no store has; that "
+                "part of its output was ignored (a store's extraction key is its slot name: %s)",
+                ", ".join(unknown),
+                ", ".join(extractions),
+            )
+        parts = {name: getattr(output, name) for name in extractions}
+        return ExtractionResult(parts=parts, usage=result.usage)
 
 
 def dump_parts(parts: Mapping[str, BaseModel | None]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from .._modes import LearningMode
 from .._sync import on_portal, run_sync, sync_twin
 from .._turn_context import TurnContext
 from ..db import Db, ListMessages, PendingWork, new_id, utcnow
-from ..embedders import Embedder
+from ..embedders import BatchingEmbedder, Embedder
 from ..exceptions import ConfigurationError, LearningFailedError
 from ..stores import BoundTools
 from ._context import LearningContext
@@ -147,11 +147,15 @@ class LearningMachine:
 
     @property
     def embedder(self) -> Embedder:
-        """The machine's embedder (the bundled offline MiniLM unless one was given)."""
-        if self._embedder is None:
+        """The machine's embedder (the bundled offline MiniLM unless one was given).
+
+        Concurrent async calls share model calls (:class:`BatchingEmbedder`); results, name and
+        dimensions are the given embedder's.
+        """
+        if not isinstance(self._embedder, BatchingEmbedder):
             from ..embedders import default_embedder
 
-            self._embedder = default_embedder()
+            self._embedder = BatchingEmbedder(self._embedder or default_embedder())
         return self._embedder
 
     @property

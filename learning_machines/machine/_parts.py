@@ -50,6 +50,7 @@ class Parts:
             recalled=self.recalled,
             usage=machine.usage,
             kinds=(CURATE, EXTRACT, extraction_kind(registry.route())),
+            embed=self.recaller.embed,
         )
         self.runner = BackgroundRunner(
             worker=self.worker,

@@ -165,8 +165,13 @@ class Turn:
                 f"turn {self.context.turn_id} is already finished; begin a new turn for the "
                 "next message"
             )
-        self.learning_work = await self._recorder.record(self, messages, answer=answer)
+        # Claimed before the first await: two finishes at once record the turn once.
         self._finished = True
+        try:
+            self.learning_work = await self._recorder.record(self, messages, answer=answer)
+        except BaseException:
+            self._finished = False  # nothing was written: the turn may be finished again
+            raise
         return self.learning_work
 
     finish = sync_twin(afinish)

@@ -28,6 +28,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
 
 from .._messages import ChatMessage, from_stored_json, to_chat_messages
+from .._turn_context import TurnContext
 from ..db import (
     ClaimWork,
     CountWork,
@@ -42,7 +43,7 @@ from ..db import (
 )
 from ..exceptions import ConfigurationError, ConflictError, LearningMachinesError, NotFoundError
 from ..stores import Extraction
-from ._extraction import clip_output, dump_parts, extract, load_part
+from ._extraction import Extractor, clip_output, dump_parts, load_part
 from ._jobs import CurationJob, ExtractionJob, Job, decode_job, job_payload, with_progress
 from ._recall import RecallCache
 from ._registry import StoreRegistry
@@ -124,19 +125,38 @@ class Worker:
         usage: LearningUsage | None = None,
         worker_id: str | None = None,
         kinds: tuple[str, ...] | None = None,
+        embed: Callable[[TurnContext], Awaitable[TurnContext]] | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
-        self.model = model
+        self._model: Model | str | None = None
+        self._extractor: Extractor | None = None
         self.settings = settings
         self.curate = curate
         self.recalled = recalled
         self.usage = usage or LearningUsage()
         self.worker_id = worker_id or default_worker_id()
+        self.model = model
         self.kinds = kinds
+        self.embed = embed
+        """Adds the message's embedding to a turn that has none (one embedding per turn)."""
         """Kinds of work it claims (``None``: every kind — a dedicated worker process)."""
         self.parked: list[PendingWork] = []
         self._lock = asyncio.Lock()
+
+    @property
+    def model(self) -> Model | str | None:
+        """The model extraction calls use (``None``: a turn needing one fails loudly)."""
+        return self._model
+
+    @model.setter
+    def model(self, model: Model | str | None) -> None:
+        self._model = model
+        self._extractor = (
+            None
+            if model is None
+            else Extractor(model=model, retries=self.settings.extraction_retries)
+        )
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -211,7 +231,12 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - recorded on the item, logged, retried, parked
             await self._record_failure(item, exc)
             return False
-        await self.db.arun(FinishWork(id=item.id, worker_id=self.worker_id))
+        try:
+            await self.db.arun(FinishWork(id=item.id, worker_id=self.worker_id))
+        except ConflictError as exc:
+            # Our lease ran out while we worked and another worker claimed the item: its saved
+            # progress lets that worker skip what we applied.
+            logger.warning("finished pending work %s after losing its claim: %s", item.id, exc)
         return True
 
     async def _record_failure(self, item: PendingWork, exc: Exception) -> None:
@@ -245,7 +270,7 @@ class Worker:
                     retry_at=retry_at,
                 )
             )
-        except (NotFoundError, ConflictError):
+        except ConflictError:
             # Our lease expired and another worker claimed the item: it is theirs now.
             logger.warning("lost the claim on pending work %s (%s)", item.id, message)
             return
@@ -290,9 +315,13 @@ class Worker:
 
     async def _extract(self, item: PendingWork, job: ExtractionJob) -> None:
         self._check(job)
-        context = job.context.kwargs()
         messages = await self._messages(job)
         recalled = (self.recalled.pop(job.context.turn_id) if self.recalled else None) or {}
+        turn = job.context
+        if not recalled and self.embed is not None:
+            # The stores will recall for their extraction: embed the message once for all.
+            turn = await self.embed(turn)
+        context = turn.kwargs()
         todo = [name for name in job.stores if name not in job.done]
         done = list(job.done)
         errors: dict[str, str] = {}
@@ -327,16 +356,12 @@ class Worker:
     async def _call_model(
         self, job: ExtractionJob, messages: Sequence[ChatMessage], specs: Mapping[str, Extraction]
     ) -> dict[str, Any]:
-        if self.model is None:
+        if self._extractor is None:
             raise ConfigurationError(
                 "no model for background extraction: pass model=... to LearningMachine"
             )
-        result = await extract(
-            model=self.model,
-            messages=messages,
-            extractions=specs,
-            now=job.context.now.isoformat(),
-            retries=self.settings.extraction_retries,
+        result = await self._extractor.extract(
+            messages=messages, extractions=specs, now=job.context.now.isoformat()
         )
         self.usage.add(result.usage)
         return dump_parts(result.parts)

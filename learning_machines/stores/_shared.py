@@ -103,13 +103,18 @@ def kept_on_update(row: Learning | None) -> dict[str, Any]:
 
 
 def change_for(store: BaseStore, action: str, reason: str, context: Mapping[str, Any]) -> Change:
-    """Build the history record of a write made by ``store`` in this turn."""
+    """Build the history record of a write made by ``store`` in this turn.
+
+    A write held for approval names who approved it, so the history does not read as if the
+    user whose turn proposed it had written it alone.
+    """
     return Change(
         action=action,
         actor={
             "store": store.resources.name,
             "mode": str(context.get("mode") or store.mode.value),
             "user_id": context.get("user_id"),
+            **{k: context[k] for k in ("approved_by", "proposal_id") if context.get(k)},
         },
         reason=reason,
         turn_id=context.get("turn_id"),
@@ -158,10 +163,13 @@ async def save(
     scope: LearningFilter,
     policy: WritePolicy | None = None,
     supersedes: Sequence[str] = (),
+    expected_version: int | None = None,
 ) -> WriteResult:
     """Write ``learning`` through curation (:func:`write_learning`), with provenance.
 
     ``supersedes`` names learnings the new one replaces (they are kept, marked superseded).
+    ``expected_version`` is the version of ``learning.id`` read before (``0``: none); a
+    :class:`~learning_machines.exceptions.ConflictError` says another writer changed it since.
     """
     learning = replace(learning, provenance={**provenance(store, context), **learning.provenance})
     return await write_learning(
@@ -172,6 +180,7 @@ async def save(
         scope=scope,
         policy=policy,
         supersedes=supersedes,
+        expected_version=expected_version,
     )
 
 
@@ -239,18 +248,29 @@ _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d %B %Y", "%d %b %Y", "%B %d %Y", "%b
 _NO_YEAR_FORMATS = ("%B %d", "%b %d", "%d %B", "%d %b")
 
 
+def _in_utc(parsed: datetime) -> datetime | None:
+    """``parsed`` in UTC (naive means UTC), or ``None`` if UTC takes it past years 1-9999."""
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return None
+
+
 def parse_when(value: str | None, *, now: datetime | None = None) -> datetime | None:
     """Parse a date (ISO ``2024-01-15`` or ``Jan 15, 2024``; ``Jan 15`` takes ``now``'s year).
 
-    Returns a UTC datetime, or ``None`` when ``value`` is empty or not a date we can read.
+    Returns a datetime in UTC, or ``None`` when ``value`` is empty, not a date we can read, or a
+    time that leaves the years 1-9999 once converted to UTC (``9999-12-31T23:59:59-23:59``),
+    which could not be stored and read back. Never raises, whatever a model wrote.
     """
-    if not value or not value.strip():
+    if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip().replace(",", " ")
     text = " ".join(text.split())
     try:
-        parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return _in_utc(datetime.fromisoformat(text))
     except ValueError:
         pass
     for fmt in _DATE_FORMATS:

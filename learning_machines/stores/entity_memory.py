@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .._modes import LearningMode
 from .._sync import run_sync
+from ..curation import retry_conflicts
 from ..db import (
     PRIVATE_NAMESPACE,
     GetLearnings,
@@ -33,7 +34,7 @@ from ..db import (
     normalize_text,
     utcnow,
 )
-from ..exceptions import ValidationError
+from ..exceptions import ConflictError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._config_values import number_value, whole_number
 from ._entity_model import (
@@ -321,7 +322,20 @@ class EntityMemoryStore(BaseStore):
     async def _upsert_entity(
         self, item: EntityItem, context: Mapping[str, Any], *, touch: bool = True
     ) -> Learning:
-        """Create or update the entity called ``item.name`` in the write namespace."""
+        """Create or update the entity called ``item.name`` in the write namespace.
+
+        The entity row is changed in place (aliases, type, description): the change is applied
+        to the row as read and written only if it is still current, else re-applied on a fresh
+        read, so concurrent writers never lose each other's aliases.
+        """
+        return await retry_conflicts(
+            lambda: self._upsert_entity_once(item, context, touch=touch),
+            what=f"entity {item.name!r}",
+        )
+
+    async def _upsert_entity_once(
+        self, item: EntityItem, context: Mapping[str, Any], *, touch: bool
+    ) -> Learning:
         namespace = self.config.namespace
         user_id = context.get("user_id")
         scope = scope_filter(namespace, ENTITY, context)
@@ -356,6 +370,7 @@ class EntityMemoryStore(BaseStore):
                 reason=f"entity {item.name}",
                 context=context,
                 scope=scope,
+                expected_version=existing.version,
             )
             return result.learning
         content = {
@@ -365,6 +380,15 @@ class EntityMemoryStore(BaseStore):
             "description": item.description.strip(),
         }
         entity_id = self._entity_id(namespace, user_id, item.name)
+        # A retired row may hold the id (it is overwritten, as it always was): create over the
+        # version it has, so a concurrent creator of the same entity is still detected. An
+        # active one was created by another writer since _find looked: start again from it.
+        retired = await self.db.arun(GetLearnings(ids=(entity_id,), filter=scope))
+        if retired and retired[0].status == "active":
+            raise ConflictError(
+                f"Entity {item.name!r} was created by another writer meanwhile.",
+                learning_id=entity_id,
+            )
         learning = Learning(
             id=entity_id,
             learning_type=ENTITY,
@@ -381,6 +405,7 @@ class EntityMemoryStore(BaseStore):
             reason=f"entity {item.name}",
             context=context,
             scope=scope,
+            expected_version=retired[0].version if retired else 0,
         )
         return result.learning
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from .._modes import LearningMode
 from .._sync import run_sync
 from .._turn_context import TurnContext
+from ..curation import retry_conflicts
 from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError
 from ._base import BaseStore, StoreConfig
@@ -153,7 +154,8 @@ class SessionContextStore(BaseStore):
     def _row_id(self, user_id: str, session_id: str) -> str:
         return stable_id(self.learning_type, PRIVATE_NAMESPACE, user_id, session_id)
 
-    async def _load(self, context: Mapping[str, Any]) -> Learning | None:
+    async def _load_row(self, context: Mapping[str, Any]) -> Learning | None:
+        """The session's row, whatever its status (archived rows keep their version)."""
         self.require_context(context)
         user_id, session_id = str(context["user_id"]), str(context["session_id"])
         flt = self.read_filter(user_id=user_id)
@@ -161,14 +163,11 @@ class SessionContextStore(BaseStore):
             GetLearnings(ids=(self._row_id(user_id, session_id),), filter=flt)
         )
         # The id already names the owner; checking the columns too costs nothing.
-        return next(
-            (
-                r
-                for r in rows
-                if r.status == "active" and r.user_id == user_id and r.session_id == session_id
-            ),
-            None,
-        )
+        return next((r for r in rows if r.user_id == user_id and r.session_id == session_id), None)
+
+    async def _load(self, context: Mapping[str, Any]) -> Learning | None:
+        row = await self._load_row(context)
+        return row if row is not None and row.status == "active" else None
 
     # --- recall ------------------------------------------------------------------------------
 
@@ -208,9 +207,21 @@ class SessionContextStore(BaseStore):
         """Apply a :class:`SessionPlanUpdate` (or summary update) to the session row.
 
         ``summary``, ``goal`` and ``plan`` replace; ``progress`` items are appended once.
+        Concurrent writers never lose each other's changes: the change is applied to the row as
+        read, written only if that row is still current, and re-applied on a fresh read otherwise.
         """
+        self.require_context(context)
         payload = write.model_dump() if isinstance(write, BaseModel) else dict(write)
-        row = await self._load(context)
+        return await retry_conflicts(
+            lambda: self._apply_once(payload, context),
+            what=f"the context of session {context['session_id']!r}",
+        )
+
+    async def _apply_once(
+        self, payload: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> list[str]:
+        stored = await self._load_row(context)
+        row = stored if stored is not None and stored.status == "active" else None
         current = (
             SessionContext.model_validate(row.content) if row is not None else SessionContext()
         )
@@ -252,6 +263,7 @@ class SessionContextStore(BaseStore):
                 PRIVATE_NAMESPACE, self.learning_type, context, session_id=session_id
             ),
             policy=DIRECT_LOOKUP,
+            expected_version=stored.version if stored is not None else 0,
         )
         return [result.learning.id]
 

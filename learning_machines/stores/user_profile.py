@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, create_model
 from .._modes import LearningMode
 from .._sync import run_sync
 from .._turn_context import TurnContext
+from ..curation import retry_conflicts
 from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
@@ -176,11 +177,16 @@ class UserProfileStore(BaseStore):
     def _row_id(self, user_id: str) -> str:
         return stable_id(self.learning_type, PRIVATE_NAMESPACE, user_id)
 
-    async def _load(self, user_id: str) -> Learning | None:
+    async def _load_row(self, user_id: str) -> Learning | None:
+        """The user's profile row whatever its status (archived rows keep their version)."""
         rows = await self.db.arun(
             GetLearnings(ids=(self._row_id(user_id),), filter=self.read_filter(user_id=user_id))
         )
-        return rows[0] if rows and rows[0].status == "active" else None
+        return rows[0] if rows else None
+
+    async def _load(self, user_id: str) -> Learning | None:
+        row = await self._load_row(user_id)
+        return row if row is not None and row.status == "active" else None
 
     # --- recall ------------------------------------------------------------------------------
 
@@ -207,14 +213,25 @@ class UserProfileStore(BaseStore):
         """Merge the write's fields into the user's profile (lists are merged).
 
         ``write`` is a :attr:`write_model` instance (every field optional). Returns the row id,
-        or nothing when the profile did not change.
+        or nothing when the profile did not change. Concurrent writers never lose each other's
+        updates: the merge is applied to the row as read, written only if that row is still
+        current, and re-applied on a fresh read otherwise.
         """
         self.require_context(context)
         user_id = str(context["user_id"])
         if isinstance(write, Mapping):
             write = self.decode_write(write)
         updates = write.model_dump(exclude_none=True)
-        row = await self._load(user_id)
+        return await retry_conflicts(
+            lambda: self._merge_once(user_id, updates, context),
+            what=f"the profile of user {user_id!r}",
+        )
+
+    async def _merge_once(
+        self, user_id: str, updates: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> list[str]:
+        stored = await self._load_row(user_id)
+        row = stored if stored is not None and stored.status == "active" else None
         current = row.content if row is not None else {}
         profile = merge_profile(self.schema, current, updates)
         content = profile.model_dump(mode="json")
@@ -237,6 +254,7 @@ class UserProfileStore(BaseStore):
             context=context,
             scope=scope_filter(PRIVATE_NAMESPACE, self.learning_type, context),
             policy=DIRECT_LOOKUP,
+            expected_version=stored.version if stored is not None else 0,
         )
         return [result.learning.id]
 

@@ -8,6 +8,7 @@ search really went through the index (and did not quietly fall back).
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -200,6 +201,45 @@ def test_deleted_archived_and_forgotten_rows_leave_the_index(
     broad_db.run(PutLearning(learning=archived, change=Change(action="archive")))
     broad_db.run(PurgeUser(user_id=author, delete_shared=True))
     assert [t for t in search(broad_db, "quokka") if "quokka" in t] == []
+
+
+def _corrupt_content(db: Db, learning_id: str) -> None:
+    """Break one stored row's content behind the backend's back (a foreign writer, a bad disk)."""
+    if isinstance(db, SqliteDb):
+        conn = sqlite3.connect(db.path)
+        conn.execute("UPDATE learnings SET content = '{not json' WHERE id = ?", (learning_id,))
+        conn.commit()
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(db._pool._conninfo, autocommit=True) as conn:  # type: ignore[attr-defined]
+        conn.execute("UPDATE learnings SET content = '[1, 2]' WHERE id = %s", (learning_id,))
+
+
+def test_index_hits_carry_versions_and_skip_rows_that_cannot_be_decoded(
+    broad_db: Db, exact_path_forbidden: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = shared("narwhal tusk facts", key="narwhal")
+    bad = shared("narwhal tusk myths", key="narwhal-2")
+    put(broad_db, [good, bad])
+    changed = Learning(**{**good.__dict__, "search_text": "narwhal tusk facts, revised"})
+    put_again = PutLearning(learning=changed, change=Change(action="update"), expected_version=1)
+    assert broad_db.run(put_again).version == 2
+    _corrupt_content(broad_db, bad.id)
+    caplog.set_level(logging.ERROR, logger="learning_machines")
+    hits = broad_db.run(
+        SearchLearnings(
+            filter=LearningFilter(namespaces=(NS,)),
+            query="narwhal tusk",
+            vector=vec("narwhal"),
+            embedder="e",
+        )
+    )
+    assert [
+        (h.learning.id, h.learning.version) for h in hits if "narwhal" in h.learning.search_text
+    ] == [(good.id, 2)]
+    assert any(bad.id in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
 
 
 def test_forgotten_words_leave_the_index_file(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,10 +20,12 @@ from learning_machines.db import (
     CountWork,
     EnqueueWork,
     FinishWork,
+    GetLearnings,
     Learning,
     LearningFilter,
     ListEmbedders,
     ListHistory,
+    ListLearnings,
     Message,
     PendingWork,
     Proposal,
@@ -33,7 +36,12 @@ from learning_machines.db import (
 )
 from learning_machines.db._postgres import PostgresDb
 from learning_machines.db._postgres_rows import LEARNING_COLUMNS, learning_params
-from learning_machines.db._postgres_schema import SCHEMA_VERSION, migrate, schema_version
+from learning_machines.db._postgres_schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    migrate,
+    schema_version,
+)
 from learning_machines.exceptions import (
     BackendError,
     ConfigurationError,
@@ -106,6 +114,129 @@ def test_opening_an_older_database_upgrades_it() -> None:
         ).fetchone()
         assert indexes == (2,)
     PostgresDb(uri, pool_size=1).close()  # opening a current database again changes nothing
+
+
+def _older_database(target: int, *rows: tuple[str, str, str | None]) -> str:
+    """URI of a database at schema version ``target`` holding ``(id, namespace, valid_from)``."""
+    uri = fresh_database_uri(with_schema=False)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert migrate(conn, target=target) == target
+    return _older_database_rows(uri, *rows)
+
+
+def _older_database_rows(uri: str, *rows: tuple[str, str, str | None]) -> str:
+    """``uri`` after inserting ``(id, namespace, valid_from)`` rows as an older version did."""
+    with psycopg.connect(uri, autocommit=True) as conn:
+        for row in rows:
+            conn.execute(
+                "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
+                " valid_from, created_at, updated_at) VALUES (%s, 'note', %s, 'an old note', 'h',"
+                " %s, now(), now())",
+                row,
+            )
+    return uri
+
+
+def test_rows_stored_before_row_versions_upgrade_to_version_one() -> None:
+    # Version 3 (broad namespaces) is the newest schema released before row versions; the
+    # namespace is registered broad, so its keyword postings follow the versioned write.
+    uri = fresh_database_uri(with_schema=False)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert migrate(conn, target=3) == 3
+        conn.execute("INSERT INTO lm_broad_scopes (namespace) VALUES ('global')")
+    uri = _older_database_rows(uri, ("old", "global", None))
+    db = PostgresDb(uri, pool_size=1)
+    try:
+        [got] = db.run(GetLearnings(ids=("old",), filter=LearningFilter(namespaces=("global",))))
+        assert got.version == 1
+        with pytest.raises(ConflictError):
+            db.run(PutLearning(learning=got, change=CREATE, expected_version=0))
+        changed = dataclasses.replace(got, search_text="a zebra crossing")
+        assert db.run(PutLearning(learning=changed, change=CREATE, expected_version=1)).version == 2
+        with db._admin() as conn:
+            lexemes = conn.execute(
+                "SELECT array_agg(lexeme ORDER BY lexeme) AS l FROM lm_postings"
+                " WHERE learning_id = 'old'"
+            ).fetchone()
+        assert lexemes == {"l": ["cross", "zebra"]}
+    finally:
+        db.close()
+
+
+def test_a_database_of_the_unreleased_numbering_gets_the_broad_schema() -> None:
+    # A development build recorded the version column and the clamped times as 3 and 4 before
+    # the broad-namespace migration took 3. Opening such a database adds what it lacks.
+    uri = fresh_database_uri(with_schema=False)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert migrate(conn, target=2) == 2
+        for version, statements in ((3, MIGRATIONS[3]), (4, MIGRATIONS[4])):
+            for statement in statements:
+                conn.execute(statement.encode())
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+    uri = _older_database_rows(uri, ("old", "global", None))
+    PostgresDb(uri, pool_size=1).close()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        recorded = conn.execute("SELECT array_agg(version ORDER BY version) FROM schema_version")
+        assert recorded.fetchone() == (list(range(1, SCHEMA_VERSION + 1)),)
+        assert conn.execute("SELECT to_regclass('lm_postings') IS NOT NULL").fetchone() == (True,)
+        version = conn.execute("SELECT version FROM learnings WHERE id = 'old'").fetchone()
+        assert version == (1,)
+
+
+def test_times_python_cannot_read_are_clamped_on_upgrade() -> None:
+    # Versions before the fix stored ``9999-12-31T23:59:59-23:59`` as year 10000, after which
+    # every read of the namespace failed.
+    uri = _older_database(
+        4, ("late", "team", "10000-01-01 23:58:59+00"), ("ok", "team", "2020-01-01 00:00:00+00")
+    )
+    db = PostgresDb(uri, pool_size=1)
+    try:
+        rows = db.run(ListLearnings(filter=LearningFilter(namespaces=("team",)), limit=None))
+    finally:
+        db.close()
+    assert {r.id: r.valid_from.year for r in rows if r.valid_from} == {"late": 9999, "ok": 2020}
+
+
+@pytest.mark.parametrize("size", [1, 120], ids=["upsert", "copy"])
+def test_a_create_racing_an_uncommitted_create_of_the_same_id_conflicts(size: int) -> None:
+    # The other writer's row is not there to lock when the batch checks versions; the check
+    # made by the upsert itself (one row) or on what the copy returned (100+ rows) catches it.
+    uri = fresh_database_uri()
+    db = PostgresDb(uri, pool_size=2)
+    rows = [_learning(i) for i in range(size)]
+    contested = rows[size // 2].id
+    try:
+        with psycopg.connect(uri) as other, psycopg.connect(uri, autocommit=True) as watcher:
+            other.execute(
+                "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
+                " created_at, updated_at) VALUES (%s, 'note', 'global', 'theirs', 'h', now(),"
+                " now())",
+                (contested,),
+            )
+            with ThreadPoolExecutor(1) as pool:
+                batch = pool.submit(
+                    db.batch,
+                    [PutLearning(learning=x, change=CREATE, expected_version=0) for x in rows],
+                )
+                for _ in range(600):  # until the batch waits for the other writer's row
+                    waiting = watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
+                    ).fetchone()
+                    if (waiting and waiting[0]) or batch.done():
+                        break
+                    time.sleep(0.05)
+                other.commit()
+                with pytest.raises(ConflictError, match="at the same time"):
+                    batch.result(timeout=60)
+        stored = db.run(
+            GetLearnings(
+                ids=tuple(x.id for x in rows), filter=LearningFilter(namespaces=("global",))
+            )
+        )
+        assert [(x.id, x.search_text, x.version) for x in stored] == [(contested, "theirs", 1)]
+    finally:
+        db.close()
 
 
 def test_concurrent_openers_migrate_once() -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import multiprocessing
 import sqlite3
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from learning_machines.db import (
     GetLearnings,
     Learning,
     LearningFilter,
+    ListLearnings,
     MarkRecalled,
     PendingWork,
     Proposal,
@@ -54,16 +56,24 @@ def shared_note(text: str, **kw: object) -> Learning:
 # --- migrations -------------------------------------------------------------------------------
 
 
+def _insert_raw(conn: sqlite3.Connection, learning: Learning, **columns: object) -> None:
+    """Insert ``learning`` as an older version would have (columns overridden as given)."""
+    params = learning_params(learning)
+    for name, value in columns.items():
+        params[LEARNING_COLUMNS.index(name)] = value
+    conn.execute(
+        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
+        params,
+    )
+
+
 def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     assert migrate(conn, target=1) == 1
     old = shared_note("written by version one", embedding=vec("old"), embedder="e")
-    conn.execute(
-        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
-        learning_params(old),
-    )
+    _insert_raw(conn, old)
     conn.close()
 
     with SqliteDb(path) as db:
@@ -86,6 +96,95 @@ def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path)
     conn = sqlite3.connect(path)
     assert schema_version(conn) == len(MIGRATIONS)
     conn.close()
+
+
+def test_rows_stored_before_row_versions_upgrade_to_version_one(tmp_path: Path) -> None:
+    # Version 5 ("side_indexes") is the newest schema released before row versions.
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=5) == 5
+    old = shared_note("written before versions")
+    _insert_raw(conn, old)
+    conn.close()
+    with SqliteDb(path) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert got.version == 1
+        with pytest.raises(ConflictError):
+            db.run(PutLearning(learning=got, change=CREATE, expected_version=0))
+        assert db.run(PutLearning(learning=got, change=CREATE, expected_version=1)).version == 2
+
+
+def test_a_side_indexed_namespace_of_the_previous_release_keeps_working(tmp_path: Path) -> None:
+    # A database of the release with side indexes (schema 5) whose namespace already has its
+    # index file: the upgrade keeps the file valid, and searches through it return versions.
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=5) == 5
+    rows = [shared_note(f"deploy note {i}") for i in range(12)]
+    for row in rows:
+        _insert_raw(conn, row)
+    conn.close()
+    with SqliteDb(path, broad_scope_rows=5) as db:
+        assert db.reindex() == {"global": 12}
+        index_files = list((tmp_path / "v5.db-lmindex").glob("*.lmx"))
+        assert len(index_files) == 1
+        [hit, *_] = db.run(SearchLearnings(filter=SHARED, query="deploy note 3"))
+        assert hit.learning.version == 1
+        changed = db.run(
+            PutLearning(
+                learning=dataclasses.replace(hit.learning, search_text="zebra crossing"),
+                change=CREATE,
+                expected_version=1,
+            )
+        )
+        [again] = db.run(SearchLearnings(filter=SHARED, query="zebra"))
+        assert (again.learning.id, again.learning.version) == (hit.learning.id, changed.version)
+        assert changed.version == 2
+
+
+def test_a_database_of_the_unreleased_numbering_gets_the_side_indexes(tmp_path: Path) -> None:
+    # A development build recorded row_version, pad_short_years and unzeroed_free_space as
+    # versions 5-7 before side_indexes took 5. Opening such a database adds what it lacks.
+    path = tmp_path / "dev.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=4) == 4
+    old = shared_note("written by the development build")
+    _insert_raw(conn, old)
+    names = [name for name, _ in MIGRATIONS]
+    for version, name in enumerate(("row_version", "pad_short_years", "unzeroed_free_space"), 5):
+        for statement in MIGRATIONS[names.index(name)][1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (?, ?, '')", (version, name))
+    conn.close()
+    with SqliteDb(path, broad_scope_rows=1) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert got.version == 1
+        db.run(DeleteLearnings(ids=(old.id,), change=Change(action="delete")))
+    conn = sqlite3.connect(path)
+    recorded = [r[0] for r in conn.execute("SELECT name FROM schema_version ORDER BY version")]
+    gone = conn.execute("SELECT count(*) FROM learnings_gone").fetchone()
+    conn.close()
+    assert recorded == names
+    assert gone == (1,)  # the delete left a tombstone for the side indexes
+
+
+def test_years_stored_without_leading_zeros_are_read_and_repaired(tmp_path: Path) -> None:
+    # Versions before the fix wrote ``476-09-04T…`` (strftime leaves the zeros out), which did
+    # not parse, so one event date broke every read of its namespace; and it sorted after 2020.
+    path = tmp_path / "v6.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=6) == 6
+    rome = shared_note("the fall of Rome")
+    recent = shared_note("a recent launch", valid_from=datetime(2020, 5, 1, tzinfo=UTC))
+    _insert_raw(conn, rome, valid_from="476-09-04T00:00:00.000000Z")
+    _insert_raw(conn, recent)
+    conn.close()
+    with SqliteDb(path) as db:
+        rows = db.run(ListLearnings(filter=SHARED, order_by="valid_from", ascending=True))
+    assert [(r.id, r.valid_from) for r in rows] == [
+        (rome.id, datetime(476, 9, 4, tzinfo=UTC)),
+        (recent.id, datetime(2020, 5, 1, tzinfo=UTC)),
+    ]
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -346,3 +445,29 @@ def test_purge_leaves_no_row_mentioning_the_user(tmp_path: Path) -> None:
         for row in conn.execute(f"SELECT * FROM {table}"):
             assert user not in repr(row), table
     conn.close()
+
+
+def test_forget_vacuums_once_a_database_older_versions_left_unzeroed(tmp_path: Path) -> None:
+    # Older versions did not set secure_delete: text they overwrote stays in free space (on
+    # builds where it is off by default). The first forget after the upgrade VACUUMs it away.
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA secure_delete = OFF")
+    assert migrate(conn, target=7) == 7
+    for text, user in (("Quetzalcoatlus notes", "alice"), ("bob's notes", "bob")):
+        _insert_raw(conn, Learning(learning_type="n", user_id=user, search_text=text))
+    conn.execute("DELETE FROM learnings WHERE user_id = 'alice'")  # e.g. by curation, long ago
+    conn.close()
+    assert b"Quetzalcoatlus" in path.read_bytes()  # left in free space by the delete
+
+    with SqliteDb(path) as db:
+        db.run(PurgeUser(user_id="alice"))
+        assert b"Quetzalcoatlus" not in path.read_bytes()
+        assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+        # Once clean, later forgets only checkpoint (no VACUUM).
+        [[flag]] = (
+            db._conn()
+            .execute("SELECT value FROM lm_counters WHERE name = 'unzeroed_free_space'")
+            .fetchall()
+        )
+        assert flag == 0

@@ -18,6 +18,7 @@ from learning_machines.embedders import (
 
 def test_exported_names_are_the_documented_ones():
     assert sorted(embedders.__all__) == [
+        "BatchingEmbedder",
         "Embedder",
         "HashEmbedder",
         "MiniLMEmbedder",

@@ -338,3 +338,16 @@ def test_sync_tools_have_real_signatures_for_frameworks_that_introspect(db: Db) 
     assert params["aliases"].default == []  # a real default, not pydantic's placeholder
     assert "Args:" in (tools["save_entity"].__doc__ or "")
     assert tools["save_entity"]("Acme", "company").startswith("saved")  # positional works
+
+
+async def test_finishing_a_turn_three_times_at_once_records_it_once(db: Db) -> None:
+    from learning_machines.db import ListMessages
+
+    machine = LearningMachine(db=db, embedder=HashEmbedder(), background=False)
+    turn = await machine.abegin("hello", user_id="u", session_id="s")
+    outcomes = await asyncio.gather(
+        *(turn.afinish(["hello"]) for _ in range(3)), return_exceptions=True
+    )
+    assert sum(1 for o in outcomes if isinstance(o, ValidationError)) == 2
+    rows = await db.arun(ListMessages(session_id="s", user_id="u"))
+    assert [r.turn_id for r in rows] == [turn.context.turn_id]
