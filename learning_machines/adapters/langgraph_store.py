@@ -278,37 +278,36 @@ class LearningMachinesStore(BaseStore):
     async def _scopes(self) -> list[ScopeCount]:
         return await self.db.arun(ListScopes(learning_types=(LEARNING_TYPE,), user_id=self.user_id))
 
-    def _filters(
-        self, scopes: Sequence[ScopeCount], prefix: Namespace, reach: Reach
-    ) -> list[tuple[LearningFilter, int, bool]]:
-        """``(filter, rows, shared)`` for every scope a search under ``prefix`` can touch."""
+    async def _filters(self, prefix: Namespace, reach: Reach) -> list[tuple[LearningFilter, bool]]:
+        """``(filter, shared)`` for every scope a search under ``prefix`` can touch."""
+        if reach.users and not reach.every_user:
+            # Inside a user namespace: only that user's rows can match (no shared tuple starts
+            # with a user namespace), so no scope needs looking up.
+            return [(private_filter(user), False) for user in sorted(reach.users)]
         names: list[str] = []
-        count = 0
-        private: list[tuple[LearningFilter, int, bool]] = []
-        for scope in scopes:
+        private: list[tuple[LearningFilter, bool]] = []
+        for scope in await self._scopes():
             if scope.namespace == PRIVATE_NAMESPACE:
                 if scope.user_id is not None and reach.includes(scope.user_id):
-                    private.append((private_filter(scope.user_id), scope.count, False))
+                    private.append((private_filter(scope.user_id), False))
                 continue
             found = shared_namespace(scope.namespace)
             if found is not None and found[: len(prefix)] == prefix:
                 names.append(scope.namespace)
-                count += scope.count
-        shared = [(shared_filter(names), count, True)] if names else []
+        shared = [(shared_filter(names), True)] if names else []
         return shared + private
 
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         _check_page(op)
         prefix = tuple(op.namespace_prefix)
-        reach = self.map.reach(prefix)
-        filters = self._filters(await self._scopes(), prefix, reach)
+        filters = await self._filters(prefix, self.map.reach(prefix))
         if not filters or op.limit == 0:
             return []
         vector = None
         if op.query and self.embedder is not None:
             vector = tuple(float(x) for x in (await aembed(self.embedder, [op.query]))[0])
         end = op.offset + op.limit
-        if len(filters) == 1 and filters[0][2] and not op.filter:
+        if len(filters) == 1 and filters[0][1] and not op.filter:
             # One set of shared namespaces, nothing to check row by row: the db pages.
             flt = filters[0][0]
             if not op.query:
@@ -319,26 +318,27 @@ class LearningMachinesStore(BaseStore):
             hits = await self._ranked(flt, op.query, vector, limit=end)
             if len(hits) >= end:
                 return [_search_item(r, s) for r, s in hits[op.offset : end]]
-        candidates: list[Learning] = []
-        for flt, _, _ in filters:
-            listed: list[Learning] = await self.db.arun(ListLearnings(filter=flt, limit=None))
-            candidates.extend(listed)
+        listed: list[tuple[LearningFilter, list[Learning]]] = []
+        for flt, _ in filters:
+            listed.append((flt, await self.db.arun(ListLearnings(filter=flt, limit=None))))
         rows = [
             r
-            for r in candidates
+            for _, found in listed
+            for r in found
             if tuple(r.content["namespace"])[: len(prefix)] == prefix
             and value_matches(r.content["value"], op.filter)
         ]
         ordered: list[tuple[Learning, float | None]] = [(r, None) for r in _newest_first(rows)]
-        if op.query:
+        if op.query and rows:
             keep = {r.id for r in rows}
             scored: list[tuple[Learning, float | None]] = []
-            for flt, count, _ in filters:
-                hits = await self._ranked(flt, op.query, vector, limit=count)
-                scored.extend((r, s) for r, s in hits if r.id in keep)
+            for flt, found in listed:
+                if found:  # every row of the scope ranked, then the ones that match kept
+                    hits = await self._ranked(flt, op.query, vector, limit=len(found))
+                    scored.extend((r, s) for r, s in hits if r.id in keep)
             scored.sort(key=lambda pair: -(pair[1] or 0.0))
-            found = {r.id for r, _ in scored}
-            ordered = scored + [(r, None) for r, _ in ordered if r.id not in found]
+            ranked = {r.id for r, _ in scored}
+            ordered = scored + [(r, None) for r, _ in ordered if r.id not in ranked]
         return [_search_item(r, s) for r, s in ordered[op.offset : end]]
 
     async def _ranked(
