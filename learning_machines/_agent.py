@@ -14,6 +14,7 @@ from typing import Any
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import messages as pa
 from pydantic_ai.models import Model
+from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
 
 from ._ids import check_id, check_optional_id
@@ -24,6 +25,7 @@ from .adapters.pydantic_ai import LearningCapability, history_messages, without_
 from .db import Db, PendingWork, new_id
 from .embedders import Embedder
 from .exceptions import ConfigurationError
+from .feedback import FeedbackSignal
 from .machine import LearningContext, LearningMachine
 
 __all__ = ["Agent", "RunResult", "ToolCall"]
@@ -51,11 +53,31 @@ class RunResult:
     """The pending work that will learn from this turn (``None`` if nothing learns from it)."""
     messages: list[pa.ModelMessage] = field(default_factory=list)
     """The turn's pydantic-ai messages."""
+    machine: LearningMachine | None = field(default=None, repr=False, compare=False)
+    """The machine that recorded the turn (``None`` without learning)."""
 
     @property
     def recalled(self) -> dict[str, Any]:
         """Each store's recalled data, by store name."""
         return {} if self.context is None else self.context.recalled
+
+    async def afeedback(
+        self, score: float, *, comment: str | None = None, by: str | None = None
+    ) -> FeedbackSignal:
+        """Rate this turn: ``score`` from -1 (bad) to 1 (good); thumbs are ``-1`` and ``+1``.
+
+        Needs a machine built with ``feedback=True``; see :meth:`LearningMachine.afeedback`.
+        """
+        if self.machine is None:
+            raise ConfigurationError(
+                "this turn ran without learning: give the Agent learning=LearningMachine("
+                "feedback=True) to rate its turns"
+            )
+        return await self.machine.afeedback(
+            turn_id=self.turn_id, score=score, comment=comment, by=by, user_id=self.user_id
+        )
+
+    feedback = sync_twin(afeedback)
 
     def __str__(self) -> str:
         return self.text
@@ -130,8 +152,11 @@ class Agent:
         self.tools = list(tools)
         self.agent_id = agent_id
         self.history_turns = history_turns
+        # The app's tools are given per run (a turn may swap them); the LearningCapability
+        # times each call into the turn's tool log.
+        self._app_tools = FunctionToolset(self.tools)
         self._agent: PydanticAgent[None, str] = PydanticAgent(
-            model, instructions=instructions, tools=self.tools, name=agent_id
+            model, instructions=instructions, name=agent_id
         )
 
     async def arun(
@@ -153,7 +178,7 @@ class Agent:
             check_message(message)
             check_optional_id(user_id, name="user_id")
             session = check_id(session_id or new_id(), name="session_id")
-            plain = await self._agent.run(message)
+            plain = await self._agent.run(message, toolsets=[self._app_tools])
             return RunResult(
                 text=plain.output,
                 turn_id=new_id(),
@@ -171,11 +196,15 @@ class Agent:
             history_turns=self.history_turns,
             **context,
         )
-        # The capability gives the model the turn's context and tools and finishes the turn
-        # after the run; any pydantic-ai agent can use it the same way.
+        # The instructions of a turn: the agent's own (given to the pydantic-ai agent once, in
+        # __init__), then what the turn recalled (the capability's instructions function).
+        # The capability also gives the model the turn's tools, times the app's tools, and
+        # finishes the turn after the run with its RunInfo (model, tokens, latency) for the
+        # decision log; any pydantic-ai agent can use it the same way.
         result = await self._agent.run(
             message,
             message_history=history_messages(turn.history) or None,
+            toolsets=[self._app_tools],
             capabilities=[LearningCapability(turn=turn)],
         )
         new_messages = without_instructions(result.new_messages())
@@ -189,6 +218,7 @@ class Agent:
             usage=result.usage,
             learning_work=turn.learning_work,
             messages=new_messages,
+            machine=self.machine,
         )
 
     run = sync_twin(arun)

@@ -3,8 +3,14 @@
 ``LearningMiddleware(machine)`` begins a turn before the agent runs (recall, the stores' tools
 bound to the user and session), adds what was recalled to the system prompt and the turn's
 tools to every model call, runs those tools itself when the model calls them, and finishes the
-turn after the agent with the messages of this invocation — its row, recall marks and the
-pending work that learns from it, in one transaction. The answer never waits for learning.
+turn after the agent with the messages of this invocation — its row, recall marks, its
+decision-log record and the pending work that learns from it, in one transaction. The answer
+never waits for learning.
+
+What the decision log gets from an invocation: the stores' tool calls timed, the agent's own
+tool calls from the messages (name, arguments, result; no duration), and a
+:class:`~learning_machines.RunInfo` with the model (from the answers' ``response_metadata``),
+the tokens the answers report (``usage_metadata``), the model calls and how long the agent ran.
 
 Who an invocation is for: ``user_id`` / ``session_id`` given to the middleware, else what its
 ``scope(runtime)`` returns, else ``runtime.context.user_id`` (attribute or key) and the
@@ -18,6 +24,7 @@ and ``turn.finish`` directly.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +47,7 @@ from langgraph.types import Command
 
 from .._messages import ChatMessage, MessageConverter, ToolCall, register_converter
 from .._sync import run_sync
+from .._turn_record import RunInfo
 from ..exceptions import ConfigurationError, ValidationError
 from ..machine import LearningMachine, Turn
 from ._scope import TurnScope, layered, user_id_of
@@ -110,6 +118,7 @@ class LearningState(AgentState[Any]):
 class _Open:
     turn: Turn
     tools: list[BaseTool] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)  # after recall
 
 
 class _OpenTurns:
@@ -165,6 +174,28 @@ def _with_context(system: SystemMessage | None, text: str) -> SystemMessage | No
     if isinstance(system.content, str):
         return SystemMessage(content=f"{system.content}\n\n{text}" if system.content else text)
     return SystemMessage(content=[*system.content, {"type": "text", "text": text}])
+
+
+def _model_of(message: AIMessage) -> str | None:
+    meta = message.response_metadata
+    name, provider = meta.get("model_name") or meta.get("model"), meta.get("model_provider")
+    if isinstance(name, str) and isinstance(provider, str) and provider:
+        return name if name.startswith(f"{provider}:") else f"{provider}:{name}"
+    return name if isinstance(name, str) else None
+
+
+def _run_info(messages: Sequence[AnyMessage], started: float | None) -> RunInfo:
+    """What the invocation's answers say about the model and its tokens."""
+    answers = [m for m in messages if isinstance(m, AIMessage)]
+    usages = [m.usage_metadata for m in answers if m.usage_metadata is not None]
+    models = [name for name in map(_model_of, answers) if name]
+    return RunInfo(
+        model=models[-1] if models else None,
+        input_tokens=sum(u["input_tokens"] for u in usages) if usages else None,
+        output_tokens=sum(u["output_tokens"] for u in usages) if usages else None,
+        requests=len(answers),
+        latency_ms=None if started is None else (time.perf_counter() - started) * 1000,
+    )
 
 
 def _tool_reply(request: ToolCallRequest, text: str, *, error: bool = False) -> ToolMessage:
@@ -330,6 +361,7 @@ class LearningMiddleware(AgentMiddleware[LearningState, Any]):
         ids = [m.id for m in messages]
         index = ids.index(start) if start in ids else _last_user_message(messages)[0]
         found = self._open.take(state.get("learning_turn_id"))
+        run = _run_info(messages[index:], None if found is None else found.started)
         if found is None:  # begun in another process (a resumed thread): record the turn
             text = _last_user_message(messages)[1]
             turn = await self.machine.abegin(
@@ -340,7 +372,7 @@ class LearningMiddleware(AgentMiddleware[LearningState, Any]):
             )
         else:
             turn = found.turn
-        await turn.afinish(messages[index:])
+        await turn.afinish(messages[index:], run=run)
         return {"learning_turn_id": None, "learning_turn_start": None}
 
     def after_agent(self, state: LearningState, runtime: Runtime[Any]) -> dict[str, Any] | None:

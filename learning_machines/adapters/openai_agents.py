@@ -9,9 +9,14 @@ backed by the session's turns in our db, and it drives the typed turn:
   recalled; ``await session.atools()`` are ``FunctionTool``s that run the stores' tools for
   the turn in progress (``await session.aagent(agent)`` clones an agent with both);
 - when the run's answer is added (an assistant message with every tool call answered), the
-  turn is finished: its row, recall marks and the pending work that learns from it, in one
-  transaction. A run that ends on a tool result is finished by the next input, or by
-  ``await session.afinish_turn()``.
+  turn is finished: its row, recall marks, its decision-log record and the pending work that
+  learns from it, in one transaction. A run that ends on a tool result is finished by the next
+  input, or by ``await session.afinish_turn()``.
+
+What the decision log gets from a run: the stores' tool calls timed, the agent's own tool calls
+from the items (name, arguments, output; no duration), and — when the run used
+``session.instructions`` (or ``session.aagent``) — a :class:`~learning_machines.RunInfo` with
+the agent's model, the run's tokens and model requests, and how long the run took.
 
 History (``get_items``) is the session's finished turns, as Responses items, then the items of
 the turn in progress. Finished turns are kept — they were learned from, with provenance — so
@@ -22,17 +27,21 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agents import Agent, FunctionTool, RunContextWrapper
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
+from agents.models import get_default_model
 from agents.tool_context import ToolContext
 
 from .._ids import check_id, check_optional_id
 from .._messages import from_stored_json
 from .._sync import sync_twin
+from .._turn_record import RunInfo
 from ..db import ListMessages, Message, PendingWork
 from ..exceptions import ConfigurationError, UsageError, ValidationError
 from ..machine import LearningMachine, Turn
@@ -47,6 +56,33 @@ Instructions = str | Callable[[RunContextWrapper[Any], Agent[Any]], Any] | None
 
 def _data(item: Any) -> Mapping[str, Any]:
     return item if isinstance(item, Mapping) else item.model_dump(exclude_none=True)
+
+
+@dataclass
+class _RunSeen:
+    """The run as the instructions function saw it: its context (usage) and latest agent."""
+
+    ctx: RunContextWrapper[Any]
+    agent: Agent[Any]
+    started: float
+
+    def info(self) -> RunInfo:
+        model = self.agent.model
+        if model is None:
+            name: str | None = get_default_model()
+        elif isinstance(model, str):
+            name = model
+        else:  # a Model object: the name it calls the API with, else its kind
+            found = getattr(model, "model", None)
+            name = found if isinstance(found, str) else type(model).__name__
+        usage = self.ctx.usage
+        return RunInfo(
+            model=name,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            requests=usage.requests,
+            latency_ms=(time.perf_counter() - self.started) * 1000,
+        )
 
 
 def _is_user(item: Any) -> bool:
@@ -118,6 +154,7 @@ class LearningSession:
         self._turn: Turn | None = None
         self._tools: list[FunctionTool] | None = None
         self._starting = False
+        self._run: _RunSeen | None = None
         self.last_work: PendingWork | None = None
         """The pending work of the last finished turn (``None`` if nothing learns from it)."""
 
@@ -191,7 +228,7 @@ class LearningSession:
             return None
         item: TResponseInputItem = self._items.pop()
         if not self._items:
-            self._turn = None  # nothing left of the turn: it is never recorded
+            self._turn, self._run = None, None  # nothing left of the turn: never recorded
         return item
 
     async def clear_session(self) -> None:
@@ -201,7 +238,7 @@ class LearningSession:
         use ``machine.service.forget(user_id)``.
         """
         self._items.clear()
-        self._turn = None
+        self._turn, self._run = None, None
         if not await self._turns(1):
             return
         raise UsageError(
@@ -214,15 +251,18 @@ class LearningSession:
 
     async def afinish_turn(self) -> PendingWork | None:
         """Record the turn in progress now (a run that ended on a tool result)."""
-        items, turn = self._items, self._turn
-        self._items, self._turn = [], None
+        items, turn, seen = self._items, self._turn, self._run
+        self._items, self._turn, self._run = [], None, None
         if not items:
             return None
         if turn is None:
             turn = await self.machine.abegin(
                 None, recall=False, message_required=False, **self.scope.begin_kwargs()
             )
-        self.last_work = await turn.afinish([m for i in items for m in chat_messages(i)])
+        self.last_work = await turn.afinish(
+            [m for i in items for m in chat_messages(i)],
+            run=None if seen is None else seen.info(),
+        )
         return self.last_work
 
     finish_turn = sync_twin(afinish_turn)
@@ -251,6 +291,10 @@ class LearningSession:
             if inspect.isawaitable(text):
                 text = await text
             learned = (await self._current(ctx)).learned.text
+            if self._run is None or self._run.ctx is not ctx:  # the first call of a run
+                self._run = _RunSeen(ctx=ctx, agent=agent, started=time.perf_counter())
+            else:
+                self._run.agent = agent  # a handoff: the agent that answers last
             return "\n\n".join(part for part in (text, learned) if part)
 
         return instructions

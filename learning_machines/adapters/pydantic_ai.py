@@ -3,8 +3,13 @@
 ``LearningCapability(machine)`` added to an agent's ``capabilities`` begins a turn before each
 run (recall, the stores' tools bound to the user and session), gives the model what was
 recalled through an instructions function and the turn's tools through a toolset, and finishes
-the turn after the run with ``result.new_messages()`` — the run's row, recall marks and the
-pending work that learns from it, in one transaction. The answer never waits for learning.
+the turn after the run with ``result.new_messages()`` — the run's row, recall marks, its
+decision-log record and the pending work that learns from it, in one transaction. The answer
+never waits for learning.
+
+What the decision log gets from a run: every tool call timed (the stores' tools time
+themselves; the agent's own tools are timed here), and a :class:`~learning_machines.RunInfo`
+with the model, the run's tokens and requests and how long the answer took.
 
 Who a run is for: ``user_id`` / ``session_id`` given to the capability, else what its
 ``scope(ctx)`` returns, else ``ctx.deps.user_id`` (attribute or key) and the run's
@@ -17,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +30,18 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_ai import RunContext
 from pydantic_ai import messages as pa
-from pydantic_ai.capabilities import AbstractCapability
-from pydantic_ai.messages import ModelMessagesTypeAdapter
+from pydantic_ai.capabilities import (
+    AbstractCapability,
+    ValidatedToolArgs,
+    WrapToolExecuteHandler,
+)
+from pydantic_ai.messages import ModelMessagesTypeAdapter, ToolCallPart
 from pydantic_ai.run import AgentRunResult
-from pydantic_ai.tools import AgentDepsT
+from pydantic_ai.tools import AgentDepsT, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from .._messages import from_stored_json, to_pydantic_ai_messages
+from .._turn_record import RunInfo
 from ..db import ListMessages, Message
 from ..exceptions import ConfigurationError, UsageError
 from ..machine import LearningMachine, Turn
@@ -131,6 +142,8 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
     """Ids given to the capability; they win over ``scope`` and the run's own."""
     scope: ScopeFunc | None
     """``scope(ctx) -> TurnScope``: who a run is for, from its context (deps, metadata …)."""
+    instructions_version: str | None
+    """The version of the agent's instructions, recorded with each turn in the decision log."""
 
     def __init__(
         self,
@@ -143,6 +156,7 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
         agent_id: str | None = None,
         scope: ScopeFunc | None = None,
         context: Mapping[str, Any] | None = None,
+        instructions_version: str | None = None,
     ) -> None:
         """Learn with ``machine`` on every run, or serve one ``turn`` you began.
 
@@ -155,6 +169,8 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
             agent_id: Passed to stores as ``agent_id`` (else what ``scope`` says).
             scope: ``scope(ctx) -> TurnScope`` for ids found in the run's deps or metadata.
             context: Your own keys for every store (``{"project_id": "apollo"}``).
+            instructions_version: The version of the agent's instructions in force, kept
+                with each turn's decision-log record.
 
         """
         if (machine is None) == (turn is None):
@@ -171,8 +187,10 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
             user_id=user_id, session_id=session_id, agent_id=agent_id, context=context or {}
         )
         self.scope = scope
+        self.instructions_version = instructions_version
         self._turn = turn
         self._toolset: FunctionToolset[Any] | None = None
+        self._started: float | None = None
 
     @classmethod
     def get_serialization_name(cls) -> str | None:
@@ -196,6 +214,7 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
         run = copy.copy(self)
         run._turn = None
         run._toolset = None
+        run._started = None
         return run
 
     def _scope(self, ctx: RunContext[Any]) -> TurnScope:
@@ -211,11 +230,12 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
                     f"turn {self.turn.context.turn_id} is already finished; a "
                     "LearningCapability(turn=...) serves one run: give each run its own"
                 )
-            return
-        message = prompt_text(ctx.prompt)
-        self._turn = await self.machine.abegin(
-            message, message_required=message is not None, **self._scope(ctx).begin_kwargs()
-        )
+        else:
+            message = prompt_text(ctx.prompt)
+            self._turn = await self.machine.abegin(
+                message, message_required=message is not None, **self._scope(ctx).begin_kwargs()
+            )
+        self._started = time.perf_counter()  # the answer's latency leaves recall out
 
     def get_instructions(self) -> Callable[[RunContext[AgentDepsT]], str]:
         """What the stores recalled for this turn, as an instructions function."""
@@ -236,11 +256,44 @@ class LearningCapability(AbstractCapability[AgentDepsT]):
             self._toolset = FunctionToolset(turn.tools.pydantic_ai_tools())
         return self._toolset
 
+    async def wrap_tool_execute(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        call: ToolCallPart,
+        tool_def: ToolDefinition,
+        args: ValidatedToolArgs,
+        handler: WrapToolExecuteHandler,
+    ) -> Any:
+        """Time each call of the agent's own tools into the turn's tool log (decision log)."""
+        turn = self.turn
+        if tool_def.kind != "function" or call.tool_name in turn.tools.names:
+            return await handler(args)  # the stores' tools time themselves
+        # Logged with the arguments the model sent, as the messages hold them, so the
+        # decision log keeps the call once.
+        return await turn.tools.log.timed(
+            call.tool_name, call.args_as_dict(), lambda: handler(args), source="app"
+        )
+
+    def _run_info(self, ctx: RunContext[AgentDepsT]) -> RunInfo:
+        usage = ctx.usage
+        started = self._started
+        return RunInfo(
+            model=ctx.model.model_id,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            requests=usage.requests,
+            latency_ms=None if started is None else (time.perf_counter() - started) * 1000,
+            instructions_version=self.instructions_version,
+        )
+
     async def after_run(
         self, ctx: RunContext[AgentDepsT], *, result: AgentRunResult[Any]
     ) -> AgentRunResult[Any]:
-        """Finish the turn: its messages and the work that learns from them, then return."""
+        """Finish the turn: its messages, its run and the work that learns from them."""
         await self.turn.afinish(
-            without_instructions(result.new_messages()), answer=answer_text(result.output)
+            without_instructions(result.new_messages()),
+            answer=answer_text(result.output),
+            run=self._run_info(ctx),
         )
         return result

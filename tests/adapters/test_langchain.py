@@ -18,7 +18,7 @@ from learning_machines.adapters.langchain import LearningMiddleware
 from learning_machines.db import Db, ListMessages
 
 from ._langchain_fakes import FakeToolModel, profile_responder
-from ._machines import agentic_machine
+from ._machines import agentic_machine, logging_machine
 
 
 def _config(thread: str) -> Any:
@@ -196,3 +196,51 @@ def test_a_streamed_invocation_is_recorded(db: Db) -> None:
     assert chunks
     rows = db.run(ListMessages(session_id="t", user_id="una"))
     assert [(r.user_message, r.assistant_message) for r in rows] == [("I'm Una Moss.", "Noted.")]
+
+
+def test_the_decision_log_gets_the_model_tokens_and_tool_calls(db: Db) -> None:
+    machine = logging_machine(db)
+
+    @tool
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    meta = {"model_provider": "openai", "model_name": "gpt-4.1-mini"}
+    calls = [
+        {"name": "weather", "args": {"city": "Oslo"}, "id": "w1"},
+        {"name": "update_user_profile", "args": {"name": "Dee"}, "id": "p1"},
+    ]
+    answers = [
+        AIMessage(
+            content="",
+            tool_calls=calls,
+            response_metadata=meta,
+            usage_metadata={"input_tokens": 30, "output_tokens": 5, "total_tokens": 35},
+        ),
+        AIMessage(
+            content="Sunny, Dee.",
+            response_metadata=meta,
+            usage_metadata={"input_tokens": 50, "output_tokens": 4, "total_tokens": 54},
+        ),
+    ]
+    agent = create_agent(
+        FakeToolModel(messages=iter(answers)),
+        tools=[weather],
+        middleware=[LearningMiddleware(machine, user_id="dee")],
+    )
+    agent.invoke(_say("I'm Dee; weather?"), _config("t"))
+    [row] = db.run(ListMessages(session_id="t", user_id="dee"))
+    record = machine.decisions.get(row.turn_id, user_id="dee").record
+    by_name = {c.name: c for c in record.tool_calls}
+    assert set(by_name) == {"weather", "update_user_profile"}
+    assert (by_name["weather"].source, by_name["weather"].result) == ("app", "sunny in Oslo")
+    assert by_name["update_user_profile"].source == "store"
+    assert by_name["update_user_profile"].duration_ms is not None  # the stores' tools timed
+    assert (record.model, record.input_tokens, record.output_tokens, record.requests) == (
+        "openai:gpt-4.1-mini",
+        80,
+        9,
+        2,
+    )
+    assert record.latency_ms is not None

@@ -13,7 +13,7 @@ from learning_machines._messages import from_stored_json, to_chat_messages
 from learning_machines.adapters.openai_agents import LearningSession
 from learning_machines.db import Db, ListMessages
 
-from ._machines import agentic_machine
+from ._machines import agentic_machine, logging_machine
 
 set_tracing_disabled(True)  # no trace export: nothing leaves the machine
 
@@ -196,3 +196,19 @@ async def test_a_streamed_run_learns_too(db: Db) -> None:
     assert [(r.user_message, r.assistant_message) for r in rows] == [("I'm Ida Berg.", "Noted.")]
     turn = await machine.abegin("who am I?", user_id="ida", session_id="t")
     assert "Ida Berg" in turn.learned.text
+
+
+async def test_the_decision_log_gets_the_run_and_the_tool_calls(db: Db) -> None:
+    machine = logging_machine(db)
+    session = LearningSession(machine, session_id="s", user_id="eve")
+    model = ScriptedModel(_save_name("Eve"))
+    result = await _run(session, model, "I'm Eve.")
+    [row] = await db.arun(ListMessages(session_id="s", user_id="eve"))
+    record = (await machine.decisions.aget(row.turn_id, user_id="eve")).record
+    [call] = record.tool_calls
+    assert (call.name, call.source) == ("update_user_profile", "store")
+    assert call.duration_ms is not None
+    assert record.model == "ScriptedModel"  # a Model object without a name: its kind
+    assert record.requests == result.context_wrapper.usage.requests == 2
+    assert record.input_tokens == result.context_wrapper.usage.input_tokens
+    assert record.latency_ms is not None

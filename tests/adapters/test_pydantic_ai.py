@@ -21,7 +21,7 @@ from learning_machines.adapters.pydantic_ai import LearningCapability, load_hist
 from learning_machines.db import Db, ListMessages
 from learning_machines.embedders import HashEmbedder
 
-from ._machines import agentic_machine
+from ._machines import agentic_machine, logging_machine
 
 
 @dataclass
@@ -252,3 +252,44 @@ async def test_streamed_and_iterated_runs_are_recorded(db: Db) -> None:
     ]
     turn = await machine.abegin("who am I?", user_id="ivo", session_id="c")
     assert "Ivo Lind" in turn.learned.text
+
+
+async def test_the_decision_log_gets_the_run_and_every_tool_call_timed(db: Db) -> None:
+    machine = logging_machine(db)
+
+    def reply(messages: list[pa.ModelMessage], info: AgentInfo) -> pa.ModelResponse:
+        if len(messages) == 1:  # both tools at once, then the answer
+            return pa.ModelResponse(
+                parts=[
+                    pa.ToolCallPart("weather", {"city": "Oslo"}, tool_call_id="w1"),
+                    pa.ToolCallPart("update_user_profile", {"name": "Ann"}, tool_call_id="p1"),
+                ]
+            )
+        return pa.ModelResponse(parts=[pa.TextPart("Sunny, Ann.")])
+
+    model = FunctionModel(reply)
+    agent = Agent(
+        model,
+        deps_type=Deps,
+        capabilities=[LearningCapability(machine, instructions_version="v3")],
+    )
+
+    @agent.tool_plain
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    await agent.run("I'm Ann; weather in Oslo?", deps=Deps(user_id="ann"), conversation_id="s")
+    [row] = await db.arun(ListMessages(session_id="s", user_id="ann"))
+    record = (await machine.decisions.aget(row.turn_id, user_id="ann")).record
+    calls = {c.name: c for c in record.tool_calls}
+    assert set(calls) == {"weather", "update_user_profile"}  # each kept once
+    assert (calls["weather"].source, calls["weather"].result) == ("app", "sunny in Oslo")
+    assert calls["update_user_profile"].source == "store"
+    assert all(c.duration_ms is not None for c in calls.values())  # the app's tool timed too
+    assert record.model == model.model_id
+    assert record.requests == 2
+    assert record.input_tokens
+    assert record.output_tokens
+    assert record.latency_ms is not None
+    assert record.instructions_version == "v3"
