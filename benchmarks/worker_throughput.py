@@ -2,11 +2,13 @@
 
     python benchmarks/worker_throughput.py [--turns 200]
     taskset -c 0 python benchmarks/worker_throughput.py       # one core
+    python benchmarks/worker_throughput.py --embedder hash    # the library's own work
 
 A backlog of turns from 20 users (the demo's scripted extraction, all five built-in stores in
 BACKGROUND, the offline MiniLM embedder) is written with background learning off, then drained
-by ``wait_idle()`` in this process; the drain is timed. Only public names that older versions
-also have are used, so the same file measures an older checkout.
+by ``wait_idle()`` in this process; the drain is timed. ``--embedder hash`` swaps MiniLM for the
+test suite's hash embedder (no model), which leaves what the worker itself costs. Only public
+names that older versions also have are used, so the same file measures an older checkout.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from learning_machines import LearningMachine
 from learning_machines._demo import demo_extraction
 from learning_machines.db import SqliteDb
-from learning_machines.embedders import default_embedder
+from learning_machines.embedders import HashEmbedder, default_embedder
 from learning_machines.testing import ScriptedModel
 
 LINES = (
@@ -35,10 +37,11 @@ LINES = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--embedder", choices=("minilm", "hash"), default="minilm")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = SqliteDb(Path(tmp) / "backlog.db")
-        embedder = default_embedder()
+        embedder = HashEmbedder() if args.embedder == "hash" else default_embedder()
         embedder.embed(["warm up"])
         machine = LearningMachine(
             db=db,

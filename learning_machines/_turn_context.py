@@ -24,9 +24,8 @@ __all__ = ["MAX_MESSAGE_CHARS", "RESERVED_CONTEXT_KEYS", "TurnContext", "check_m
 #: The longest user message a turn accepts, in characters (about 250k tokens).
 MAX_MESSAGE_CHARS = 1_000_000
 
-#: Keys the machine sets itself, or that name a parameter of a store method
-#: (``process(messages, ...)``, ``apply_extraction(data, ...)``): callers may not pass them.
-RESERVED_CONTEXT_KEYS = frozenset(
+#: Keys of a turn's own fields, as stores receive them in ``**context``.
+_TURN_KEYS = frozenset(
     {
         "user_id",
         "session_id",
@@ -37,14 +36,19 @@ RESERVED_CONTEXT_KEYS = frozenset(
         "now",
         "message",
         "query_vector",
-        "mode",
-        "messages",
-        "data",
-        "recalled",
-        "approved_by",
-        "proposal_id",
     }
 )
+
+#: Keys the machine sets itself, or that name a parameter of a store method
+#: (``process(messages, ...)``, ``apply_extraction(data, ...)``): callers may not pass them.
+RESERVED_CONTEXT_KEYS = _TURN_KEYS | {
+    "mode",
+    "messages",
+    "data",
+    "recalled",
+    "approved_by",
+    "proposal_id",
+}
 
 
 def check_message(message: object, *, required: bool = True) -> str | None:
@@ -171,17 +175,6 @@ class TurnContext:
         """
         from .db import new_id, utcnow
 
-        known = {
-            "user_id",
-            "session_id",
-            "agent_id",
-            "team_id",
-            "turn_id",
-            "turn_index",
-            "now",
-            "message",
-            "query_vector",
-        }
         vector = context.get("query_vector")
         now = context.get("now")
         return cls(
@@ -194,7 +187,7 @@ class TurnContext:
             now=now if isinstance(now, datetime) else utcnow(),
             message=context.get("message"),
             query_vector=None if vector is None else tuple(float(x) for x in vector),
-            extra={k: v for k, v in context.items() if k not in known},
+            extra={k: v for k, v in context.items() if k not in _TURN_KEYS},
         )
 
     def kwargs(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from ._ops import (
     SetEmbeddings,
     version_conflict,
 )
-from ._postgres_broad import BroadState
+from ._postgres_context import INSERT_HISTORY, OpContext, history_params, where_sql
 from ._postgres_copy import COPY_MIN_ROWS, copy_learnings
 from ._postgres_partial import PARTIAL_HANDLERS
 from ._postgres_queue import QUEUE_HANDLERS
@@ -42,76 +42,18 @@ from ._postgres_rows import (
     dumps,
     history_from_row,
     learning_from_row,
-    learning_json,
     learning_params,
     scrub_user,
     utc,
     vector_literal,
 )
-from ._postgres_search import LEARNING_SELECT, ensure_vector_index, json_text, search
-from ._records import PRIVATE_NAMESPACE, Change, Learning, LearningFilter, new_id, utcnow
-from ._where import filter_where
+from ._postgres_search import LEARNING_SELECT, ensure_vector_index, search
+from ._records import PRIVATE_NAMESPACE, Learning
 
 if TYPE_CHECKING:
-    import psycopg
+    pass
 
 __all__ = ["OpContext", "run_op", "run_ops"]
-
-
-class OpContext:
-    """What op functions share: the cursor, the cache of vector indexes, pgvector's features."""
-
-    __slots__ = ("broad", "cur", "defer_indexes", "iterative_scan", "known_indexes")
-
-    def __init__(
-        self,
-        cur: psycopg.Cursor[dict[str, Any]],
-        known_indexes: set[tuple[str, int]],
-        *,
-        iterative_scan: bool = True,
-        defer_indexes: bool = False,
-        broad: BroadState | None = None,
-    ) -> None:
-        self.broad = broad
-        self.cur = cur
-        self.known_indexes = known_indexes
-        self.iterative_scan = iterative_scan
-        self.defer_indexes = defer_indexes
-
-    def q(self, query: str, params: Any = None) -> psycopg.Cursor[dict[str, Any]]:
-        """Execute ``query`` (built here from trusted pieces; values always as params)."""
-        return self.cur.execute(query.encode(), params)
-
-
-def _where(f: LearningFilter) -> tuple[str, list[Any]]:
-    return filter_where(f, param="%s", alias="l", json_text=json_text)
-
-
-# --- learnings --------------------------------------------------------------------------------
-
-
-def _history_params(
-    learning_id: str, change: Change, old: Learning | None, new: Learning | None
-) -> tuple[Any, ...]:
-    row = new if new is not None else old
-    return (
-        new_id(),
-        learning_id,
-        change.action,
-        None if old is None else dumps(learning_json(old), "history"),
-        None if new is None else dumps(learning_json(new), "history"),
-        dumps(change.actor, "Change.actor"),
-        change.reason,
-        change.turn_id,
-        row.user_id if row is not None else None,
-        utcnow(),
-    )
-
-
-_INSERT_HISTORY = (
-    "INSERT INTO learning_history (id, learning_id, action, old, new, actor, reason, turn_id,"
-    " user_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
 
 
 def _lock_learnings(
@@ -230,9 +172,9 @@ def _put_learnings(ctx: OpContext, ops: list[PutLearning]) -> list[Learning]:
         for op, version in zip(ops, _upsert_rows(ctx, ops, params), strict=True)
     ]
     ctx.cur.executemany(
-        _INSERT_HISTORY.encode(),
+        INSERT_HISTORY.encode(),
         [
-            _history_params(x.id, op.change, old.get(x.id), x)
+            history_params(x.id, op.change, old.get(x.id), x)
             for x, op in zip(written, ops, strict=True)
         ],
     )
@@ -243,7 +185,7 @@ def _get_learnings(ctx: OpContext, op: GetLearnings) -> list[Learning]:
     if not op.ids:
         return []
     # Whatever their status (time travel, when asked for, still applies).
-    where, params = _where(
+    where, params = where_sql(
         replace(op.filter, ids=op.ids, statuses=("active", "archived", "superseded"))
     )
     rows = ctx.q(f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where}", params).fetchall()
@@ -252,7 +194,7 @@ def _get_learnings(ctx: OpContext, op: GetLearnings) -> list[Learning]:
 
 
 def _list_learnings(ctx: OpContext, op: ListLearnings) -> list[Learning]:
-    where, params = _where(op.filter)
+    where, params = where_sql(op.filter)
     direction = "ASC" if op.ascending else "DESC"
     nulls = "NULLS FIRST" if op.ascending else "NULLS LAST"
     sql = (
@@ -270,7 +212,7 @@ def _list_learnings(ctx: OpContext, op: ListLearnings) -> list[Learning]:
 
 
 def _count_learnings(ctx: OpContext, op: CountLearnings) -> int:
-    where, params = _where(op.filter)
+    where, params = where_sql(op.filter)
     row = ctx.q(f"SELECT count(*) AS n FROM learnings l WHERE {where}", params).fetchone()
     return int(row["n"]) if row else 0
 
@@ -283,8 +225,8 @@ def _delete_learnings(ctx: OpContext, op: DeleteLearnings) -> int:
         return 0
     ctx.q("DELETE FROM learnings WHERE id = ANY(%s)", (list(versions),))
     ctx.cur.executemany(
-        _INSERT_HISTORY.encode(),
-        [_history_params(i, op.change, old.get(i), None) for i in sorted(versions)],
+        INSERT_HISTORY.encode(),
+        [history_params(i, op.change, old.get(i), None) for i in sorted(versions)],
     )
     return len(versions)
 
@@ -299,7 +241,7 @@ def _mark_recalled(ctx: OpContext, op: MarkRecalled) -> None:
 
 
 def _list_embedders(ctx: OpContext, op: ListEmbedders) -> dict[str, int]:
-    where, params = ("TRUE", []) if op.all_rows else _where(op.filter)
+    where, params = ("TRUE", []) if op.all_rows else where_sql(op.filter)
     rows = ctx.q(
         "SELECT coalesce(l.embedder, '') AS embedder, count(*) AS n FROM learnings l "
         f"WHERE l.embedding IS NOT NULL AND {where} GROUP BY 1 ORDER BY 1",

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..exceptions import ConflictError
 from ._ops import AddEvidence, LocateLearnings, PatchContent, SetEvidence
+from ._postgres_context import INSERT_HISTORY, OpContext, history_params, where_sql
 from ._postgres_rows import dumps, learning_from_row
 from ._postgres_search import LEARNING_SELECT
 from ._records import ALL_STATUSES, Learning, LearningLocation, utcnow
-
-if TYPE_CHECKING:
-    from ._postgres_ops import OpContext
 
 __all__ = ["PARTIAL_HANDLERS"]
 
@@ -69,9 +67,7 @@ def _locate_learnings(ctx: OpContext, op: LocateLearnings) -> list[LearningLocat
 
 
 def _patch_content(ctx: OpContext, op: PatchContent) -> Learning | None:
-    from ._postgres_ops import _INSERT_HISTORY, _history_params, _where
-
-    where, params = _where(replace(op.filter, ids=(op.id,), statuses=ALL_STATUSES))
+    where, params = where_sql(replace(op.filter, ids=(op.id,), statuses=ALL_STATUSES))
     row = ctx.q(
         f"SELECT {LEARNING_SELECT} FROM learnings l WHERE {where} FOR UPDATE", params
     ).fetchone()
@@ -86,7 +82,7 @@ def _patch_content(ctx: OpContext, op: PatchContent) -> Learning | None:
         " WHERE id = %s",
         (dumps(new.content, "Learning.content"), new.updated_at, op.id),
     )
-    ctx.q(_INSERT_HISTORY, _history_params(op.id, op.change, old, new))
+    ctx.q(INSERT_HISTORY, history_params(op.id, op.change, old, new))
     return new
 
 

@@ -24,6 +24,7 @@ from ._ops import (
     ReleaseWork,
     UpdateWork,
 )
+from ._postgres_context import OpContext
 from ._postgres_rows import (
     MESSAGE_COLUMNS,
     PROPOSAL_COLUMNS,
@@ -39,7 +40,6 @@ from ._records import utcnow
 if TYPE_CHECKING:
     import psycopg
 
-    from ._postgres_ops import OpContext
 
 __all__ = ["QUEUE_HANDLERS", "insert"]
 
