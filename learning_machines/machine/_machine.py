@@ -17,7 +17,7 @@ from pydantic_ai.models import Model
 from .._ids import check_optional_id
 from .._messages import to_chat_messages
 from .._modes import LearningMode
-from .._sync import run_sync, sync_twin
+from .._sync import on_portal, run_sync, sync_twin
 from .._turn_context import TurnContext
 from ..db import Db, ListMessages, PendingWork, new_id, utcnow
 from ..embedders import BatchingEmbedder, Embedder
@@ -443,7 +443,8 @@ class LearningMachine:
         unless ``raise_on_failure`` is false. Failures are also logged as they happen.
         """
         parts = self._require()
-        await parts.worker.wait_idle(timeout=timeout)
+        # The worker belongs to the loop its background runner uses; wait there.
+        await on_portal(parts.worker.wait_idle(timeout=timeout))
         parked = parts.worker.take_parked()
         if parked and raise_on_failure:
             raise LearningFailedError(parked)
