@@ -1,33 +1,28 @@
 """``Agent``: a pydantic-ai agent that recalls before it answers and learns after.
 
 It is one client of the typed turn: ``machine.abegin`` → answer with the turn's context and
-tools → ``turn.afinish``. Any other framework can do the same.
+tools → ``turn.afinish``, through the pydantic-ai ``LearningCapability`` that any pydantic-ai
+agent can use (:mod:`learning_machines.adapters.pydantic_ai`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import RunContext
 from pydantic_ai import messages as pa
-from pydantic_ai.messages import ModelMessagesTypeAdapter
 from pydantic_ai.models import Model
-from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolset
-from pydantic_ai.toolsets.abstract import ToolsetTool
+from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage
 
 from ._ids import check_id, check_optional_id
-from ._messages import ToolCall, from_stored_json, to_chat_messages, to_pydantic_ai_messages
+from ._messages import ToolCall, to_chat_messages
 from ._sync import sync_twin
 from ._turn_context import check_message
-from ._turn_record import RunInfo, ToolLog
-from .db import Db, Message, PendingWork, new_id
+from .adapters.pydantic_ai import LearningCapability, history_messages, without_instructions
+from .db import Db, PendingWork, new_id
 from .embedders import Embedder
 from .exceptions import ConfigurationError
 from .feedback import FeedbackSignal
@@ -94,50 +89,6 @@ def _tool_calls(messages: Sequence[pa.ModelMessage]) -> list[ToolCall]:
     return [call for m in to_chat_messages(messages) for call in m.tool_calls]
 
 
-def _without_instructions(messages: Sequence[pa.ModelMessage]) -> list[pa.ModelMessage]:
-    # The recalled context changes every turn; history keeps the conversation, not old prompts.
-    return [
-        dataclasses.replace(m, instructions=None) if isinstance(m, pa.ModelRequest) else m
-        for m in messages
-    ]
-
-
-@dataclass
-class _TimedToolset(WrapperToolset[Any]):
-    """The app's own tools, timed into the turn's tool log (the stores' tools time themselves)."""
-
-    log: ToolLog = field(default_factory=ToolLog)
-
-    async def call_tool(
-        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
-    ) -> Any:
-        call = super().call_tool
-        return await self.log.timed(
-            name, tool_args, lambda: call(name, tool_args, ctx, tool), source="app"
-        )
-
-
-def _model_name(model: Model | str) -> str:
-    if isinstance(model, str):
-        return model
-    return f"{model.system}:{model.model_name}"
-
-
-def _history(rows: Sequence[Message]) -> list[pa.ModelMessage]:
-    """The session's earlier turns as pydantic-ai messages.
-
-    Turns recorded through another framework keep their user and assistant text.
-    """
-    history: list[pa.ModelMessage] = []
-    for row in rows:
-        data = json.loads(row.messages_json or "[]")
-        if data and isinstance(data[0], dict) and "parts" in data[0]:
-            history.extend(ModelMessagesTypeAdapter.validate_python(data))
-        else:
-            history.extend(to_pydantic_ai_messages(from_stored_json(row.messages_json)))
-    return history
-
-
 class Agent:
     """An agent that learns from every turn.
 
@@ -202,7 +153,8 @@ class Agent:
         self.tools = list(tools)
         self.agent_id = agent_id
         self.history_turns = history_turns
-        # The app's tools are a toolset of their own, so each turn can time them (see arun).
+        # The app's tools are given per run (a turn may swap them); the LearningCapability
+        # times each call into the turn's tool log.
         self._app_tools = FunctionToolset(self.tools)
         self._registered = False
         self._agent: PydanticAgent[None, str] = PydanticAgent(
@@ -246,36 +198,29 @@ class Agent:
             history_turns=self.history_turns,
             **context,
         )
-        history = _history(turn.history)
         # Self-improvement: the approved rules in force now (read on every turn, no restart).
         active = await self._active(context.get("team_id"))
         app_tools = self._app_tools
         if active is not None and active.tool_notes:
             app_tools = FunctionToolset(tools_with_notes(self.tools, active.tool_notes))
-        toolsets: list[AbstractToolset[Any]] = [
-            _TimedToolset(wrapped=app_tools, log=turn.tools.log)
-        ]
-        if turn.tools:
-            toolsets.append(FunctionToolset(turn.tools.pydantic_ai_tools()))
-        started = time.perf_counter()
-        rules = active.rules_text if active is not None else ""
+        # The instructions of a turn: the agent's own (given to the pydantic-ai agent once, in
+        # __init__), the approved rules (this run's), then what the turn recalled (the
+        # capability's instructions function). The capability also gives the model the turn's
+        # tools, times the app's tools, and finishes the turn after the run with its RunInfo
+        # (model, tokens, latency, instructions version) for the decision log; any pydantic-ai
+        # agent can use it the same way.
         result = await self._agent.run(
             message,
-            message_history=history or None,
-            instructions="\n\n".join(p for p in (rules, turn.learned.text) if p) or None,
-            toolsets=toolsets,
+            message_history=history_messages(turn.history) or None,
+            instructions=(active.rules_text or None) if active is not None else None,
+            toolsets=[app_tools],
+            capabilities=[
+                LearningCapability(
+                    turn=turn, instructions_version=None if active is None else active.version
+                )
+            ],
         )
-        usage = result.usage
-        run = RunInfo(
-            model=_model_name(self.model),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            requests=usage.requests,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            instructions_version=None if active is None else active.version,
-        )
-        new_messages = _without_instructions(result.new_messages())
-        work = await turn.afinish(new_messages, answer=result.output, run=run)
+        new_messages = without_instructions(result.new_messages())
         return RunResult(
             text=result.output,
             turn_id=turn.context.turn_id,
@@ -284,7 +229,7 @@ class Agent:
             context=turn.learned if self.machine is not None else None,
             tool_calls=_tool_calls(new_messages),
             usage=result.usage,
-            learning_work=work,
+            learning_work=turn.learning_work,
             messages=new_messages,
             machine=self.machine,
         )

@@ -100,7 +100,13 @@ class MessageConverter:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(p, Mapping) for p in value):
+        texts = [p["text"] for p in value if isinstance(p.get("text"), str)]
+        if texts:  # content parts (OpenAI's chat format): their text, not their JSON
+            return "\n".join(texts)
+    return json.dumps(value, default=str)
 
 
 def _args(value: Any) -> dict[str, Any]:
@@ -210,7 +216,11 @@ _CONVERTERS: list[MessageConverter] = [
 
 
 def register_converter(converter: MessageConverter) -> None:
-    """Teach :func:`to_chat_messages` another framework's messages (asked before the built-ins)."""
+    """Teach :func:`to_chat_messages` another framework's messages (asked before the built-ins).
+
+    A converter registered again under the same name replaces the earlier one.
+    """
+    _CONVERTERS[:] = [c for c in _CONVERTERS if c.name != converter.name]
     _CONVERTERS.insert(0, converter)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-__all__ = ["portal_loop", "run_sync", "submit", "sync_twin"]
+__all__ = ["on_portal", "portal_loop", "run_sync", "submit", "sync_twin"]
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -48,6 +48,18 @@ def portal_loop() -> asyncio.AbstractEventLoop:
 def submit(coro: Coroutine[Any, Any, T]) -> Future[T]:
     """Schedule ``coro`` on the portal loop without waiting for it."""
     return asyncio.run_coroutine_threadsafe(coro, portal_loop())
+
+
+async def on_portal(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` on the portal loop, from any event loop.
+
+    For state bound to the portal loop (the background worker's lock): awaiting it from an
+    app's own loop would contend for it across loops.
+    """
+    loop = portal_loop()
+    if asyncio.get_running_loop() is loop:
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:

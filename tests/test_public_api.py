@@ -21,6 +21,11 @@ PUBLIC_MODULES = [
     "learning_machines.improvement",
     "learning_machines.exceptions",
     "learning_machines.testing",
+    "learning_machines.adapters",
+    "learning_machines.adapters.pydantic_ai",
+    "learning_machines.adapters.langchain",
+    "learning_machines.adapters.langgraph_store",
+    "learning_machines.adapters.openai_agents",
 ]
 
 

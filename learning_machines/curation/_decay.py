@@ -100,6 +100,8 @@ DEFAULT_POLICIES: Mapping[str, CurationPolicy] = {
     ),
     "episode": CurationPolicy(half_life_days=60.0, max_per_scope=2_000, deduplicate=False),
     "session_context": CurationPolicy(half_life_days=30.0),
+    # LangGraph store items are a key-value store the graph manages: never decayed or merged.
+    "langgraph": CurationPolicy(half_life_days=None, archive_below=None, deduplicate=False),
     # Phase 2 records: a decision and a feedback signal are events, kept (and never merged);
     # lessons are retired by their own evidence; a lesson candidate holds support counts.
     "decision": CurationPolicy(

@@ -17,7 +17,7 @@ from pydantic_ai.models import Model
 from .._ids import check_optional_id
 from .._messages import to_chat_messages
 from .._modes import LearningMode
-from .._sync import run_sync, sync_twin
+from .._sync import on_portal, run_sync, sync_twin
 from .._turn_context import TurnContext
 from ..db import Db, ListMessages, PendingWork, new_id, utcnow
 from ..embedders import BatchingEmbedder, Embedder
@@ -30,6 +30,7 @@ from ..improvement import (
     SelfImprovementConfig,
 )
 from ..stores import BoundTools
+from ..stores._config_values import whole_number
 from ._context import LearningContext
 from ._decisions import DecisionBook
 from ._jobs import CurationSchedule
@@ -82,6 +83,8 @@ class LearningMachine:
         max_attempts: int = 5,
         retry_backoff: float = 2.0,
         lease_seconds: float = 300.0,
+        max_items_per_store: int = 50,
+        max_text_chars: int = 4_000,
         curate_every_turns: int | None = 100,
         curate_every: timedelta | None = None,
         drain_on_exit: float = 10.0,
@@ -119,6 +122,10 @@ class LearningMachine:
             max_attempts: Tries of a piece of pending work before it is parked as failed.
             retry_backoff: Seconds before the first retry; doubles with each attempt.
             lease_seconds: A claimed item whose worker died is claimable again after this.
+            max_items_per_store: Items of one kind (entities, facts, insights...) a store takes
+                from one turn's extraction; the rest is dropped and logged.
+            max_text_chars: Characters of one extracted text value; longer values are cut and
+                logged.
             curate_every_turns: Enqueue a curation run every this many turns (``None``: never).
             curate_every: Also enqueue a curation run at most once per this interval.
             drain_on_exit: Seconds this process keeps learning when the interpreter exits
@@ -155,6 +162,10 @@ class LearningMachine:
             extraction_retries=extraction_retries,
             retry_backoff=retry_backoff,
             lease_seconds=lease_seconds,
+            max_items_per_store=whole_number(
+                max_items_per_store, field="max_items_per_store", minimum=1
+            ),
+            max_text_chars=whole_number(max_text_chars, field="max_text_chars", minimum=1),
         )
         self.max_attempts = max_attempts
         self.schedule = CurationSchedule(every_turns=curate_every_turns, every=curate_every)
@@ -483,7 +494,8 @@ class LearningMachine:
         unless ``raise_on_failure`` is false. Failures are also logged as they happen.
         """
         parts = self._require()
-        await parts.worker.wait_idle(timeout=timeout)
+        # The worker belongs to the loop its background runner uses; wait there.
+        await on_portal(parts.worker.wait_idle(timeout=timeout))
         parked = parts.worker.take_parked()
         if parked and raise_on_failure:
             raise LearningFailedError(parked)

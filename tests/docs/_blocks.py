@@ -1,4 +1,4 @@
-"""Python blocks of the README and docs/*.md, read from the files, and how to run them offline.
+"""Python blocks of the README and docs/**/*.md, read from the files, and how to run them offline.
 
 Markers are HTML comments on the lines right above a block (invisible once rendered):
 
@@ -47,8 +47,8 @@ class Block:
 
 
 def documents() -> list[Path]:
-    """README.md and every docs/*.md."""
-    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    """README.md and every docs/**/*.md (pages in sub-folders too)."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def blocks(path: Path) -> list[Block]:

@@ -1,4 +1,4 @@
-"""Every Python block of README.md and docs/*.md runs, as it is written in the file.
+"""Every Python block of README.md and docs/**/*.md runs, as it is written in the file.
 
 The blocks are read from the markdown (no copy kept here); markers above a block give it
 setup or skip it with a reason (see ``tests/docs/_blocks.py``). A new block in any doc is run

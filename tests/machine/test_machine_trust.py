@@ -304,3 +304,101 @@ def test_extraction_sees_known_facts_even_when_the_message_asks_about_news(db: D
     machine.wait_idle(timeout=60)
     prompt = [c.prompt for c in model.calls if c.kind == "extraction"][-1]
     assert "runs billing on MySQL 5.7" in prompt  # so the model can say what it replaces
+
+
+def test_the_extraction_limits_are_set_on_the_machine(
+    db: Db, caplog: pytest.LogCaptureFixture
+) -> None:
+    machine = LearningMachine(
+        db=db,
+        model=ScriptedModel(extraction=_flood),
+        embedder=HashEmbedder(),
+        entity_memory=EntityMemoryConfig(),
+        background=False,
+        max_items_per_store=5,
+        max_text_chars=200,
+    )
+    machine.process("Acme has many entities.", user_id="u", session_id="s")
+    with caplog.at_level(logging.WARNING, logger="learning_machines"):
+        machine.wait_idle(timeout=120)
+    rows = db.run(
+        ListLearnings(filter=LearningFilter(namespaces=("user",), reader_user_id="u"), limit=None)
+    )
+    assert len([r for r in rows if r.learning_type == "entity"]) <= 6  # 5, and Acme for its fact
+    facts = [r for r in rows if r.learning_type == "entity_fact"]
+    assert facts
+    assert all(len(f.search_text) <= 300 for f in facts)
+    assert "2,000 items cut to 5" in " ".join(r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"max_items_per_store": 0}, "max_items_per_store"),
+        ({"max_text_chars": "lots"}, "max_text_chars"),
+    ],
+)
+def test_confused_extraction_limits_are_refused_naming_the_argument(
+    kwargs: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        LearningMachine(user_profile=True, **kwargs)
+
+
+def _profile_and_stray_key(prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "user_profile": {"name": "Alice"},
+        "project_notes": {"notes": ["the learning model invented this section"]},
+    }
+
+
+def test_an_extraction_under_a_key_no_store_has_is_logged_and_the_rest_is_kept(
+    db: Db, caplog: pytest.LogCaptureFixture
+) -> None:
+    machine = LearningMachine(
+        db=db,
+        model=ScriptedModel(extraction=_profile_and_stray_key),
+        embedder=HashEmbedder(),
+        user_profile=True,
+        background=False,
+    )
+    machine.process("I'm Alice.", user_id="u", session_id="s")
+    with caplog.at_level(logging.WARNING, logger="learning_machines"):
+        machine.wait_idle(timeout=60)
+    notes = " ".join(r.getMessage() for r in caplog.records)
+    assert "unknown key(s) project_notes" in notes
+    assert "user_profile" in notes  # names the keys that would have been read
+    profile = machine.service.learnings(user_id="u", learning_type="user_profile")
+    assert profile
+    assert profile[0].content.get("name") == "Alice"
+
+
+def _one_preference(prompt: str, schema: dict[str, Any]) -> dict[str, Any]:
+    import re
+
+    numbers = re.findall(r"user: Remember item (\d+)", prompt)
+    return {"user_profile": {"preferences": [f"likes item {numbers[-1]}"]}} if numbers else {}
+
+
+def test_the_background_worker_and_wait_idle_in_one_process_lose_no_update(db: Db) -> None:
+    # process() wakes the background runner while wait_idle() runs a pass of its own: two
+    # workers of one process on one profile used to overwrite each other's read-modify-write.
+    machine = LearningMachine(
+        db=db,
+        model=ScriptedModel(extraction=_one_preference),
+        embedder=HashEmbedder(),
+        user_profile=True,
+        retry_backoff=0.05,
+        curate_every_turns=None,
+    )
+    try:
+        for n in range(100):
+            machine.process(f"Remember item {n}.", user_id="alice", session_id=f"s{n % 7}")
+            if n % 10 == 9:
+                machine.wait_idle(timeout=120)
+        machine.wait_idle(timeout=120)
+    finally:
+        machine.close()
+    (profile,) = machine.service.learnings(user_id="alice", learning_type="user_profile")
+    kept = set(profile.content.get("preferences", []))
+    assert kept == {f"likes item {n}" for n in range(100)}
