@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-__all__ = ["portal_loop", "run_sync", "submit", "sync_twin"]
+__all__ = ["on_portal", "portal_loop", "run_sync", "submit", "sync_twin"]
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -63,6 +63,18 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             "await the async twin (arun, arecall, aprocess …) instead"
         )
     return submit(coro).result()
+
+
+async def on_portal(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` run on the portal loop, from whichever event loop awaits it.
+
+    For state that must live on one loop (an ``asyncio.Lock`` shared by the background runner
+    and an application's own loop): awaited from another loop, the coroutine runs on the
+    portal and its result (or exception, or cancellation) comes back.
+    """
+    if threading.current_thread() is _thread:
+        return await coro
+    return await asyncio.wrap_future(submit(coro))
 
 
 def sync_twin(
