@@ -5,7 +5,8 @@ people and companies the agent deals with. A :class:`LearningMachine` runs the l
 stores (recall → context → answer with tools → extract → store, plus curation);
 :class:`Agent` is a pydantic-ai agent wired to one.
 
-The five built-in stores' configs are exported here too, so the three levels of configuration
+The built-in stores' configs (and those of the decision log, feedback and lessons) are exported
+here too, so the three levels of configuration
 read as the design writes them: ``LearningMachine(learned_knowledge=LearnedKnowledgeConfig(...))``
 with one import line. Backends stay in :mod:`learning_machines.db` (``SqliteDb``, ``PostgresDb``,
 which needs the ``postgres`` extra), embedders in :mod:`learning_machines.embedders`.
@@ -14,6 +15,7 @@ which needs the ``postgres`` extra), embedders in :mod:`learning_machines.embedd
 from ._agent import Agent, RunResult, ToolCall
 from ._messages import ChatMessage
 from ._modes import LearningMode
+from ._turn_record import RunInfo
 from .exceptions import (
     BackendError,
     ConfigurationError,
@@ -29,8 +31,10 @@ from .exceptions import (
     UsageError,
     ValidationError,
 )
+from .feedback import FeedbackConfig, LessonConfig
 from .machine import LearningContext, LearningMachine, LearningService, Turn, TurnContext
 from .stores import (
+    DecisionLogConfig,
     EntityMemoryConfig,
     EpisodicMemoryConfig,
     Extraction,
@@ -49,10 +53,12 @@ __all__ = [
     "ChatMessage",
     "ConfigurationError",
     "ConflictError",
+    "DecisionLogConfig",
     "EmbedderMismatchError",
     "EntityMemoryConfig",
     "EpisodicMemoryConfig",
     "Extraction",
+    "FeedbackConfig",
     "IsolationError",
     "LearnedKnowledgeConfig",
     "LearningContext",
@@ -62,9 +68,11 @@ __all__ = [
     "LearningMode",
     "LearningService",
     "LearningStore",
+    "LessonConfig",
     "ModelError",
     "NotFoundError",
     "PermissionDenied",
+    "RunInfo",
     "RunResult",
     "RuntimeFailure",
     "SessionContextConfig",

@@ -8,24 +8,29 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import RunContext
 from pydantic_ai import messages as pa
 from pydantic_ai.messages import ModelMessagesTypeAdapter
 from pydantic_ai.models import Model
-from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, WrapperToolset
+from pydantic_ai.toolsets.abstract import ToolsetTool
 from pydantic_ai.usage import RunUsage
 
 from ._ids import check_id, check_optional_id
 from ._messages import ToolCall, from_stored_json, to_chat_messages, to_pydantic_ai_messages
 from ._sync import sync_twin
 from ._turn_context import check_message
+from ._turn_record import RunInfo, ToolLog
 from .db import Db, Message, PendingWork, new_id
 from .embedders import Embedder
 from .exceptions import ConfigurationError
+from .feedback import FeedbackSignal
 from .machine import LearningContext, LearningMachine
 
 __all__ = ["Agent", "RunResult", "ToolCall"]
@@ -53,11 +58,31 @@ class RunResult:
     """The pending work that will learn from this turn (``None`` if nothing learns from it)."""
     messages: list[pa.ModelMessage] = field(default_factory=list)
     """The turn's pydantic-ai messages."""
+    machine: LearningMachine | None = field(default=None, repr=False, compare=False)
+    """The machine that recorded the turn (``None`` without learning)."""
 
     @property
     def recalled(self) -> dict[str, Any]:
         """Each store's recalled data, by store name."""
         return {} if self.context is None else self.context.recalled
+
+    async def afeedback(
+        self, score: float, *, comment: str | None = None, by: str | None = None
+    ) -> FeedbackSignal:
+        """Rate this turn: ``score`` from -1 (bad) to 1 (good); thumbs are ``-1`` and ``+1``.
+
+        Needs a machine built with ``feedback=True``; see :meth:`LearningMachine.afeedback`.
+        """
+        if self.machine is None:
+            raise ConfigurationError(
+                "this turn ran without learning: give the Agent learning=LearningMachine("
+                "feedback=True) to rate its turns"
+            )
+        return await self.machine.afeedback(
+            turn_id=self.turn_id, score=score, comment=comment, by=by, user_id=self.user_id
+        )
+
+    feedback = sync_twin(afeedback)
 
     def __str__(self) -> str:
         return self.text
@@ -74,6 +99,27 @@ def _without_instructions(messages: Sequence[pa.ModelMessage]) -> list[pa.ModelM
         dataclasses.replace(m, instructions=None) if isinstance(m, pa.ModelRequest) else m
         for m in messages
     ]
+
+
+@dataclass
+class _TimedToolset(WrapperToolset[Any]):
+    """The app's own tools, timed into the turn's tool log (the stores' tools time themselves)."""
+
+    log: ToolLog = field(default_factory=ToolLog)
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> Any:
+        call = super().call_tool
+        return await self.log.timed(
+            name, tool_args, lambda: call(name, tool_args, ctx, tool), source="app"
+        )
+
+
+def _model_name(model: Model | str) -> str:
+    if isinstance(model, str):
+        return model
+    return f"{model.system}:{model.model_name}"
 
 
 def _history(rows: Sequence[Message]) -> list[pa.ModelMessage]:
@@ -155,8 +201,10 @@ class Agent:
         self.tools = list(tools)
         self.agent_id = agent_id
         self.history_turns = history_turns
+        # The app's tools are a toolset of their own, so each turn can time them (see arun).
+        self._app_tools = FunctionToolset(self.tools)
         self._agent: PydanticAgent[None, str] = PydanticAgent(
-            model, instructions=instructions, tools=self.tools, name=agent_id
+            model, instructions=instructions, name=agent_id
         )
 
     async def arun(
@@ -178,7 +226,7 @@ class Agent:
             check_message(message)
             check_optional_id(user_id, name="user_id")
             session = check_id(session_id or new_id(), name="session_id")
-            plain = await self._agent.run(message)
+            plain = await self._agent.run(message, toolsets=[self._app_tools])
             return RunResult(
                 text=plain.output,
                 turn_id=new_id(),
@@ -197,14 +245,28 @@ class Agent:
             **context,
         )
         history = _history(turn.history)
+        toolsets: list[AbstractToolset[Any]] = [
+            _TimedToolset(wrapped=self._app_tools, log=turn.tools.log)
+        ]
+        if turn.tools:
+            toolsets.append(FunctionToolset(turn.tools.pydantic_ai_tools()))
+        started = time.perf_counter()
         result = await self._agent.run(
             message,
             message_history=history or None,
             instructions=turn.learned.text or None,
-            toolsets=[FunctionToolset(turn.tools.pydantic_ai_tools())] if turn.tools else None,
+            toolsets=toolsets,
+        )
+        usage = result.usage
+        run = RunInfo(
+            model=_model_name(self.model),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            requests=usage.requests,
+            latency_ms=(time.perf_counter() - started) * 1000,
         )
         new_messages = _without_instructions(result.new_messages())
-        work = await turn.afinish(new_messages, answer=result.output)
+        work = await turn.afinish(new_messages, answer=result.output, run=run)
         return RunResult(
             text=result.output,
             turn_id=turn.context.turn_id,
@@ -215,6 +277,7 @@ class Agent:
             usage=result.usage,
             learning_work=work,
             messages=new_messages,
+            machine=self.machine,
         )
 
     run = sync_twin(arun)

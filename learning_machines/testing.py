@@ -58,8 +58,10 @@ def _last_tool_return(messages: Sequence[pa.ModelMessage]) -> bool:
     if not messages:
         return False
     last = messages[-1]
+    # A tool that failed and asked for a retry counts as answered: the script moves on to its
+    # text answer instead of calling the tool again until the run gives up.
     return isinstance(last, pa.ModelRequest) and any(
-        isinstance(part, pa.ToolReturnPart) for part in last.parts
+        isinstance(part, pa.ToolReturnPart | pa.RetryPromptPart) for part in last.parts
     )
 
 

@@ -17,6 +17,7 @@ PUBLIC_MODULES = [
     "learning_machines.stores",
     "learning_machines.machine",
     "learning_machines.curation",
+    "learning_machines.feedback",
     "learning_machines.exceptions",
     "learning_machines.testing",
 ]
@@ -78,6 +79,7 @@ def test_store_configs_are_importable_by_their_bare_names() -> None:
         "LearnedKnowledgeConfig",
         "EntityMemoryConfig",
         "EpisodicMemoryConfig",
+        "DecisionLogConfig",
     ):
         assert name in learning_machines.__all__, name
         assert getattr(learning_machines, name) is getattr(stores, name), name

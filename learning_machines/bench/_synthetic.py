@@ -39,10 +39,10 @@ from ..db import (
     Db,
     Learning,
     PutLearning,
+    stable_id,
     utcnow,
 )
 from ..stores._entity_model import ENTITY, FACT, RELATION
-from ..stores._shared import stable_id
 
 __all__ = [
     "FOCUS_USER",

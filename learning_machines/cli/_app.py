@@ -181,7 +181,7 @@ def worker(
 
 
 def _register_optional() -> None:
-    for module in ("._inspect", "._curation", "._bench", "._reindex", "._server"):
+    for module in ("._inspect", "._curation", "._bench", "._reindex", "._server", "._feedback"):
         try:
             register = importlib.import_module(module, __package__).register
         except ModuleNotFoundError as exc:

@@ -205,10 +205,54 @@ def qa(
     _show(out / "qa.md")
 
 
+def feedback(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke test: 3 users, 3 rounds, hash embedder.")
+    ] = False,
+    out: OutOption = DEFAULT_OUT,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Run with a real model, 'provider:model' (default: scripted)."
+        ),
+    ] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option("--judge", help="Model that scores turns a rule cannot (no tool called)."),
+    ] = None,
+    backend: Annotated[str, typer.Option(help="sqlite or postgres.")] = "sqlite",
+    embedder: EmbedderOption = "minilm",
+    rounds: Annotated[int | None, typer.Option(help="Rounds (default 6; 3 with --quick).")] = None,
+    users: Annotated[int | None, typer.Option(help="Users (default 6; 3 with --quick).")] = None,
+    noise: Annotated[float, typer.Option(help="Share of reactions the wrong way round.")] = 0.1,
+    ranking: Annotated[
+        bool, typer.Option(help="Also measure the feedback weight in search ranking.")
+    ] = True,
+    latency_records: Annotated[
+        int | None,
+        typer.Option("--latency-records", help="Also time recall with this many decisions."),
+    ] = None,
+) -> None:
+    """Failure rate per round with and without Phase 2 (decision log, feedback, lessons)."""
+    from ..exceptions import LearningMachinesError, UsageError
+
+    run = _runner("feedback", "run_feedback")
+    try:
+        run(
+            out_dir=out, quick=quick, model=model, judge=judge, backend=backend,
+            embedder=embedder, rounds=rounds, user_count=users, noise=noise,
+            ranking=ranking, latency_records=latency_records,
+        )  # fmt: skip
+    except LearningMachinesError as exc:
+        console.print(f"[red]bench feedback: {exc}[/red]")
+        raise typer.Exit(2 if isinstance(exc, UsageError) else 1) from exc
+    _show(out / "feedback.md")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` command group to ``app``."""
     bench = typer.Typer(
-        help="Benchmarks: retrieval quality, answer accuracy, latency, cost, peers.",
+        help="Benchmarks: retrieval, answer accuracy, latency, cost, peers, feedback.",
         no_args_is_help=True,
     )
     bench.command("retrieval")(retrieval)
@@ -216,4 +260,5 @@ def register(app: typer.Typer) -> None:
     bench.command("latency")(latency)
     bench.command("cost")(cost)
     bench.command("qa")(qa)
+    bench.command("feedback")(feedback)
     app.add_typer(bench, name="bench")

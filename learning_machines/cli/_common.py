@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -174,11 +175,13 @@ def open_machine(
     learns: bool = False,
     create: bool = False,
     mkdir: bool = False,
+    default: Callable[[], Any] | None = None,
 ) -> Any:
     """The machine a command works with, bound to its db.
 
     ``spec`` names the app's own machine (so its stores and namespaces are honoured); without
-    it, every built-in store in its default configuration. ``model`` replaces the machine's
+    it, ``default()`` when given (a command that needs stores of its own), else every built-in
+    store in its default configuration. ``model`` replaces the machine's
     model. Unless the command ``learns`` (chat, worker), the machine's model is dropped: admin
     work never calls a model, so it never needs the model's SDK or API key. ``background``
     learns in this process (chat); ``create`` and ``mkdir`` are :func:`open_db`'s.
@@ -188,6 +191,8 @@ def open_machine(
     machine = load_machine(spec)
     if machine is not None and embedder is not None:
         raise ConfigurationError("give --machine or --embedder, not both: the machine has one")
+    if machine is None and default is not None:
+        machine = default()
     if machine is None:
         machine = LearningMachine(
             embedder=embedder,

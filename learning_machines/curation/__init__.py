@@ -12,6 +12,7 @@ from ._decay import (
     rerank,
     retention_score,
 )
+from ._evidence import evidence_score, has_evidence, helpfulness, strongly_harmful
 from ._export import EXPORT_FORMAT, EXPORT_VERSION, export_user, import_user
 from ._judge import (
     DEFAULT_JUDGE_BAND,
@@ -62,7 +63,10 @@ __all__ = [
     "band_pairs",
     "cosine",
     "distinguishing",
+    "evidence_score",
     "export_user",
+    "has_evidence",
+    "helpfulness",
     "import_user",
     "is_substitution",
     "merge_learnings",
@@ -74,6 +78,7 @@ __all__ = [
     "retention_score",
     "retry_conflicts",
     "richness",
+    "strongly_harmful",
     "supersede_learning",
     "value_conflict",
     "write_learning",

@@ -3,8 +3,9 @@
 A curation run walks every scope (learning type × namespace × private owner) and, in each:
 merges near duplicates left over (or written around :func:`write_learning`), supersedes older
 facts that share a conflict key with a newer one, archives learnings whose retention score fell
-below their policy's threshold, and prunes scopes over their cap by archiving the weakest. It
-also expires pending proposals past their time. Nothing is deleted; every step is a history
+below their policy's threshold or that feedback showed to mislead (strong harmful evidence),
+and prunes scopes over their cap by archiving the weakest. It also expires pending proposals
+past their time. Nothing is deleted; every step is a history
 entry that :meth:`Curator.arestore` can undo.
 """
 
@@ -43,6 +44,7 @@ from ..db._records import ALL_STATUSES
 from ..embedders import Embedder, aembed
 from ..exceptions import ConflictError, ModelError, NotFoundError, ValidationError
 from ._decay import CurationPolicy, check_policies, policy_for, retention_score
+from ._evidence import helpfulness, strongly_harmful
 from ._export import export_user, import_user, learning_from_dict
 from ._judge import (
     DEFAULT_JUDGE_BAND,
@@ -62,6 +64,8 @@ logger = logging.getLogger("learning_machines")
 #: History actions that :meth:`Curator.arestore` undoes by default.
 CURATION_ACTIONS = frozenset({"merge", "supersede", "archive", "delete", "update", "import"})
 _CURATOR = {"curator": "learning_machines"}
+#: ``actor["rule"]`` of an archive made because feedback showed the learning misleads.
+HARMFUL_EVIDENCE = "harmful_evidence"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -447,6 +451,22 @@ class Curator:
             for score, r in scored:
                 if score < policy.archive_below and now - r.created_at >= min_age:
                     archive.append((r, f"retention {score:.3f} below {policy.archive_below}"))
+        harmful: set[str] = set()
+        if policy.harmful_min_evidence is not None:
+            chosen = {r.id for r, _ in archive}
+            for _, r in scored:
+                if r.id not in chosen and strongly_harmful(
+                    r, min_evidence=policy.harmful_min_evidence, below=policy.harmful_below
+                ):
+                    harmful.add(r.id)
+                    archive.append(
+                        (
+                            r,
+                            f"feedback showed it misleads: {r.harmful:g} harmful and "
+                            f"{r.helpful:g} helpful outcomes (helpfulness "
+                            f"{helpfulness(r):.2f} < {policy.harmful_below})",
+                        )
+                    )
         if policy.max_per_scope is not None:
             chosen = {r.id for r, _ in archive}
             over = len(alive) - len(chosen) - policy.max_per_scope
@@ -459,10 +479,11 @@ class Curator:
                     )
                     over -= 1
         for r, reason in archive:
+            actor = {**_CURATOR, "rule": HARMFUL_EVIDENCE} if r.id in harmful else _CURATOR
             ops.append(
                 PutLearning(
                     learning=dataclasses.replace(r, status="archived", updated_at=now),
-                    change=Change(action="archive", actor=_CURATOR, reason=reason),
+                    change=Change(action="archive", actor=actor, reason=reason),
                 )
             )
             report.archived.append(
@@ -566,7 +587,10 @@ class Curator:
 
         Without ``to_entry``, the last curation step (merge, supersede, archive, delete, update,
         import) is undone; with it, the row before that entry comes back. The restore is itself
-        a ``restore`` history entry, so it can be undone too. A restored row is re-embedded when
+        a ``restore`` history entry, so it can be undone too. Undoing an archive made because
+        feedback showed the learning misleads also clears its helpful/harmful evidence: a person
+        judged it worth keeping, so it ranks and is curated afresh (the old counts stay in the
+        history). A restored row is re-embedded when
         its text differs from the stored one, with this curator's embedder when it is the one the
         row was embedded by (otherwise the row comes back without a vector; re-embed it).
         """
@@ -606,11 +630,16 @@ class Curator:
         else:
             restored = dataclasses.replace(restored, embedding=None, embedder=None)
         restored = dataclasses.replace(restored, updated_at=utcnow())
-        change = Change(
-            action="restore",
-            actor=dict(actor or _CURATOR),
-            reason=f"undo {target.action} of {target.created_at.isoformat()} ({target.id})",
-        )
+        reason = f"undo {target.action} of {target.created_at.isoformat()} ({target.id})"
+        if target.actor.get("rule") == HARMFUL_EVIDENCE:
+            restored = dataclasses.replace(
+                restored,
+                helpful=0.0,
+                harmful=0.0,
+                feedback=restored.feedback - (restored.helpful - restored.harmful),
+            )
+            reason += "; its feedback evidence was cleared"
+        change = Change(action="restore", actor=dict(actor or _CURATOR), reason=reason)
         stored: Learning = await self.db.arun(PutLearning(learning=restored, change=change))
         return stored
 
@@ -630,14 +659,21 @@ class Curator:
         """Delete everything private to ``user_id``; returns rows deleted or unlinked per table.
 
         Their private learnings (with embeddings) and the history of those, their messages,
-        proposals and pending work go. Shared-namespace learnings they authored stay but lose
-        the link to them, unless ``keep_shared=False`` deletes those too.
+        proposals and pending work go — decision records and feedback signals included.
+        Shared-namespace learnings they authored stay but lose the link to them, unless
+        ``keep_shared=False`` deletes those too; shared lessons lose their example turns.
         """
         if not user_id:
             raise ValidationError("forget() needs a user_id.")
+        # Shared lessons keep what many users taught, not this user's example turns.
+        from ..feedback._lessons import scrub_shared_lessons
+
+        scrubbed = await scrub_shared_lessons(self.db, user_id, embedder=self.embedder)
         counts: dict[str, int] = await self.db.arun(
             PurgeUser(user_id=user_id, delete_shared=not keep_shared)
         )
+        if scrubbed:
+            counts["lessons_scrubbed"] = scrubbed
         return counts
 
     def forget(self, user_id: str, *, keep_shared: bool = True) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """Decay: how much a learning is still worth keeping, and ranking that uses it.
 
 Pure functions over :class:`~learning_machines.db.Learning` rows; no I/O. The signals are the ones
-every row carries: recency (``last_recalled_at`` or ``updated_at``), ``recall_count`` and
-``feedback``. See ``docs/curation.md`` for the defaults and how to tune them.
+every row carries: recency (``last_recalled_at`` or ``updated_at``), ``recall_count``,
+``feedback`` and the outcome evidence behind it (``helpful``/``harmful``). See
+``docs/curation.md`` for the defaults and how to tune them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from ..db import Learning, ScoredLearning
 from ..exceptions import ConfigurationError
+from ._evidence import evidence_score
 
 __all__ = [
     "DEFAULT_POLICIES",
@@ -40,6 +42,7 @@ VERBATIM_TYPES = frozenset({"episode"})
 # Store slot names people may mistake for learning types (policies are keyed by learning type).
 _SLOT_TYPES: Mapping[str, tuple[str, ...]] = {
     "episodic_memory": ("episode",),
+    "decision_log": ("decision",),
     "entity_memory": ("entity", "entity_fact", "entity_event", "entity_relation"),
 }
 
@@ -64,6 +67,12 @@ class CurationPolicy:
     """Never archive a learning younger than this (new facts have had no chance to be used)."""
     proposal_ttl_days: float | None = 14.0
     """Pending proposals older than this (without ``expires_at``) are expired; ``None``: never."""
+    harmful_min_evidence: float | None = None
+    """Archive a learning once this much harmful evidence (feedback) is credited to it and its
+    helpfulness falls under :attr:`harmful_below`; ``None``: never archive on evidence."""
+    harmful_below: float = 0.25
+    """Helpfulness (Beta posterior mean, see ``curation._evidence``) under which harmful evidence
+    archives a learning."""
     deduplicate: bool | None = None
     """Whether curation runs merge duplicates and supersede rows sharing a conflict key.
     ``None``: yes, except for :data:`VERBATIM_TYPES` (episodes), which are never merged."""
@@ -86,9 +95,19 @@ DEFAULT_POLICIES: Mapping[str, CurationPolicy] = {
     "entity_fact": CurationPolicy(half_life_days=365.0),
     "entity_event": CurationPolicy(half_life_days=180.0),
     "entity_relation": CurationPolicy(half_life_days=365.0),
-    "learned_knowledge": CurationPolicy(half_life_days=180.0, max_per_scope=10_000),
+    "learned_knowledge": CurationPolicy(
+        half_life_days=180.0, max_per_scope=10_000, harmful_min_evidence=3.0
+    ),
     "episode": CurationPolicy(half_life_days=60.0, max_per_scope=2_000, deduplicate=False),
     "session_context": CurationPolicy(half_life_days=30.0),
+    # Phase 2 records: a decision and a feedback signal are events, kept (and never merged);
+    # lessons are retired by their own evidence; a lesson candidate holds support counts.
+    "decision": CurationPolicy(
+        half_life_days=None, archive_below=None, max_per_scope=20_000, deduplicate=False
+    ),
+    "feedback_signal": CurationPolicy(half_life_days=None, archive_below=None, deduplicate=False),
+    "lesson": CurationPolicy(half_life_days=None, archive_below=None, harmful_min_evidence=2.0),
+    "lesson_candidate": CurationPolicy(half_life_days=None, archive_below=None, deduplicate=False),
 }
 
 
@@ -153,13 +172,17 @@ def rerank(
     now: datetime,
     policy: CurationPolicy | Mapping[str, CurationPolicy] | None = None,
     weight: float = 0.2,
+    evidence_weight: float = 0.0,
 ) -> list[ScoredLearning]:
-    """Blend search relevance with retention and sort, best first.
+    """Blend search relevance with retention and outcome evidence, and sort, best first.
 
     Relevance scores (fused, comparable only within one search) are min-max scaled to ``[0, 1]``;
-    the new score is ``(1 - weight) · relevance + weight · retention``. ``policy`` is one policy,
-    or a mapping per learning type (missing types use their defaults). ``weight=0`` keeps the
-    search order (ties by retention).
+    the new score is ``(1 - weight) · relevance + weight · retention + evidence_weight · e`` where
+    ``e`` in ``(-1, 1)`` is the learning's :func:`~learning_machines.curation.evidence_score`
+    (0 without feedback). The evidence term is bounded by ``evidence_weight``: a learning that
+    misled sinks, but a much more relevant one is never buried by feedback alone. ``policy`` is
+    one policy, or a mapping per learning type (missing types use their defaults). ``weight=0``
+    and ``evidence_weight=0`` keep the search order (ties by retention).
     """
     if not scored:
         return []
@@ -175,6 +198,8 @@ def rerank(
         relevance = (s.score - low) / span if span > 0 else 1.0
         retention = retention_score(s.learning, now=now, policy=p)
         blended = (1.0 - weight) * relevance + weight * retention
+        if evidence_weight:
+            blended += evidence_weight * evidence_score(s.learning)
         out.append((blended, retention, replace(s, score=blended)))
     out.sort(key=lambda t: (-t[0], -t[1], t[2].learning.id))
     return [t[2] for t in out]

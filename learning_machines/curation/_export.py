@@ -32,6 +32,7 @@ from ..db import (
     ListProposals,
     ListUserMessages,
     ListWork,
+    LocateLearnings,
     Message,
     PendingWork,
     Proposal,
@@ -39,6 +40,7 @@ from ..db import (
     PutLearning,
     PutProposal,
     normalize_text,
+    stable_id,
     utcnow,
 )
 from ..db._records import ALL_STATUSES
@@ -202,9 +204,20 @@ def _derived_ids(learning: Learning, user_id: str) -> set[str] | None:
 
     A profile, a session's context and a private entity have ids computed from their owner, so
     an export carrying such an id computed for someone else would take that person's row the
-    day it is first written.
+    day it is first written. A turn's decision record and feedback signals have ids computed
+    from the turn (and the rater) they are about, which must be the turn they name.
     """
-    from ..stores._shared import stable_id  # the stores import curation; import late
+    # The stores and feedback import curation; import late.
+    from ..feedback._signals import SIGNAL_TYPE, signal_id
+    from ..stores._decision_model import DECISION_TYPE, decision_id
+
+    if learning.learning_type in (DECISION_TYPE, SIGNAL_TYPE):
+        turn = _turn_of(learning)
+        if turn is None:
+            return set()  # names no turn: no id is right
+        if learning.learning_type == DECISION_TYPE:
+            return {decision_id(turn)}
+        return {signal_id(turn, str(learning.content.get("rater")))}
 
     if learning.learning_type == "user_profile":
         return {stable_id("user_profile", PRIVATE_NAMESPACE, user_id)}
@@ -219,6 +232,14 @@ def _derived_ids(learning: Learning, user_id: str) -> set[str] | None:
             if n
         }
     return None
+
+
+def _turn_of(learning: Learning) -> str | None:
+    """The turn a decision record or feedback signal is about (``None``: it names none)."""
+    turn = learning.content.get("turn_id")
+    if not isinstance(turn, str) or not turn or turn != learning.entity_id:
+        return None
+    return turn
 
 
 def _refuse(user_id: str, what: str) -> ValidationError:
@@ -295,6 +316,17 @@ async def _check_free(db: Db, user_id: str, records: _Records) -> None:
             ):
                 raise _refuse(user_id, f"learning {learning_id}, whose id belongs to another "
                                        "owner")  # fmt: skip
+    # A decision record or signal about a turn must be about one of this user's turns: the
+    # turn's decision record, where there is one, names its owner.
+    turns = {t for t in (_turn_of(x) for x in records.learnings) if t is not None}
+    if turns:
+        from ..stores._decision_model import decision_id  # the stores import curation
+
+        records_of = {decision_id(t): t for t in sorted(turns)}
+        for found in await db.arun(LocateLearnings(ids=tuple(records_of))):
+            if found.user_id != user_id:
+                raise _refuse(user_id, f"records of turn {records_of[found.id]}, which is "
+                                       "another user's turn")  # fmt: skip
     for p in records.proposals:
         stored = await db.arun(GetProposal(id=p.id))
         if stored is not None and stored.user_id != user_id:

@@ -11,6 +11,7 @@ from ._base import Db
 from ._clean import MAX_KEY_CHARS, MAX_SEARCH_TEXT_CHARS, MAX_TEXT_CHARS
 from ._fusion import zscore_fuse
 from ._ops import (
+    AddEvidence,
     AppendMessage,
     ClaimWork,
     CountLearnings,
@@ -30,9 +31,11 @@ from ._ops import (
     ListScopes,
     ListUserMessages,
     ListWork,
+    LocateLearnings,
     MarkRecalled,
     MatchIds,
     Op,
+    PatchContent,
     PurgeUser,
     PutHistory,
     PutLearning,
@@ -41,6 +44,7 @@ from ._ops import (
     ScopeCount,
     SearchLearnings,
     SetEmbeddings,
+    SetEvidence,
     UpdateWork,
 )
 from ._records import (
@@ -50,6 +54,7 @@ from ._records import (
     HistoryEntry,
     Learning,
     LearningFilter,
+    LearningLocation,
     Message,
     PendingWork,
     Proposal,
@@ -57,6 +62,7 @@ from ._records import (
     content_hash,
     new_id,
     normalize_text,
+    stable_id,
     utcnow,
 )
 from ._sqlite import SqliteDb
@@ -81,6 +87,7 @@ __all__ = [
     "MAX_SEARCH_TEXT_CHARS",
     "MAX_TEXT_CHARS",
     "PRIVATE_NAMESPACE",
+    "AddEvidence",
     "AppendMessage",
     "Change",
     "ClaimWork",
@@ -97,6 +104,7 @@ __all__ = [
     "HistoryEntry",
     "Learning",
     "LearningFilter",
+    "LearningLocation",
     "ListEmbedders",
     "ListHistory",
     "ListLearnings",
@@ -105,10 +113,12 @@ __all__ = [
     "ListScopes",
     "ListUserMessages",
     "ListWork",
+    "LocateLearnings",
     "MarkRecalled",
     "MatchIds",
     "Message",
     "Op",
+    "PatchContent",
     "PendingWork",
     "PostgresDb",
     "Proposal",
@@ -121,11 +131,13 @@ __all__ = [
     "ScoredLearning",
     "SearchLearnings",
     "SetEmbeddings",
+    "SetEvidence",
     "SqliteDb",
     "UpdateWork",
     "content_hash",
     "new_id",
     "normalize_text",
+    "stable_id",
     "utcnow",
     "zscore_fuse",
 ]

@@ -18,6 +18,8 @@ produce is either stored so that it reads back or refused before anything is wri
 - **Sizes**: a learning's ``search_text`` is at most :data:`MAX_SEARCH_TEXT_CHARS`; any other
   text, and any JSON value once serialised, at most :data:`MAX_TEXT_CHARS`.
 - **JSON** must be serialisable and its numbers finite (PostgreSQL's ``jsonb`` has no NaN).
+- **Evidence** (``helpful``/``harmful`` of a learning and of the ops that move them) must be
+  finite: SQLite cannot store NaN in a number column, and one NaN would rank every search by it.
 """
 
 from __future__ import annotations
@@ -79,6 +81,13 @@ _JSON_FIELDS: dict[str, frozenset[str]] = {
     "PendingWork": frozenset({"payload"}),
     "Proposal": frozenset({"payload"}),
     "UpdateWork": frozenset({"payload"}),
+    "PatchContent": frozenset({"patch"}),
+}
+# Numbers that must be finite, per record or op type name.
+_FINITE_FIELDS: dict[str, frozenset[str]] = {
+    "Learning": frozenset({"helpful", "harmful"}),
+    "AddEvidence": frozenset({"helpful", "harmful"}),
+    "SetEvidence": frozenset({"helpful", "harmful", "expected_helpful", "expected_harmful"}),
 }
 # Vectors are checked by the backends (finite floats); walking them here would cost more than
 # the write.
@@ -178,6 +187,12 @@ def _clean_field(owner: str, name: str, value: Any) -> Any:
             # Every JSON column holds an object; anything else could not be read back as one.
             raise ValidationError(f"{what} must be a JSON object (a dict), not {type(value)}")
         return clean_json(value, what=what)
+    if name in _FINITE_FIELDS.get(owner, ()):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(f"{what} must be a number, not {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValidationError(f"{what} is {value!r}; it must be a finite number")
+        return value
     limit = _TEXT_FIELDS.get(owner, {}).get(name)
     if limit is not None:
         return clean_text(value, what=what, limit=limit)

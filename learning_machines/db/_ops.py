@@ -19,6 +19,7 @@ from ._records import (
     HistoryEntry,
     Learning,
     LearningFilter,
+    LearningLocation,
     LearningStatus,
     Message,
     PendingWork,
@@ -29,6 +30,7 @@ from ._records import (
 )
 
 __all__ = [
+    "AddEvidence",
     "AppendMessage",
     "ClaimWork",
     "CountLearnings",
@@ -48,9 +50,11 @@ __all__ = [
     "ListScopes",
     "ListUserMessages",
     "ListWork",
+    "LocateLearnings",
     "MarkRecalled",
     "MatchIds",
     "Op",
+    "PatchContent",
     "PurgeUser",
     "PutHistory",
     "PutLearning",
@@ -59,6 +63,7 @@ __all__ = [
     "ScopeCount",
     "SearchLearnings",
     "SetEmbeddings",
+    "SetEvidence",
     "UpdateWork",
     "version_conflict",
 ]
@@ -214,6 +219,78 @@ class MarkRecalled(Op[None]):
     """Ids recalled."""
     at: datetime
     """When."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddEvidence(Op[int]):
+    """Add outcome evidence to learnings (credit from a rated turn). Returns rows changed.
+
+    ``helpful`` and ``harmful`` are added to the columns of the same name (negative values take
+    evidence back, when a turn is re-rated) and ``feedback`` moves by ``helpful - harmful``.
+    Like :class:`MarkRecalled` it touches neither ``updated_at`` nor the history: evidence is a
+    usage signal, not a change of what the learning says.
+    """
+
+    ids: tuple[str, ...]
+    """The learnings credited."""
+    helpful: float = 0.0
+    """Evidence that they helped, to add."""
+    harmful: float = 0.0
+    """Evidence that they misled, to add."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetEvidence(Op[None]):
+    """Set one learning's evidence, only if it still holds the values the caller read.
+
+    Raises :class:`~learning_machines.exceptions.ConflictError` when the stored ``helpful`` or
+    ``harmful`` differ from ``expected_helpful`` / ``expected_harmful`` (another writer changed
+    them first; the whole transaction is rolled back, so evidence is never counted twice).
+    """
+
+    id: str
+    """The learning."""
+    helpful: float
+    """New helpful evidence."""
+    harmful: float
+    """New harmful evidence."""
+    expected_helpful: float
+    """What the caller read."""
+    expected_harmful: float
+    """What the caller read."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatchContent(Op[Learning | None]):
+    """Set top-level keys of one learning's ``content``, leaving every other column as it is.
+
+    For records that grow after they are written (a decision's rationale, a lesson's support)
+    while other writers move their counters: unlike :class:`PutLearning` it never writes back
+    stale ``helpful``/``harmful``/``recall_count`` values. ``search_text`` and the embedding are
+    unchanged. The change is recorded in the history; ``updated_at`` moves. Returns the row as
+    changed, or ``None`` when the filter does not let the reader see it (or it is gone).
+    """
+
+    id: str
+    """The learning."""
+    filter: LearningFilter
+    """Isolation still applies (the reader must be allowed to see the row)."""
+    patch: dict[str, Any]
+    """Keys to set in ``content`` (replacing whole values)."""
+    change: Change
+    """Why, and who, for the history."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocateLearnings(Op[list[LearningLocation]]):
+    """Where learnings with these ids live and who owns them, in the order given.
+
+    Maintenance only (like :class:`ListScopes`): it names private owners without a reader, so
+    an admin surface can find whose turn an id belongs to before it reads through isolation.
+    """
+
+    ids: tuple[str, ...]
+    """Ids to locate (missing ids are skipped)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -413,8 +490,8 @@ class FinishWork(Op[None]):
 class UpdateWork(Op[PendingWork]):
     """Replace the payload of a claimed item (progress, so a retry resumes instead of redoing).
 
-    Raises :class:`~learning_machines.exceptions.NotFoundError` if ``worker_id`` no longer holds
-    the claim.
+    Raises :class:`~learning_machines.exceptions.ConflictError` if ``worker_id`` no longer holds
+    the claim (its lease ran out and another worker took the item).
     """
 
     id: str

@@ -35,6 +35,7 @@ from ._ops import (
 )
 from ._postgres_broad import BroadState
 from ._postgres_copy import COPY_MIN_ROWS, copy_learnings
+from ._postgres_partial import PARTIAL_HANDLERS
 from ._postgres_queue import QUEUE_HANDLERS
 from ._postgres_rows import (
     LEARNING_COLUMNS,
@@ -450,6 +451,7 @@ _HANDLERS: dict[type[Any], Callable[[OpContext, Any], Any]] = {
         row["id"] for row in ctx.q(*match_ids_sql(op, param="%s")).fetchall()
     ],
     **QUEUE_HANDLERS,
+    **PARTIAL_HANDLERS,
 }
 
 

@@ -162,7 +162,7 @@ def _held(ctx: OpContext, work_id: str, worker_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFoundError(f"No pending work with id {work_id!r}.")
     if row["status"] != "running" or row["locked_by"] != worker_id:
-        raise NotFoundError(
+        raise ConflictError(
             f"Worker {worker_id!r} does not hold pending work {work_id!r} (its lease expired and "
             "another worker claimed it, or it is finished); claim it again before updating it."
         )

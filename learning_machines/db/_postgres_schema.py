@@ -188,6 +188,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f" WHERE {c} < {_FIRST} OR {c} > {_LAST}"
         for c in ("valid_from", "valid_to", "created_at", "updated_at", "last_recalled_at")
     ),
+    # 6: outcome evidence from behavioural feedback (how much a learning helped or misled the
+    # turns that recalled it); ``feedback`` stays the net value retention reads. (``IF NOT
+    # EXISTS``: see ``_renumber_unreleased``.)
+    (
+        "ALTER TABLE learnings ADD COLUMN IF NOT EXISTS helpful double precision NOT NULL"
+        " DEFAULT 0",
+        "ALTER TABLE learnings ADD COLUMN IF NOT EXISTS harmful double precision NOT NULL"
+        " DEFAULT 0",
+    ),
 )
 
 #: The version a database has once every migration is applied.
@@ -230,16 +239,17 @@ def _renumber_unreleased(conn: psycopg.Connection[Any]) -> None:
     """Put a database written by a development build between releases back in the numbering.
 
     That build recorded migrations 4 and 5 (the ``version`` column, clamped times) as 3 and 4,
-    before migration 3 (broad namespaces) existed. Such a database has the ``version`` column
-    but no ``lm_postings``: forget its 3 and 4, so that 3, 4 and 5 run in order (4 and 5 are
-    safe to run again).
+    and the feedback build recorded 6 (the ``helpful``/``harmful`` columns) as 3, before
+    migration 3 (broad namespaces) existed. Such a database has the ``version`` or ``helpful``
+    column but no ``lm_postings``: forget its 3 and later, so that 3 onwards run in order (4, 5
+    and 6 are safe to run again).
     """
     from psycopg.rows import tuple_row
 
     with conn.cursor(row_factory=tuple_row) as cur:
         row = cur.execute(
             "SELECT to_regclass('lm_postings') IS NULL AND EXISTS (SELECT 1 FROM pg_attribute"
-            " WHERE attrelid = to_regclass('learnings') AND attname = 'version'"
+            " WHERE attrelid = to_regclass('learnings') AND attname IN ('version', 'helpful')"
             " AND NOT attisdropped)"
         ).fetchone()
         if row is not None and row[0]:

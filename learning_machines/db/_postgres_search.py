@@ -46,7 +46,7 @@ LEARNING_SELECT = (
     "l.id, l.learning_type, l.namespace, l.content, l.search_text, l.user_id, l.session_id,"
     " l.agent_id, l.team_id, l.entity_id, l.embedding::text AS embedding, l.embedder, l.status,"
     " l.valid_from, l.valid_to, l.superseded_by, l.created_at, l.updated_at, l.recall_count,"
-    " l.last_recalled_at, l.feedback, l.provenance, l.version"
+    " l.last_recalled_at, l.feedback, l.provenance, l.helpful, l.harmful, l.version"
 )
 
 # pgvector's HNSW index takes vectors of at most 2,000 dimensions.

@@ -21,6 +21,7 @@ __all__ = [
     "HistoryEntry",
     "Learning",
     "LearningFilter",
+    "LearningLocation",
     "LearningStatus",
     "Message",
     "PendingWork",
@@ -31,6 +32,7 @@ __all__ = [
     "content_hash",
     "new_id",
     "normalize_text",
+    "stable_id",
     "utcnow",
 ]
 
@@ -68,6 +70,16 @@ def normalize_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = _SPACES.sub(" ", text).strip()
     return _PUNCT_END.sub("", text)
+
+
+def stable_id(*parts: str | None) -> str:
+    """Return a deterministic 32-hex id from ``parts`` (so one row per user, per session, per name).
+
+    Every id that scopes a private row includes the owner's ``user_id``, so two users can never
+    address the same row, whatever session id or name they use.
+    """
+    joined = "\x1f".join("" if p is None else p for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
 
 
 def content_hash(text: str) -> str:
@@ -125,7 +137,11 @@ class Learning:
     last_recalled_at: datetime | None = None
     """When it was last recalled."""
     feedback: float = 0.0
-    """Sum of feedback signals (positive is useful)."""
+    """Net feedback: ``helpful - harmful`` (positive is useful)."""
+    helpful: float = 0.0
+    """Evidence that it helped: the trust-weighted outcomes of good turns that recalled it."""
+    harmful: float = 0.0
+    """Evidence that it misled: the trust-weighted outcomes of bad turns that recalled it."""
     provenance: dict[str, Any] = field(default_factory=dict)
     """Where it came from: ``user_id``, ``session_id``, ``turn_id``, ``mode``, ``store``, ``model``;
     merged learnings keep a list under ``"merged"``."""
@@ -139,6 +155,22 @@ class Learning:
     def content_hash(self) -> str:
         """Hash of the normalised search text, used to refuse exact duplicates."""
         return content_hash(self.search_text)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearningLocation:
+    """Where a learning lives and who owns it (maintenance reads, see ``LocateLearnings``)."""
+
+    id: str
+    """The learning."""
+    learning_type: str
+    """Its learning type."""
+    namespace: str
+    """Its namespace."""
+    user_id: str | None
+    """Its owner (private namespace) or author (shared ones)."""
+    status: LearningStatus
+    """Its status."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,10 +23,12 @@ from typing import Any
 from ..exceptions import BackendError, ConfigurationError, ValidationError
 from . import _sqlite_curation as curation
 from . import _sqlite_learnings as learnings
+from . import _sqlite_partial as partial
 from . import _sqlite_queue as queue
 from ._base import Db
 from ._id_match import match_ids_sql
 from ._ops import (
+    AddEvidence,
     AppendMessage,
     ClaimWork,
     CountLearnings,
@@ -46,9 +48,11 @@ from ._ops import (
     ListScopes,
     ListUserMessages,
     ListWork,
+    LocateLearnings,
     MarkRecalled,
     MatchIds,
     Op,
+    PatchContent,
     PurgeUser,
     PutHistory,
     PutLearning,
@@ -56,6 +60,7 @@ from ._ops import (
     ReleaseWork,
     SearchLearnings,
     SetEmbeddings,
+    SetEvidence,
     UpdateWork,
 )
 from ._sqlite_broad import BROAD_SCOPE_ROWS, SideIndexes, index_directory
@@ -99,6 +104,10 @@ _HANDLERS: dict[type[Op[Any]], _Handler] = {
     MatchIds: lambda conn, op, cache: [
         row[0] for row in conn.execute(*match_ids_sql(op, param="?"))
     ],
+    AddEvidence: partial.add_evidence,
+    SetEvidence: partial.set_evidence,
+    LocateLearnings: partial.locate_learnings,
+    PatchContent: partial.patch_content,
 }
 
 # Operations that only read; a batch of these alone runs in a deferred (shared) transaction.
@@ -118,6 +127,7 @@ _READS: tuple[type[Op[Any]], ...] = (
     ListScopes,
     ListUserMessages,
     MatchIds,
+    LocateLearnings,
 )
 
 

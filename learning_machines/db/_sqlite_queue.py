@@ -184,7 +184,7 @@ def _held(conn: sqlite3.Connection, work_id: str, worker_id: str) -> PendingWork
     if item is None:
         raise NotFoundError(f"No pending work with id {work_id!r}.")
     if item.status != "running" or item.locked_by != worker_id:
-        raise NotFoundError(
+        raise ConflictError(
             f"Work {work_id!r} is not held by worker {worker_id!r} (status {item.status!r}, "
             f"held by {item.locked_by!r}); its lease may have expired and another worker "
             "claimed it. Claim it again with ClaimWork."

@@ -141,6 +141,8 @@ LEARNING_COLUMNS = (
     "last_recalled_at",
     "feedback",
     "provenance",
+    "helpful",
+    "harmful",
 )
 
 
@@ -170,6 +172,8 @@ def learning_params(x: Learning) -> list[Any]:
         enc_time(x.last_recalled_at),
         float(x.feedback),
         to_json(x.provenance, "Learning.provenance"),
+        float(x.helpful),
+        float(x.harmful),
     ]
 
 
@@ -198,6 +202,8 @@ def row_to_learning(row: sqlite3.Row) -> Learning:
         last_recalled_at=dec_time(row["last_recalled_at"]),
         feedback=row["feedback"],
         provenance=require_object(from_json(row["provenance"]), "provenance"),
+        helpful=row["helpful"],
+        harmful=row["harmful"],
         version=row["version"],
     )
 

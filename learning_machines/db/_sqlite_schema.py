@@ -279,6 +279,14 @@ _M008_UNZEROED_FREE_SPACE = [
     """,
 ]
 
+# Outcome evidence from behavioural feedback: how much a learning helped or misled the turns that
+# recalled it (trust-weighted), so search ranks by it and curation can archive what misleads.
+# ``feedback`` stays the net value (helpful - harmful) that retention already reads.
+_M009_FEEDBACK_EVIDENCE = [
+    "ALTER TABLE learnings ADD COLUMN helpful REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE learnings ADD COLUMN harmful REAL NOT NULL DEFAULT 0",
+]
+
 #: Ordered migrations: ``(name, statements)``. Version ``n`` means the first ``n`` are applied.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("initial", _M001_INITIAL),
@@ -289,6 +297,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
     ("row_version", _M006_ROW_VERSION),
     ("pad_short_years", _M007_PAD_YEARS),
     ("unzeroed_free_space", _M008_UNZEROED_FREE_SPACE),
+    ("feedback_evidence", _M009_FEEDBACK_EVIDENCE),
 ]
 
 _VERSION_TABLE = """
@@ -352,7 +361,8 @@ def _renumber_unreleased(conn: sqlite3.Connection) -> None:
     """Put a database written by a development build between releases back in the numbering.
 
     That build recorded ``row_version``, ``pad_short_years`` and ``unzeroed_free_space`` as
-    versions 5-7, before ``side_indexes`` took 5. The names tell: apply the migrations such a
+    versions 5-7, before ``side_indexes`` took 5, and the feedback build recorded
+    ``feedback_evidence`` as 5. The names tell: apply the migrations such a
     database skipped and record every one under its number here, so the rest follow in order.
     A name this version does not know is left for the version check (a newer database).
     """

@@ -2,6 +2,7 @@
 
 from .._turn_context import TurnContext
 from ._context import LearningContext
+from ._decisions import Decision, DecisionBook
 from ._jobs import CurationJob, ExtractionJob
 from ._machine import LearningMachine
 from ._proposals import ProposalBook
@@ -12,6 +13,8 @@ from ._worker import LearningUsage, Worker, WorkerSettings, WorkResult
 
 __all__ = [
     "CurationJob",
+    "Decision",
+    "DecisionBook",
     "ExtractionJob",
     "LearningContext",
     "LearningMachine",

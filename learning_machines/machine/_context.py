@@ -37,18 +37,31 @@ class LearningContext:
 
         ``Agent`` counts them as recalled (a decay signal) when it saves the turn.
         """
-        found: dict[str, None] = {}
+        found: dict[str, Learning] = {}
         _collect_ids(self.recalled, found, depth=0)
         return list(found)
 
+    def learnings_by_store(self) -> dict[str, dict[str, Learning]]:
+        """Per store, the stored learnings it recalled, by id (in order).
 
-def _collect_ids(value: Any, found: dict[str, None], *, depth: int) -> None:
+        The decision log records them, and feedback credits them with the turn's outcome.
+        """
+        out: dict[str, dict[str, Learning]] = {}
+        for name, value in self.recalled.items():
+            found: dict[str, Learning] = {}
+            _collect_ids(value, found, depth=0)
+            if found:
+                out[name] = found
+        return out
+
+
+def _collect_ids(value: Any, found: dict[str, Learning], *, depth: int) -> None:
     if depth > 6:
         return
     if isinstance(value, Learning):
-        found.setdefault(value.id)
+        found.setdefault(value.id, value)
     elif isinstance(value, ScoredLearning):
-        found.setdefault(value.learning.id)
+        found.setdefault(value.learning.id, value.learning)
     elif isinstance(value, Mapping):
         for item in value.values():
             _collect_ids(item, found, depth=depth + 1)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic_ai.models import Model
 
+from .._ids import check_optional_id
 from .._messages import to_chat_messages
 from .._modes import LearningMode
 from .._sync import run_sync, sync_twin
@@ -21,8 +22,10 @@ from .._turn_context import TurnContext
 from ..db import Db, ListMessages, PendingWork, new_id, utcnow
 from ..embedders import BatchingEmbedder, Embedder
 from ..exceptions import ConfigurationError, LearningFailedError
+from ..feedback import FeedbackSignal, FeedbackStore, behaviour_slots
 from ..stores import BoundTools
 from ._context import LearningContext
+from ._decisions import DecisionBook
 from ._jobs import CurationSchedule
 from ._models import check_learning_model, resolve_model
 from ._open_turns import OpenTurns
@@ -63,6 +66,8 @@ class LearningMachine:
         learned_knowledge: object = False,
         entity_memory: object = False,
         episodic_memory: object = False,
+        decision_log: object = None,
+        feedback: object = False,
         custom_stores: Mapping[str, object] | None = None,
         context_budget: int | None = 2000,
         background: bool = True,
@@ -89,6 +94,12 @@ class LearningMachine:
             learned_knowledge: ``True``, a ``LearnedKnowledgeConfig`` or a store instance.
             entity_memory: ``True``, an ``EntityMemoryConfig`` or a store instance.
             episodic_memory: ``True``, an ``EpisodicMemoryConfig`` or a store instance.
+            decision_log: ``True``, a ``DecisionLogConfig`` or a store: every turn's message,
+                answer, tool calls, recalls, model and outcome, recalled for similar requests
+                (on by default when ``feedback`` is on).
+            feedback: ``True`` or a ``FeedbackConfig``: signals on turns (explicit with
+                :meth:`feedback`, implicit from the next message, rules), credited to what each
+                turn recalled, and lessons distilled from recurring outcomes.
             custom_stores: Your own stores, by name (the name is also its extraction key).
             context_budget: Token budget of the combined context block (``None``: no limit).
             background: Process pending work in a background task of this process. Set ``False``
@@ -115,6 +126,7 @@ class LearningMachine:
                 "learned_knowledge": learned_knowledge,
                 "entity_memory": entity_memory,
                 "episodic_memory": episodic_memory,
+                **behaviour_slots(decision_log=decision_log, feedback=feedback),
             },
             custom_stores,
         )
@@ -240,6 +252,51 @@ class LearningMachine:
     def service(self) -> LearningService:
         """Admin of what was learned: inspect, curate, history, restore, forget, export."""
         return self._require().service
+
+    @property
+    def decisions(self) -> DecisionBook:
+        """The decision log: list, get and search records, with their outcomes and signals."""
+        parts = self._require()
+        if parts.decisions is None:
+            raise ConfigurationError(
+                "this machine has no decision log: build it with LearningMachine(decision_log="
+                "True) (or feedback=True, which turns it on)"
+            )
+        return parts.decisions
+
+    async def afeedback(
+        self,
+        *,
+        turn_id: str,
+        score: float,
+        comment: str | None = None,
+        by: str | None = None,
+        user_id: str | None = None,
+    ) -> FeedbackSignal:
+        """Rate a turn: ``score`` from -1 (bad) to 1 (good); thumbs are -1 and 1.
+
+        ``by`` is who rates (default: the turn's user); rating the same turn again replaces
+        that rater's earlier signal. The outcome is credited to what the turn recalled and to
+        its decision record. ``user_id`` (whose turn it is) is looked up when not given.
+        """
+        self._require()
+        store = self.registry.get("feedback")
+        if store is None or not isinstance(store.store, FeedbackStore):
+            raise ConfigurationError(
+                "this machine takes no feedback: build it with LearningMachine(feedback=True)"
+            )
+        rater = check_optional_id(by, name="by")
+        owner = check_optional_id(user_id, name="user_id") or await store.store.aowner(turn_id)
+        return await store.store.arecord(
+            turn_id=turn_id,
+            score=score,
+            source="explicit",
+            rater=f"explicit:{rater or owner}",
+            comment=comment,
+            user_id=owner,
+        )
+
+    feedback = sync_twin(afeedback)
 
     @property
     def worker(self) -> Worker:

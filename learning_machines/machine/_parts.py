@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING
 
 from ..curation import Curator, ModelJudge
 from ..db import Db
+from ..feedback import FeedbackStore
+from ..stores.decision_log import DecisionLogStore
 from ._background import BackgroundRunner
+from ._decisions import DecisionBook
 from ._jobs import CURATE, EXTRACT, extraction_kind
 from ._models import resolve_model
 from ._proposals import ProposalBook, approve_proposal_tool
@@ -67,3 +70,15 @@ class Parts:
             on_enqueued=self.runner.notify,
         )
         self.approve_tool = approve_proposal_tool(self.proposals)
+        log = registry.get("decision_log")
+        signals = registry.get("feedback")
+        self.decisions = (
+            DecisionBook(
+                store=log.store,
+                feedback=signals.store
+                if signals and isinstance(signals.store, FeedbackStore)
+                else None,
+            )
+            if log is not None and isinstance(log.store, DecisionLogStore)
+            else None
+        )

@@ -18,7 +18,8 @@ from typing import Any
 
 from .._messages import ChatMessage
 from .._modes import LearningMode
-from ..db import Db
+from .._turn_record import TurnRecord
+from ..db import Db, Op
 from ..embedders import Embedder
 from ..exceptions import ConfigurationError
 from ..stores import (
@@ -32,6 +33,7 @@ from ..stores import (
     LearningStore,
     StoreResources,
     ToolSpec,
+    TurnRecordingStore,
     WriteGate,
     tool_from_function,
 )
@@ -126,6 +128,8 @@ class StoreSlot:
     """Whether it has guidance for the agent."""
     applies_writes: bool
     """Whether held writes (proposals) can be applied to it."""
+    records_turns: bool = False
+    """Whether it writes a record of every finished turn with the turn (the decision log)."""
 
     # --- calls, each resolved to one async path --------------------------------------------------
 
@@ -162,6 +166,12 @@ class StoreSlot:
     async def apply_extraction(self, data: Any, context: Mapping[str, Any]) -> None:
         """Give the store its part of the extraction output."""
         await self.store.aapply_extraction(data, **context)
+
+    async def turn_ops(self, record: TurnRecord) -> list[Op[Any]]:
+        """What the store writes with a finished turn, in the turn's transaction."""
+        if not self.records_turns:
+            return []
+        return list(await self.store.aturn_ops(record))
 
     def guidance(self, context: Mapping[str, Any]) -> str:
         """The store's guidance for the agent (``""`` when it has none)."""
@@ -224,6 +234,7 @@ def _slot(name: str, store: object) -> StoreSlot:
         specs=tuple(store.tool_specs()) if isinstance(store, ToolSpecStore) else None,
         guides=isinstance(store, GuidingStore),
         applies_writes=isinstance(store, ApplyingStore),
+        records_turns=isinstance(store, TurnRecordingStore),
     )
 
 
@@ -280,6 +291,10 @@ class StoreRegistry(Mapping[str, StoreSlot]):
     def background(self) -> list[StoreSlot]:
         """Slots that learn from finished turns after the answer."""
         return [s for s in self._slots.values() if s.learns_in_background]
+
+    def turn_recorders(self) -> list[StoreSlot]:
+        """Slots that write a record of every finished turn with the turn."""
+        return [s for s in self._slots.values() if s.records_turns]
 
     def needing_a_model(self) -> list[str]:
         """Slots whose background learning makes a model call."""

@@ -3,19 +3,23 @@
 ``turn = await machine.abegin(message, user_id=..., session_id=...)`` gives the turn's typed
 :class:`~learning_machines.TurnContext`, the learned context for the system prompt, the tools
 bound to this turn and the session's recent history. ``await turn.afinish(messages)`` writes the
-turn's row, the recall marks and the pending work that learns from it in one transaction, then
-wakes the background worker. Any framework can drive a turn this way; our ``Agent`` does.
+turn's row, the recall marks, the records of stores that keep every turn (the decision log) and
+the pending work that learns from it in one transaction, then wakes the background worker. Any
+framework can drive a turn this way; our ``Agent`` does (and passes ``run=RunInfo(...)``: the
+model, its tokens and latency, which only the agent knows).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._messages import ChatMessage, from_stored_json, to_chat_messages
 from .._sync import sync_twin
 from .._turn_context import TurnContext
+from .._turn_record import RunInfo, TurnRecord, merge_tool_runs
 from ..db import AppendMessage, Db, EnqueueWork, MarkRecalled, Message, Op, PendingWork
 from ..exceptions import ValidationError
 from ..stores import BoundTools
@@ -65,9 +69,14 @@ class TurnRecorder:
         self.on_enqueued = on_enqueued
 
     async def record(
-        self, turn: Turn, messages: str | Sequence[Any], *, answer: str | None
+        self,
+        turn: Turn,
+        messages: str | Sequence[Any],
+        *,
+        answer: str | None,
+        run: RunInfo | None = None,
     ) -> PendingWork | None:
-        """Store the turn's row, what it recalled, its extraction work and any curation due."""
+        """Store the turn's row, recall marks, turn records, extraction work and curation due."""
         ctx = turn.context
         items = [messages] if isinstance(messages, str) else list(messages)
         stored, chat = _messages_json(items)
@@ -91,6 +100,11 @@ class TurnRecorder:
         ids = turn.learned.learning_ids
         if ids:
             ops.append(MarkRecalled(ids=tuple(ids), at=ctx.now))
+        recorders = self.registry.turn_recorders()
+        if recorders:
+            record = _turn_record(turn, chat, answer=answer, run=run or RunInfo())
+            for slot in recorders:
+                ops.extend(await slot.turn_ops(record))
         slots = self.registry.background()
         work: PendingWork | None = None
         if slots:
@@ -111,6 +125,23 @@ class TurnRecorder:
         if work is not None or curation is not None:
             self.on_enqueued()
         return work
+
+
+def _turn_record(turn: Turn, chat: list[ChatMessage], *, answer: str, run: RunInfo) -> TurnRecord:
+    by_store = turn.learned.learnings_by_store()
+    return TurnRecord(
+        context=turn.context,
+        answer=answer,
+        messages=tuple(chat),
+        tool_runs=merge_tool_runs(turn.tools.log.runs, chat, store_tools=set(turn.tools.names)),
+        recalled={name: tuple(found) for name, found in by_store.items()},
+        recalled_types={
+            i: x.learning_type for found in by_store.values() for i, x in found.items()
+        },
+        recalled_texts={i: x.search_text for found in by_store.values() for i, x in found.items()},
+        run=run,
+        duration_ms=(time.perf_counter() - turn.started) * 1000,
+    )
 
 
 class Turn:
@@ -137,6 +168,8 @@ class Turn:
         """The pending work that learns from the turn, once finished (``None`` if none)."""
         self._recorder = recorder
         self._finished = False
+        self.started = time.perf_counter()
+        """When the turn began (``time.perf_counter()``), for its duration."""
 
     @property
     def finished(self) -> bool:
@@ -151,14 +184,19 @@ class Turn:
         return out
 
     async def afinish(
-        self, messages: str | Sequence[Any], *, answer: str | None = None
+        self,
+        messages: str | Sequence[Any],
+        *,
+        answer: str | None = None,
+        run: RunInfo | None = None,
     ) -> PendingWork | None:
         """Record the finished turn and queue its learning; returns the pending work.
 
         ``messages`` is the whole turn — the user's message, the answer, tool calls and their
         results — as pydantic-ai messages, ``{"role", "content"}`` dicts or ``ChatMessage``.
-        ``answer`` is the final answer when it is not the last assistant message. A turn is
-        finished once.
+        ``answer`` is the final answer when it is not the last assistant message. ``run`` is
+        what only the agent knows (model, tokens, latency, instructions version) for the
+        decision log. A turn is finished once.
         """
         if self._finished:
             raise ValidationError(
@@ -168,7 +206,7 @@ class Turn:
         # Claimed before the first await: two finishes at once record the turn once.
         self._finished = True
         try:
-            self.learning_work = await self._recorder.record(self, messages, answer=answer)
+            self.learning_work = await self._recorder.record(self, messages, answer=answer, run=run)
         except BaseException:
             self._finished = False  # nothing was written: the turn may be finished again
             raise

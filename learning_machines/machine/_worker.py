@@ -240,7 +240,12 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - recorded on the item, logged, retried, parked
             await self._record_failure(item, exc)
             return False
-        await self.db.arun(FinishWork(id=item.id, worker_id=self.worker_id))
+        try:
+            await self.db.arun(FinishWork(id=item.id, worker_id=self.worker_id))
+        except ConflictError as exc:
+            # Our lease ran out while we worked and another worker claimed the item: its saved
+            # progress lets that worker skip what we applied.
+            logger.warning("finished pending work %s after losing its claim: %s", item.id, exc)
         return True
 
     async def _record_failure(self, item: PendingWork, exc: Exception) -> None:
@@ -274,7 +279,7 @@ class Worker:
                     retry_at=retry_at,
                 )
             )
-        except (NotFoundError, ConflictError):
+        except ConflictError:
             # Our lease expired and another worker claimed the item: it is theirs now.
             logger.warning("lost the claim on pending work %s (%s)", item.id, message)
             return

@@ -27,7 +27,9 @@ from .._modes import LearningMode
 from ..db import PRIVATE_NAMESPACE, HistoryEntry, Learning, PendingWork, Proposal, ScoredLearning
 from ..db._records import ALL_STATUSES, LearningStatus, WorkStatus
 from ..exceptions import NotFoundError, PermissionDenied, ValidationError
-from ..machine import LearningMachine, LearningService, Turn
+from ..feedback import FeedbackSignal
+from ..machine import Decision, LearningMachine, LearningService, Turn
+from ..machine._decisions import OutcomeFilter
 from ..stores import ToolSpec
 from ._turns import OpenTurns
 from .auth import Principal
@@ -247,6 +249,50 @@ class Gateway:
             ]
         )
         return turn
+
+    # --- feedback and the decision log -------------------------------------------------------
+
+    async def afeedback(
+        self, principal: Principal, turn_id: str, *, score: float, comment: str | None = None
+    ) -> tuple[FeedbackSignal, Decision]:
+        """Rate a finished turn; returns the signal and the turn's record with its new outcome.
+
+        A user key rates only its own turns (another user's turn is as absent as an unknown
+        id); reviewers and admins rate any turn, as themselves (``reviewer:NAME``, so their
+        rating never replaces the user's own).
+        """
+        turn_id = check_id(turn_id, name="turn_id")
+        owner = principal.user_id
+        signal = await self.machine.afeedback(
+            turn_id=turn_id,
+            score=score,
+            comment=comment,
+            by=owner if owner is not None else str(principal),
+            user_id=owner,
+        )
+        decision = await self.machine.decisions.aget(turn_id, user_id=signal.user_id)
+        logger.info("turn %s rated %+g by %s", turn_id, signal.score, principal)
+        return signal, decision
+
+    async def adecisions(
+        self,
+        principal: Principal,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        tool: str | None = None,
+        outcome: OutcomeFilter | None = None,
+        limit: int | None = 50,
+    ) -> list[Decision]:
+        """A user's decision log, newest first (a user key: its own; a reviewer names the user)."""
+        user = self.target_user(principal, user_id)
+        return await self.machine.decisions.alist(
+            user_id=user,
+            session_id=check_optional_id(session_id, name="session_id"),
+            tool=tool,
+            outcome=outcome,
+            limit=_limit(limit),
+        )
 
     # --- learnings ----------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from ..exceptions import (
     UsageError,
 )
 from ..machine import LearningMachine
-from . import _api
+from . import _api, _api_feedback
 from ._deps import authenticate_header
 from ._gateway import Gateway
 from .auth import KeyRing, Role
@@ -54,6 +54,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     _api.proposals,
     _api.users,
     _api.work,
+    _api_feedback.feedback,
+    _api_feedback.decisions,
 )
 
 

@@ -281,6 +281,8 @@ def build_mcp_server(
             counts = {k: len(v) for k, v in data.items() if isinstance(v, list)}
             return json.dumps(
                 {
+                    "format": data.get("format"),
+                    "user_id": data.get("user_id"),
                     "truncated": True,
                     "characters": len(text),
                     "counts": counts,

@@ -25,8 +25,10 @@ from ._protocol import (
     RecallReusingStore,
     StoreResources,
     ToolSpecStore,
+    TurnRecordingStore,
 )
 from ._tools import BoundTools, ToolSpec, tool_from_function
+from .decision_log import DecisionLogConfig, DecisionLogStore
 from .entity_memory import EntityMemoryConfig, EntityMemoryStore
 from .episodic_memory import (
     Episode,
@@ -60,6 +62,8 @@ __all__ = [
     "BaseStore",
     "BindableStore",
     "BoundTools",
+    "DecisionLogConfig",
+    "DecisionLogStore",
     "EntityExtraction",
     "EntityItem",
     "EntityMemoryConfig",
@@ -95,6 +99,7 @@ __all__ = [
     "StoreResources",
     "ToolSpec",
     "ToolSpecStore",
+    "TurnRecordingStore",
     "UserProfile",
     "UserProfileConfig",
     "UserProfileStore",

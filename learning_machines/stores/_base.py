@@ -68,6 +68,11 @@ class StoreConfig:
     """How much a learning's retention (recency, recalls, feedback; see
     ``learning_machines.curation.retention_score``) counts in search ranking, against relevance.
     ``0`` ranks by relevance alone."""
+    feedback_weight: float = 1.0
+    """How far outcome evidence from feedback moves a learning in search ranking: at most this
+    much on a ``[0, 1]`` relevance scale (a learning that misled sinks, one that helped rises;
+    see ``docs/feedback.md`` for how it was measured). ``0`` ignores feedback in ranking; at
+    most 10 (past 1, feedback can already outrank any difference in relevance)."""
     screen: Screen = "hold"
     """BACKGROUND and AGENTIC writes to a *shared* namespace are screened for instructions
     addressed to the model, markup, secrets, URLs and personal data (``stores/_screen.py``).
@@ -91,6 +96,9 @@ class StoreConfig:
         self.max_tokens = whole_number(self.max_tokens, field=self._field("max_tokens"), minimum=0)
         self.decay_weight = number_value(
             self.decay_weight, field=self._field("decay_weight"), low=0.0, high=1.0
+        )
+        self.feedback_weight = number_value(
+            self.feedback_weight, field=self._field("feedback_weight"), low=0.0, high=10.0
         )
         self.screen = choice_value(
             self.screen, field=self._field("screen"), choices=("hold", "flag", "off")

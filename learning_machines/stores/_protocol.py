@@ -21,7 +21,8 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from .._messages import ChatMessage
     from .._modes import LearningMode
-    from ..db import Db
+    from .._turn_record import TurnRecord
+    from ..db import Db, Op
     from ..embedders import Embedder
     from ._gate import WriteGate
     from ._tools import ToolSpec
@@ -38,6 +39,7 @@ __all__ = [
     "RecallReusingStore",
     "StoreResources",
     "ToolSpecStore",
+    "TurnRecordingStore",
 ]
 
 
@@ -156,6 +158,20 @@ class ToolSpecStore(Protocol):
 
     def tool_specs(self) -> list[ToolSpec[Any]]:
         """The tools (built once; handlers get the turn's context when called)."""
+        ...
+
+
+@runtime_checkable
+class TurnRecordingStore(Protocol):
+    """A store that keeps something of every finished turn, written with the turn itself.
+
+    The machine calls :meth:`aturn_ops` when a turn finishes and runs the operations it returns
+    in the same transaction as the turn's own row, so the record exists exactly when the turn
+    does. No model is called (the decision log is such a store).
+    """
+
+    async def aturn_ops(self, record: TurnRecord) -> Sequence[Op[Any]]:
+        """The operations that record this finished turn (may read the db, must not write)."""
         ...
 
 

@@ -5,7 +5,6 @@ Pure functions where possible; the few that touch the backend take the store and
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -43,7 +42,6 @@ __all__ = [
     "save",
     "scope_filter",
     "search",
-    "stable_id",
     "turn_time",
 ]
 
@@ -51,16 +49,6 @@ __all__ = [
 #: Write policy of rows found by their id, never by similarity (a user's profile, a session's
 #: context): one row per owner, rewritten in place, so no embedding and no merging.
 DIRECT_LOOKUP = WritePolicy(embed=False, dedupe_exact=False, merge_near=False, match_names=False)
-
-
-def stable_id(*parts: str | None) -> str:
-    """Return a deterministic 32-hex id from ``parts`` (so one row per user, per session, per name).
-
-    Every id that scopes a private row includes the owner's ``user_id``, so two users can never
-    address the same row, whatever session id or name they use.
-    """
-    joined = "\x1f".join("" if p is None else p for p in parts)
-    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
 
 
 def turn_time(context: Mapping[str, Any]) -> datetime:
@@ -89,8 +77,8 @@ def provenance(store: BaseStore, context: Mapping[str, Any]) -> dict[str, Any]:
 def kept_on_update(row: Learning | None) -> dict[str, Any]:
     """Fields a row keeps when it is rewritten in place.
 
-    When it was first learned, and the signals curation ranks by (recalls, feedback); a new row
-    (``row is None``) only gets its creation time.
+    When it was first learned, and the signals curation ranks by (recalls, feedback and its
+    helpful/harmful evidence); a new row (``row is None``) only gets its creation time.
     """
     if row is None:
         return {"created_at": utcnow()}
@@ -99,6 +87,8 @@ def kept_on_update(row: Learning | None) -> dict[str, Any]:
         "recall_count": row.recall_count,
         "last_recalled_at": row.last_recalled_at,
         "feedback": row.feedback,
+        "helpful": row.helpful,
+        "harmful": row.harmful,
     }
 
 
@@ -205,22 +195,28 @@ async def search(
         from ..embedders import aembed
 
         vec = tuple(float(x) for x in (await aembed(store.embedder, [query]))[0])
+    evidence_weight = store.config.feedback_weight
+    # With feedback, a learning that misled must be able to fall out of the top ``limit``:
+    # rank twice as many candidates, then cut.
     found = await store.db.arun(
         SearchLearnings(
             filter=filter,
             query=query,
             vector=vec,
             embedder=store.embedder.name if vec is not None else None,
-            limit=limit,
+            limit=limit * 2 if evidence_weight > 0 else limit,
             method="hybrid" if vec is not None else "keyword",
         )
     )
-    weight = store.config.decay_weight
-    if weight <= 0 or len(found) < 2:
-        return found
-    from ..curation import rerank
+    from ..curation import has_evidence, rerank
 
-    return rerank(found, now=utcnow(), weight=weight)
+    if not any(has_evidence(s.learning) for s in found):
+        found, evidence_weight = found[:limit], 0.0  # no feedback yet: exactly as before
+    weight = store.config.decay_weight
+    if (weight <= 0 and evidence_weight <= 0) or len(found) < 2:
+        return found[:limit]
+    ranked = rerank(found, now=utcnow(), weight=max(weight, 0.0), evidence_weight=evidence_weight)
+    return ranked[:limit]
 
 
 def relevant(hits: Sequence[ScoredLearning], min_similarity: float) -> list[ScoredLearning]:

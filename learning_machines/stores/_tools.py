@@ -23,6 +23,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from .._sync import run_sync
 from .._turn_context import TurnContext
+from .._turn_record import ToolLog
 from ..exceptions import ConfigurationError, ValidationError
 
 __all__ = ["BoundTools", "ToolSpec", "tool_from_function"]
@@ -199,7 +200,10 @@ def _dress(function: Callable[..., Any], spec: ToolSpec[Any]) -> None:
 
 
 class BoundTools(Sequence[ToolSpec[Any]]):
-    """A turn's tools: specs bound to one :class:`TurnContext`, with an adapter per framework."""
+    """A turn's tools: specs bound to one :class:`TurnContext`, with an adapter per framework.
+
+    Every call, through whichever adapter, is timed into :attr:`log` (the decision log reads it).
+    """
 
     def __init__(self, specs: Sequence[ToolSpec[Any]], turn: TurnContext) -> None:
         names: dict[str, None] = {}
@@ -212,6 +216,14 @@ class BoundTools(Sequence[ToolSpec[Any]]):
         self._specs = list(specs)
         self._by_name = {spec.name: spec for spec in self._specs}
         self.turn = turn
+        self.log = ToolLog()
+        """Every call of these tools in this turn, timed (app tools may be logged here too)."""
+
+    async def _call(self, spec: ToolSpec[Any], arguments: Mapping[str, Any]) -> str:
+        """The one path every adapter takes: validate, run for the turn, time and log."""
+        return await self.log.timed(
+            spec.name, arguments, lambda: spec.acall(self.turn, arguments), source="store"
+        )
 
     def __getitem__(self, index: Any) -> Any:
         return self._specs[index]
@@ -232,7 +244,7 @@ class BoundTools(Sequence[ToolSpec[Any]]):
         spec = self._by_name.get(name)
         if spec is None:
             raise ValidationError(f"no tool named {name!r} in this turn; tools: {self.names}")
-        return await spec.acall(self.turn, arguments)
+        return await self._call(spec, arguments)
 
     def call(self, name: str, arguments: Mapping[str, Any]) -> str:
         """Sync :meth:`acall`."""
@@ -244,7 +256,7 @@ class BoundTools(Sequence[ToolSpec[Any]]):
         for spec in self._specs:
 
             async def call(*args: Any, _spec: ToolSpec[Any] = spec, **kwargs: Any) -> str:
-                return await _spec.acall(self.turn, _arguments(_spec, args, kwargs))
+                return await self._call(_spec, _arguments(_spec, args, kwargs))
 
             _dress(call, spec)
             out.append(call)
@@ -256,7 +268,7 @@ class BoundTools(Sequence[ToolSpec[Any]]):
         for spec in self._specs:
 
             def call(*args: Any, _spec: ToolSpec[Any] = spec, **kwargs: Any) -> str:
-                return run_sync(_spec.acall(self.turn, _arguments(_spec, args, kwargs)))
+                return run_sync(self._call(_spec, _arguments(_spec, args, kwargs)))
 
             _dress(call, spec)
             out.append(call)
@@ -295,7 +307,7 @@ class BoundTools(Sequence[ToolSpec[Any]]):
 
             async def call(*, _spec: ToolSpec[Any] = spec, **kwargs: Any) -> str:
                 try:
-                    return await _spec.acall(self.turn, kwargs)
+                    return await self._call(_spec, kwargs)
                 except ValidationError as exc:
                     raise ModelRetry(str(exc)) from exc
 

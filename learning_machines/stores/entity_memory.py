@@ -32,6 +32,7 @@ from ..db import (
     ListLearnings,
     SearchLearnings,
     normalize_text,
+    stable_id,
     utcnow,
 )
 from ..exceptions import ConflictError, ValidationError
@@ -69,7 +70,6 @@ from ._shared import (
     save,
     scope_filter,
     search,
-    stable_id,
     turn_time,
 )
 from ._tools import ToolSpec

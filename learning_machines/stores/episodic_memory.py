@@ -26,12 +26,12 @@ from .._modes import LearningMode
 from .._sync import run_sync
 from .._turn_context import TurnContext
 from ..curation import WritePolicy
-from ..db import PRIVATE_NAMESPACE, Learning, LearningFilter, ScoredLearning
+from ..db import PRIVATE_NAMESPACE, Learning, LearningFilter, ScoredLearning, stable_id
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._config_values import name_value, whole_number
 from ._episode_ranking import EpisodeRanking, index_texts, search_episodes
-from ._shared import fit_lines, save, scope_filter, stable_id, turn_time
+from ._shared import fit_lines, save, scope_filter, turn_time
 from ._tools import ToolSpec
 
 __all__ = [

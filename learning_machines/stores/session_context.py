@@ -16,12 +16,12 @@ from .._modes import LearningMode
 from .._sync import run_sync
 from .._turn_context import TurnContext
 from ..curation import retry_conflicts
-from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
+from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning, stable_id
 from ..exceptions import ConfigurationError
 from ._base import BaseStore, StoreConfig
 from ._config_values import flag_value
 from ._protocol import Extraction
-from ._shared import DIRECT_LOOKUP, fit_lines, kept_on_update, save, scope_filter, stable_id
+from ._shared import DIRECT_LOOKUP, fit_lines, kept_on_update, save, scope_filter
 from ._tools import ToolSpec
 
 __all__ = [

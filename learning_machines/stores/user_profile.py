@@ -21,7 +21,7 @@ from .._modes import LearningMode
 from .._sync import run_sync
 from .._turn_context import TurnContext
 from ..curation import retry_conflicts
-from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning
+from ..db import PRIVATE_NAMESPACE, GetLearnings, Learning, stable_id
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._protocol import Extraction
@@ -32,7 +32,6 @@ from ._shared import (
     kept_on_update,
     save,
     scope_filter,
-    stable_id,
 )
 from ._tools import ToolSpec
 

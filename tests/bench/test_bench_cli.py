@@ -64,5 +64,5 @@ def test_bench_peers_quick(locomo_file, tmp_path):
 def test_bench_commands_registered():
     result = CliRunner().invoke(_app.app, ["bench", "--help"])
     assert result.exit_code == 0
-    for command in ("retrieval", "peers", "latency", "cost", "qa"):
+    for command in ("retrieval", "peers", "latency", "cost", "qa", "feedback"):
         assert command in result.output

@@ -66,3 +66,41 @@ def test_rerank_blends_relevance_and_retention() -> None:
     assert [s.learning.search_text for s in ranked] == ["fresh", "stale", "far"]
     assert ranked[0].score > ranked[1].score
     assert rerank([], now=NOW) == []
+
+
+def _scored(
+    text: str, score: float, *, helpful: float = 0.0, harmful: float = 0.0
+) -> ScoredLearning:
+    learning = Learning(
+        learning_type="note", search_text=text, created_at=NOW, updated_at=NOW,
+        helpful=helpful, harmful=harmful, feedback=helpful - harmful,
+    )  # fmt: skip
+    return ScoredLearning(learning=learning, score=score)
+
+
+def test_outcome_evidence_moves_ranking_within_its_bound() -> None:
+    misled = _scored("misled", 1.0, harmful=4.0)
+    runner_up = _scored("runner up", 0.9)
+    far = _scored("far", 0.0)
+    order = rerank([misled, runner_up, far], now=NOW, weight=0.0, evidence_weight=0.3)
+    assert [s.learning.search_text for s in order] == ["runner up", "misled", "far"]
+    # Bounded: evidence alone never lifts the least relevant result over a clearly better one.
+    praised = _scored("praised but far", 0.0, helpful=100.0)
+    order = rerank([runner_up, praised, far], now=NOW, weight=0.0, evidence_weight=0.3)
+    assert [s.learning.search_text for s in order] == ["runner up", "praised but far", "far"]
+    assert order[0].score - order[1].score >= 1.0 - 0.3  # it rose by less than its bound
+    # Without evidence the order is the search order.
+    plain = rerank([runner_up, far], now=NOW, weight=0.0, evidence_weight=0.3)
+    assert [s.learning.search_text for s in plain] == ["runner up", "far"]
+
+
+def test_helpfulness_is_a_beta_posterior_mean() -> None:
+    from learning_machines.curation import evidence_score, helpfulness, strongly_harmful
+
+    fresh = row(0)
+    assert helpfulness(fresh) == 0.5
+    assert evidence_score(fresh) == 0.0
+    bad = Learning(learning_type="note", search_text="x", helpful=1.0, harmful=4.0)
+    assert helpfulness(bad) == 2 / 7
+    assert not strongly_harmful(bad, min_evidence=5.0, below=0.5)
+    assert strongly_harmful(bad, min_evidence=3.0, below=0.3)

@@ -123,6 +123,8 @@ def test_the_documented_episode_policy_applies_to_learning_type_episode() -> Non
 def test_a_policy_keyed_by_a_store_slot_name_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="'episode'"):
         Curator(db=None, policies={"episodic_memory": CurationPolicy()})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="'decision'"):
+        Curator(db=None, policies={"decision_log": CurationPolicy()})  # type: ignore[arg-type]
 
 
 async def test_decay_archives_old_unused_episodes(db: Db) -> None:

@@ -28,10 +28,10 @@ from learning_machines.db import (
     ListWork,
     PutHistory,
     PutLearning,
+    stable_id,
 )
 from learning_machines.embedders import HashEmbedder
 from learning_machines.exceptions import ValidationError
-from learning_machines.stores._shared import stable_id
 
 from ._helpers import table_dump
 from .test_curator import _seed_user, put

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from learning_machines.db import (
+    AddEvidence,
     Change,
     Db,
     DeleteLearnings,
@@ -538,3 +539,26 @@ def test_a_failed_file_rewrite_after_a_delete_keeps_the_delete_and_says_how_to_f
             )
         )
         assert found[0].learning.id != rows[0].id
+
+
+def test_evidence_moved_after_indexing_is_in_the_index_hits(
+    broad_db: Db, exact_path_forbidden: None
+) -> None:
+    # Feedback moves a row without a new write sequence (what the index holds is unchanged):
+    # the hits are read from the table, so they carry the new evidence and version.
+    row = shared("axolotl regrowth notes", key="axolotl")
+    put(broad_db, [row])
+    broad_db.run(AddEvidence(ids=(row.id,), helpful=2.0, harmful=0.5))
+    [hit] = [
+        h
+        for h in broad_db.run(
+            SearchLearnings(
+                filter=LearningFilter(namespaces=(NS,)),
+                query="axolotl regrowth",
+                vector=vec("axolotl"),
+                embedder="e",
+            )
+        )
+        if h.learning.id == row.id
+    ]
+    assert (hit.learning.helpful, hit.learning.harmful, hit.learning.version) == (2.0, 0.5, 2)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from learning_machines.db import (
+    AddEvidence,
     AppendMessage,
     Change,
     ClaimWork,
@@ -181,6 +182,49 @@ def test_a_database_of_the_unreleased_numbering_gets_the_broad_schema() -> None:
         assert conn.execute("SELECT to_regclass('lm_postings') IS NOT NULL").fetchone() == (True,)
         version = conn.execute("SELECT version FROM learnings WHERE id = 'old'").fetchone()
         assert version == (1,)
+
+
+def test_a_database_of_the_release_before_feedback_gets_the_evidence_columns() -> None:
+    # Version 5 (clamped times) is the newest schema before feedback evidence.
+    uri = _older_database(5, ("old", "global", None))
+    db = PostgresDb(uri, pool_size=1)
+    try:
+        shared = LearningFilter(namespaces=("global",))
+        [got] = db.run(GetLearnings(ids=("old",), filter=shared))
+        assert (got.helpful, got.harmful, got.version) == (0.0, 0.0, 1)
+        assert db.run(AddEvidence(ids=("old",), harmful=1.0)) == 1
+        [got] = db.run(GetLearnings(ids=("old",), filter=shared))
+        assert (got.harmful, got.feedback, got.version) == (1.0, -1.0, 2)
+    finally:
+        db.close()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert schema_version(conn) == SCHEMA_VERSION == 6
+
+
+def test_a_database_of_the_feedback_build_numbering_gets_the_migrations_it_skipped() -> None:
+    # The feedback branch recorded the evidence columns as 3, before the broad-namespace
+    # migration took 3. Opening such a database adds what it lacks, keeping the evidence.
+    uri = fresh_database_uri(with_schema=False)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert migrate(conn, target=2) == 2
+        for statement in MIGRATIONS[5]:
+            conn.execute(statement.encode())
+        conn.execute("INSERT INTO schema_version (version) VALUES (3)")
+        conn.execute(
+            "INSERT INTO learnings (id, learning_type, namespace, search_text, content_hash,"
+            " created_at, updated_at, helpful, feedback) VALUES ('old', 'note', 'global',"
+            " 'rated on the feedback build', 'h', now(), now(), 2, 2)"
+        )
+    db = PostgresDb(uri, pool_size=1)
+    try:
+        [got] = db.run(GetLearnings(ids=("old",), filter=LearningFilter(namespaces=("global",))))
+        assert (got.helpful, got.version) == (2.0, 1)
+    finally:
+        db.close()
+    with psycopg.connect(uri, autocommit=True) as conn:
+        recorded = conn.execute("SELECT array_agg(version ORDER BY version) FROM schema_version")
+        assert recorded.fetchone() == (list(range(1, SCHEMA_VERSION + 1)),)
+        assert conn.execute("SELECT to_regclass('lm_postings') IS NOT NULL").fetchone() == (True,)
 
 
 def test_times_python_cannot_read_are_clamped_on_upgrade() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from learning_machines.db import (
+    AddEvidence,
     Change,
     ClaimWork,
     CountLearnings,
@@ -57,14 +58,16 @@ def shared_note(text: str, **kw: object) -> Learning:
 
 
 def _insert_raw(conn: sqlite3.Connection, learning: Learning, **columns: object) -> None:
-    """Insert ``learning`` as an older version would have (columns overridden as given)."""
-    params = learning_params(learning)
-    for name, value in columns.items():
-        params[LEARNING_COLUMNS.index(name)] = value
+    """Insert ``learning`` as an older version would have (columns overridden as given).
+
+    Only the columns the table has at its version are written (later migrations add more).
+    """
+    values = dict(zip(LEARNING_COLUMNS, learning_params(learning), strict=True)) | columns
+    have = {row[1] for row in conn.execute("PRAGMA table_info(learnings)")}
+    names = [c for c in LEARNING_COLUMNS if c in have]
     conn.execute(
-        f"INSERT INTO learnings ({', '.join(LEARNING_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(LEARNING_COLUMNS))})",
-        params,
+        f"INSERT INTO learnings ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+        [values[c] for c in names],
     )
 
 
@@ -79,6 +82,7 @@ def test_opening_a_version_1_database_upgrades_it_and_keeps_data(tmp_path: Path)
     with SqliteDb(path) as db:
         [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
         assert got.search_text == old.search_text
+        assert (got.helpful, got.harmful, got.feedback) == (0.0, 0.0, 0.0)  # new columns default
         new = db.run(
             PutLearning(
                 learning=shared_note("after", embedding=vec("new"), embedder="e"), change=CREATE
@@ -166,6 +170,56 @@ def test_a_database_of_the_unreleased_numbering_gets_the_side_indexes(tmp_path: 
     conn.close()
     assert recorded == names
     assert gone == (1,)  # the delete left a tombstone for the side indexes
+
+
+def test_a_database_of_the_release_before_feedback_gets_the_evidence_columns(
+    tmp_path: Path,
+) -> None:
+    # Version 8 ("unzeroed_free_space") is the newest schema before feedback evidence.
+    path = tmp_path / "v8.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=8) == 8
+    old = shared_note("written before feedback", feedback=0.5)
+    _insert_raw(conn, old)
+    conn.close()
+    with SqliteDb(path) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert (got.helpful, got.harmful, got.feedback, got.version) == (0.0, 0.0, 0.5, 1)
+        assert db.run(AddEvidence(ids=(old.id,), harmful=1.0)) == 1
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert (got.harmful, got.feedback, got.version) == (1.0, -0.5, 2)
+    conn = sqlite3.connect(path)
+    recorded = [r[0] for r in conn.execute("SELECT name FROM schema_version ORDER BY version")]
+    conn.close()
+    assert recorded == [name for name, _ in MIGRATIONS]
+    assert recorded[8] == "feedback_evidence"
+
+
+def test_a_database_of_the_feedback_build_numbering_gets_the_migrations_it_skipped(
+    tmp_path: Path,
+) -> None:
+    # The feedback branch recorded feedback_evidence as version 5, before side_indexes took 5:
+    # opening such a database adds what it lacks and keeps the evidence it holds.
+    path = tmp_path / "feedback-dev.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert migrate(conn, target=4) == 4
+    names = [name for name, _ in MIGRATIONS]
+    for statement in MIGRATIONS[names.index("feedback_evidence")][1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (5, 'feedback_evidence', '')")
+    old = shared_note("rated on the feedback build", helpful=2.0, feedback=2.0)
+    _insert_raw(conn, old)
+    conn.close()
+    with SqliteDb(path, broad_scope_rows=1) as db:
+        [got] = db.run(GetLearnings(ids=(old.id,), filter=SHARED))
+        assert (got.helpful, got.version) == (2.0, 1)
+        db.run(DeleteLearnings(ids=(old.id,), change=Change(action="delete")))
+    conn = sqlite3.connect(path)
+    recorded = [r[0] for r in conn.execute("SELECT name FROM schema_version ORDER BY version")]
+    gone = conn.execute("SELECT count(*) FROM learnings_gone").fetchone()
+    conn.close()
+    assert recorded == names
+    assert gone == (1,)
 
 
 def test_years_stored_without_leading_zeros_are_read_and_repaired(tmp_path: Path) -> None:

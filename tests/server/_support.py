@@ -25,6 +25,7 @@ from learning_machines.embedders import HashEmbedder
 from learning_machines.server import ApiKey, Gateway, KeyRing, Principal, Role, hash_key
 from learning_machines.server.http import create_app
 from learning_machines.stores import (
+    DecisionLogConfig,
     EntityMemoryConfig,
     EpisodicMemoryConfig,
     LearnedKnowledgeConfig,
@@ -69,7 +70,8 @@ def auth(name: str) -> dict[str, str]:
 
 
 def make_machine(db: Db | None, *, background: bool = False) -> LearningMachine:
-    """Every store, every mode: profile HITL, knowledge PROPOSE (private), entities AGENTIC."""
+    """Every store, every mode: profile HITL, knowledge PROPOSE (private), entities AGENTIC;
+    the decision log (AGENTIC: no model) and feedback."""
     return LearningMachine(
         db=db,
         model=ScriptedModel(extraction=demo_extraction),
@@ -79,6 +81,8 @@ def make_machine(db: Db | None, *, background: bool = False) -> LearningMachine:
         learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.PROPOSE, namespace="user"),
         entity_memory=EntityMemoryConfig(mode=LearningMode.AGENTIC),
         episodic_memory=EpisodicMemoryConfig(),
+        decision_log=DecisionLogConfig(mode=LearningMode.AGENTIC),
+        feedback=True,
         background=background,
     )
 
@@ -105,12 +109,14 @@ class Seeded:
     entity_ids: list[str] = field(default_factory=list)
     pending_proposals: list[str] = field(default_factory=list)
     open_turn: str = ""
+    finished_turn: str = ""
     session_id: str = ""
 
 
 async def seed(gateway: Gateway, user: str, word: str) -> Seeded:
     """Give ``user`` a profile (HITL, approved by carol), knowledge (PROPOSE, approved), an
-    entity graph, episodes, a session, pending proposals of both modes, an open turn.
+    entity graph, episodes, a session, a finished turn they rated (its decision record and
+    signal), pending proposals of both modes, an open turn.
 
     Every text carries ``word``.
     """
@@ -151,6 +157,8 @@ async def seed(gateway: Gateway, user: str, word: str) -> Seeded:
             {"role": "assistant", "content": f"Noted, {word}."},
         ],
     )
+    out.finished_turn = turn.context.turn_id
+    await gateway.afeedback(me, out.finished_turn, score=1, comment=f"{word} answer was right")
     await gateway.adecide(principal("carol"), profile, decision="approve")
     await gateway.adecide(me, knowledge, decision="approve")
     # Still waiting: one of each mode.

@@ -3,8 +3,8 @@ prompt — enumerated from the app and the MCP server, so a new one is covered w
 
 Alice's data all carries the word ``quokka``; bob's requests never send it. Each response to bob
 must not contain it, and alice's data must be exactly as it was after bob tried everything
-(approve her proposals, restore and forget her, finish her open turn, …). The same enumeration
-with a reviewer's key *does* find her data, so the check is able to fail.
+(approve her proposals, restore and forget her, finish her open turn, rate her finished one, …).
+The same enumeration with a reviewer's key *does* find her data, so the check is able to fail.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ API_BODIES: dict[str, Any] = {
     },
     "/v1/turns/{turn_id}/tools/{name}": {"arguments": {"query": "zebracorn"}},
     "/v1/turns/{turn_id}/finish": {"messages": [{"role": "user", "content": "walrus"}]},
+    "/v1/turns/{turn_id}/feedback": {"score": -1, "comment": "bob says it was wrong"},
     "/v1/learnings/{learning_id}/restore": {},
     "/v1/proposals/{proposal_id}/approve": {"note": "bob says yes"},
     "/v1/proposals/{proposal_id}/reject": {"note": "bob says no"},
@@ -65,7 +66,7 @@ def path_values(alice: Seeded) -> dict[str, list[str]]:
         "learning_id": alice.learning_ids,
         "entity_id": alice.entity_ids,
         "proposal_id": alice.pending_proposals,
-        "turn_id": [alice.open_turn],
+        "turn_id": [alice.open_turn, alice.finished_turn],
         "name": ["search_learnings", "save_learning", "lookup_entity", "approve_proposal"],
         "decision": ["approve", "reject"],
     }

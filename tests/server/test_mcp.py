@@ -284,6 +284,7 @@ async def test_every_result_is_capped_and_says_so(db: Db) -> None:
         export = (await client.read_resource("memory://export")).contents[0].text
         summary = json.loads(export)  # a cut export is still JSON, and says what to do
         assert summary["truncated"] is True
+        assert summary["user_id"] == "alice"  # whose it is, cut or not
         assert summary["counts"]["messages"] >= 30
     machine.close()
 

@@ -14,6 +14,7 @@ from learning_machines import Agent, LearningMachine, LearningMode
 from learning_machines.db import Db, LearningFilter, ListLearnings
 from learning_machines.embedders import HashEmbedder
 from learning_machines.exceptions import ConfigurationError
+from learning_machines.feedback import FeedbackConfig, LessonConfig
 from learning_machines.stores import (
     EntityMemoryConfig,
     EpisodicMemoryConfig,
@@ -22,6 +23,7 @@ from learning_machines.stores import (
     StoreConfig,
     UserProfileConfig,
 )
+from learning_machines.stores.decision_log import DecisionLogConfig
 from learning_machines.testing import ScriptedModel
 
 CONFIGS = [
@@ -31,6 +33,9 @@ CONFIGS = [
     LearnedKnowledgeConfig,
     EntityMemoryConfig,
     EpisodicMemoryConfig,
+    DecisionLogConfig,
+    FeedbackConfig,
+    LessonConfig,
 ]
 
 
@@ -127,11 +132,46 @@ def test_numbers_written_as_strings_are_read_as_numbers() -> None:
         (UserProfileConfig, "schema", "UserProfile"),
         (UserProfileConfig, "max_tokens", -1),
         (StoreConfig, "approval", "banana"),
+        (StoreConfig, "feedback_weight", -0.5),
+        (StoreConfig, "feedback_weight", float("inf")),
+        (LearnedKnowledgeConfig, "feedback_weight", "strong"),
+        (DecisionLogConfig, "limit", 0),
+        (DecisionLogConfig, "min_similarity", 2),
+        (DecisionLogConfig, "max_tokens", -1),
+        (DecisionLogConfig, "per_agent", "sometimes"),
+        (DecisionLogConfig, "tool", 3),
+        (DecisionLogConfig, "max_text_chars", 0),
+        (DecisionLogConfig, "max_tool_calls", "many"),
+        (DecisionLogConfig, "mode", "banana"),
+        (FeedbackConfig, "implicit", "maybe"),
+        (FeedbackConfig, "rules", 2),
+        (FeedbackConfig, "trust", "high"),
+        (FeedbackConfig, "trust", {"explicit": 2.0}),
+        (FeedbackConfig, "trust", {"implicit": float("nan")}),
+        (FeedbackConfig, "lessons", "yes"),
+        (LessonConfig, "min_sessions", 0),
+        (LessonConfig, "min_users", "two"),
+        (LessonConfig, "agreement", 0.4),
+        (LessonConfig, "min_outcome", 1.5),
+        (LessonConfig, "condition_similarity", "close"),
+        (LessonConfig, "shared_mode", "review"),
+        (LessonConfig, "retire_min_evidence", -1),
+        (LessonConfig, "namespace", "User"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(cls: Any, field: str, given: Any) -> None:
     with pytest.raises(ConfigurationError, match=rf"{cls.__name__}\.{field}"):
         cls(**{field: given})
+
+
+def test_feedback_settings_written_as_strings_are_read() -> None:
+    assert StoreConfig(feedback_weight="0.5").feedback_weight == 0.5  # type: ignore[arg-type]
+    log = DecisionLogConfig(mode="agentic", limit="5", per_agent="false")  # type: ignore[arg-type]
+    assert (log.mode, log.limit, log.per_agent) == (LearningMode.AGENTIC, 5, False)
+    feedback = FeedbackConfig(mode="Background", trust={"implicit": "0.3"}, rules="off")  # type: ignore[arg-type,dict-item]
+    assert (feedback.trust["implicit"], feedback.rules) == (0.3, False)
+    lessons = LessonConfig(namespace="team", shared_mode="propose", min_sessions="2")  # type: ignore[arg-type]
+    assert (lessons.effective_mode, lessons.min_sessions) == (LearningMode.PROPOSE, 2)
 
 
 def test_flags_written_as_strings() -> None:
