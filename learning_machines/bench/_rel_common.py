@@ -98,8 +98,24 @@ def tokens(prompt: str, pattern: str) -> list[str]:
     return list(dict.fromkeys(re.findall(pattern, turn_section(prompt))))
 
 
-def table_dump(db: Db) -> dict[str, list[str]]:
-    """Every row of every table of the backend, as text (read over a connection of its own)."""
+def table_dump(db: Db, *, except_private_of: str | None = None) -> dict[str, list[str]]:
+    """Every row of every table of the backend, as text (read over a connection of its own).
+
+    ``except_private_of``: only the tables of owned rows (with a ``user_id`` column; the rest
+    are counters and indexes derived from them), without that user's own rows outside shared
+    namespaces (what an import of her own export may legitimately write). Her proposals are her
+    own even when they target a shared namespace: they change nothing others read.
+    """
+
+    def keep(table: str, columns: list[str], row: tuple[Any, ...]) -> bool:
+        if except_private_of is None:
+            return True
+        if "user_id" not in columns:
+            return False
+        values = dict(zip(columns, row, strict=True))
+        shared = table != "proposals" and values.get("namespace", "user") not in ("user", None)
+        return values["user_id"] != except_private_of or shared
+
     out: dict[str, list[str]] = {}
     if isinstance(db, SqliteDb):
         import sqlite3
@@ -109,8 +125,10 @@ def table_dump(db: Db) -> dict[str, list[str]]:
             tables = conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             names = [r[0] for r in tables.fetchall()]
             for name in names:
-                rows = conn.execute(f'SELECT * FROM "{name}"').fetchall()
-                out[name] = sorted(repr(tuple(r)) for r in rows)
+                cursor = conn.execute(f'SELECT * FROM "{name}"')
+                columns = [d[0] for d in cursor.description]
+                rows = [tuple(r) for r in cursor.fetchall()]
+                out[name] = sorted(repr(r) for r in rows if keep(name, columns, r))
         finally:
             conn.close()
         return out
@@ -125,7 +143,10 @@ def table_dump(db: Db) -> dict[str, list[str]]:
             )
         ]
         for name in names:
-            out[name] = sorted(repr(r) for r in pg.execute(f'SELECT * FROM "{name}"'.encode()))
+            cur = pg.execute(f'SELECT * FROM "{name}"'.encode())
+            columns = [d.name for d in cur.description or ()]
+            rows = [tuple(r) for r in cur.fetchall()]
+            out[name] = sorted(repr(r) for r in rows if keep(name, columns, r))
     return out
 
 
