@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from .._modes import LearningMode
 from ..db import Db, stable_id
@@ -58,7 +59,7 @@ REFUSALS = (
 
 def _machine(db: Db, kind: str) -> LearningMachine:
     mode = LearningMode.HITL if kind == "hitl" else LearningMode.PROPOSE
-    approval = "others" if kind == "others" else "user"
+    approval: Literal["user", "others"] = "others" if kind == "others" else "user"
     return LearningMachine(
         db=db,
         embedder=HashEmbedder(),
@@ -153,7 +154,7 @@ def run_approvals(target: Target) -> dict[str, Any]:
         a.attack("agent approves in the proposing turn", lambda: a.propose("propose", approve=True))
         p = a.propose("propose")
         for refusal in REFUSALS:
-            a.attack(f"chat: {refusal!r}", lambda r=refusal: a.say("propose", r, p))
+            a.attack(f"chat: {refusal!r}", functools.partial(a.say, "propose", refusal, p))
         a.attack("another user says yes", lambda: a.say("propose", "yes", p, user="bob"))
         a.attack(
             "another spelling of the author says yes",
@@ -173,7 +174,7 @@ def run_approvals(target: Target) -> dict[str, Any]:
         for spelling in ("alice", "Alice", "ＡＬＩＣＥ"):
             a.attack(
                 f"others: the author approves as {spelling!r}",
-                lambda s=spelling: a.machines["others"].proposals.approve(o, by=s),
+                functools.partial(a.machines["others"].proposals.approve, o, by=spelling),
             )
         # HITL: a reviewer other than the author, never through the chat.
         h = a.propose("hitl")
@@ -185,7 +186,7 @@ def run_approvals(target: Target) -> dict[str, Any]:
         for spelling in ("alice", "Alice", "ALICE", "ａｌｉｃｅ", "alice\x1f", " alice", ""):
             a.attack(
                 f"hitl: the author approves as {spelling!r}",
-                lambda s=spelling: a.machines["hitl"].proposals.approve(h, by=s),
+                functools.partial(a.machines["hitl"].proposals.approve, h, by=spelling),
             )
         rejected = a.propose("propose", session="r")
         a.machines["propose"].proposals.reject(rejected, by="alice")
@@ -256,7 +257,7 @@ def _world(db: Db) -> dict[str, Any]:
 
 
 def _bobs_turn(w: dict[str, Any]) -> dict[str, Any]:
-    item = copy.deepcopy(w["export"]["pending_work"][0])
+    item: dict[str, Any] = copy.deepcopy(w["export"]["pending_work"][0])
     item["id"] = "forged-work"
     item["payload"]["context"]["user_id"] = "bob"
     item["payload"]["messages"] = [

@@ -17,6 +17,7 @@ the bystander's ``<learned_context>`` block.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ def _events(*dates: str) -> dict[str, Any]:
 
 
 MB5 = 5 * 1024 * 1024
+_SECTIONS = ("user_profile", "session_context", "learned_knowledge", "entity_memory")
 
 CASES: tuple[FuzzCase, ...] = (
     FuzzCase(
@@ -262,7 +264,6 @@ CASES: tuple[FuzzCase, ...] = (
     ),
 )
 
-_SECTIONS = ("user_profile", "session_context", "learned_knowledge", "entity_memory")
 _BY_NAME = {case.name: case for case in CASES}
 _CASE = re.compile(r"\[case:([^\]]+)\] \[(valid-\d+)\]")
 
@@ -327,7 +328,7 @@ def _reads(machine: LearningMachine, user: str, session: str) -> list[str]:
             ("search_episodes", {"query": "case"}),
         ):
             if name in turn.tools.names:
-                attempt(name, lambda n=name, a=args: turn.tools.call(n, a))
+                attempt(name, functools.partial(turn.tools.call, name, args))
     service = machine.service
     attempt("learnings", lambda: service.learnings(user_id=user, limit=None))
     attempt("namespace", lambda: service.learnings(namespace=SHARED, limit=None))

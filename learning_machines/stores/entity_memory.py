@@ -601,7 +601,8 @@ class EntityMemoryStore(BaseStore):
             *(EventWrite(**e.model_dump()) for e in parsed.events if has_names(e)),
             *(RelationWrite(**r.model_dump()) for r in parsed.relations if has_names(r)),
         ]
-        extracted = sum(map(len, (parsed.entities, parsed.facts, parsed.events, parsed.relations)))
+        parts = (parsed.entities, parsed.facts, parsed.events, parsed.relations)
+        extracted = sum(len(part) for part in parts)
         if len(writes) < extracted:
             logger.warning(
                 "entity memory skipped %d extracted item(s) naming a blank entity; kept %d",
