@@ -77,6 +77,18 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return submit(coro).result()
 
 
+async def on_portal(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` run on the portal loop, from whichever event loop awaits it.
+
+    For state that must live on one loop (an ``asyncio.Lock`` shared by the background runner
+    and an application's own loop): awaited from another loop, the coroutine runs on the
+    portal and its result (or exception, or cancellation) comes back.
+    """
+    if threading.current_thread() is _thread:
+        return await coro
+    return await asyncio.wrap_future(submit(coro))
+
+
 def sync_twin(
     method: Callable[Concatenate[S, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[S, P], T]:
