@@ -50,18 +50,6 @@ def submit(coro: Coroutine[Any, Any, T]) -> Future[T]:
     return asyncio.run_coroutine_threadsafe(coro, portal_loop())
 
 
-async def on_portal(coro: Coroutine[Any, Any, T]) -> T:
-    """Await ``coro`` on the portal loop, from any event loop.
-
-    For state bound to the portal loop (the background worker's lock): awaiting it from an
-    app's own loop would contend for it across loops.
-    """
-    loop = portal_loop()
-    if asyncio.get_running_loop() is loop:
-        return await coro
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
-
-
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion from sync code and return its result.
 
@@ -75,6 +63,18 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             "await the async twin (arun, arecall, aprocess …) instead"
         )
     return submit(coro).result()
+
+
+async def on_portal(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` run on the portal loop, from whichever event loop awaits it.
+
+    For state that must live on one loop (an ``asyncio.Lock`` shared by the background runner
+    and an application's own loop): awaited from another loop, the coroutine runs on the
+    portal and its result (or exception, or cancellation) comes back.
+    """
+    if threading.current_thread() is _thread:
+        return await coro
+    return await asyncio.wrap_future(submit(coro))
 
 
 def sync_twin(

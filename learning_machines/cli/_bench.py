@@ -1,4 +1,4 @@
-"""``learning-machines bench``: retrieval, answer accuracy, latency, cost and a peer comparison.
+"""``learning-machines bench``: retrieval, answer accuracy, latency, cost, peers, reliability.
 
 Every command writes JSON, a markdown table and PNG plots into ``--out``. Benchmarks import
 lazily, so the rest of the CLI starts fast and works without the ``bench`` extra.
@@ -285,10 +285,55 @@ def improve(
     _show(out / "improve.md")
 
 
+def reliability(
+    backend: Annotated[
+        str, typer.Option("--backend", help="sqlite, postgres or both (PostgreSQL is started).")
+    ] = "both",
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Small sizes for CI (under a minute per backend).")
+    ] = False,
+    out: OutOption = DEFAULT_OUT,
+    embedder: Annotated[
+        str | None,
+        typer.Option("--embedder", help="minilm or hash (default: minilm; hash with --quick)."),
+    ] = None,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="Only this check (repeatable).")
+    ] = None,
+) -> None:
+    """Nothing lost, leaked or silent: concurrent writers, kill -9, fuzzing, attacks, load.
+
+    Exits with status 1 when a goal is missed.
+    """
+    from ..exceptions import LearningMachinesError, UsageError
+
+    run = _runner("reliability", "run_reliability")
+    backends = ("sqlite", "postgres") if backend == "both" else (backend,)
+
+    def show(row: Any) -> None:
+        mark = "ok " if row.met else "[red]MISSED[/red]"
+        console.print(f"{mark} {row.backend:8} {row.check}: {row.result} ({row.seconds} s)")
+
+    try:
+        rows = run(
+            backends=backends, quick=quick, embedder=embedder, out_dir=out,
+            checks=check, on_row=show,
+        )  # fmt: skip
+    except LearningMachinesError as exc:
+        console.print(f"[red]bench reliability: {exc}[/red]")
+        raise typer.Exit(2 if isinstance(exc, UsageError) else 1) from exc
+    _show(out / "reliability.md")
+    missed = [f"{r.check} ({r.backend})" for r in rows if not r.met]
+    if missed:
+        console.print(f"[red]goal missed: {', '.join(missed)}[/red]")
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``bench`` command group to ``app``."""
     bench = typer.Typer(
-        help="Benchmarks: retrieval, answer accuracy, latency, cost, peers, feedback, improve.",
+        help="Benchmarks: retrieval, answer accuracy, latency, cost, peers, feedback, improve, "
+        "reliability.",
         no_args_is_help=True,
     )
     bench.command("retrieval")(retrieval)
@@ -298,4 +343,5 @@ def register(app: typer.Typer) -> None:
     bench.command("qa")(qa)
     bench.command("feedback")(feedback)
     bench.command("improve")(improve)
+    bench.command("reliability")(reliability)
     app.add_typer(bench, name="bench")

@@ -28,6 +28,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import RunUsage
 
 from .._messages import ChatMessage, from_stored_json, to_chat_messages
+from .._sync import on_portal
 from .._turn_context import TurnContext
 from ..db import (
     ClaimWork,
@@ -176,8 +177,13 @@ class Worker:
 
         Up to ``settings.concurrency`` items are processed at once (model calls overlap), but a
         user's turns are applied one after another, in the order they were written. Two passes
-        in one process (the background runner and ``wait_idle``) take turns, never racing.
+        in one process (the background runner and ``wait_idle``) take turns, never racing:
+        passes run on the library's event loop whichever loop awaits them, so that one lock
+        orders them (a lock awaited from two loops is never woken across them).
         """
+        return await on_portal(self._run_pending(limit=limit))
+
+    async def _run_pending(self, *, limit: int | None) -> WorkResult:
         result = WorkResult()
         while limit is None or len(result.done) + len(result.failed) < limit:
             room = self.settings.concurrency
@@ -213,10 +219,13 @@ class Worker:
 
         Raises ``TimeoutError`` after ``timeout`` seconds. Parked (failed) work does not count.
         """
+        await on_portal(self._wait_idle(timeout=timeout, poll=poll))
+
+    async def _wait_idle(self, *, timeout: float | None, poll: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
-            await self.run_pending()
+            await self._run_pending(limit=None)
             left = await self.db.arun(CountWork(statuses=("pending", "running"), kinds=self.kinds))
             if left == 0:
                 return

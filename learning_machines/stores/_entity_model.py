@@ -32,6 +32,7 @@ __all__ = [
     "QuestionKind",
     "RelationItem",
     "RelationWrite",
+    "has_names",
     "question_kind",
     "render_entity",
 ]
@@ -125,6 +126,20 @@ class RelationWrite(RelationItem):
     """Write: a relationship between two entities (created when missing)."""
 
     op: Literal["relation"] = "relation"
+
+
+def has_names(item: EntityItem | FactItem | EventItem | RelationItem) -> bool:
+    """Whether every entity ``item`` names has a name (a write of it is refused otherwise).
+
+    Blank names all normalise to one stable id that no lookup by name finds.
+    """
+    if isinstance(item, EntityItem):
+        names = [item.name]
+    elif isinstance(item, FactItem | EventItem):
+        names = [item.entity]
+    else:
+        names = [item.subject, item.object]
+    return all(name.strip() for name in names)
 
 
 #: Any one write of entity memory.

@@ -14,6 +14,7 @@ happened ("what happened with Acme", "timeline", "when …") get events in time 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
@@ -55,6 +56,7 @@ from ._entity_model import (
     QuestionKind,
     RelationWrite,
     event_sort_key,
+    has_names,
     question_kind,
     render_entity,
 )
@@ -73,6 +75,8 @@ from ._shared import (
     turn_time,
 )
 from ._tools import ToolSpec
+
+logger = logging.getLogger("learning_machines")
 
 __all__ = ["EntityMemoryConfig", "EntityMemoryStore"]
 
@@ -515,7 +519,15 @@ class EntityMemoryStore(BaseStore):
         write: EntityWrite | FactWrite | EventWrite | RelationWrite,
         context: Mapping[str, Any],
     ) -> str:
-        """Send one write through the gate; returns the line a tool answers with."""
+        """Send one write through the gate; returns the line a tool answers with.
+
+        Raises :class:`ValidationError` when the write names a blank entity.
+        """
+        if not has_names(write):
+            raise ValidationError(
+                "an entity needs a name, and this one is blank: give the person, company, "
+                "project or thing its name"
+            )
         summary = _write_summary(write)
         outcome = await self.submit(
             EntityMemoryWrite(write), summary=summary, context=context, text=summary
@@ -584,11 +596,19 @@ class EntityMemoryStore(BaseStore):
         """Send every extracted item through the gate (one proposal each in HITL)."""
         parsed = EntityExtraction.model_validate(data.model_dump())
         writes: list[AnyEntityWrite] = [
-            *(EntityWrite(**e.model_dump()) for e in parsed.entities),
-            *(FactWrite(**f.model_dump()) for f in parsed.facts),
-            *(EventWrite(**e.model_dump()) for e in parsed.events),
-            *(RelationWrite(**r.model_dump()) for r in parsed.relations),
+            *(EntityWrite(**e.model_dump()) for e in parsed.entities if has_names(e)),
+            *(FactWrite(**f.model_dump()) for f in parsed.facts if has_names(f)),
+            *(EventWrite(**e.model_dump()) for e in parsed.events if has_names(e)),
+            *(RelationWrite(**r.model_dump()) for r in parsed.relations if has_names(r)),
         ]
+        parts = (parsed.entities, parsed.facts, parsed.events, parsed.relations)
+        extracted = sum(len(part) for part in parts)
+        if len(writes) < extracted:
+            logger.warning(
+                "entity memory skipped %d extracted item(s) naming a blank entity; kept %d",
+                extracted - len(writes),
+                len(writes),
+            )
         for write in writes:
             await self.submit_entity_write(write, context)
 

@@ -85,6 +85,23 @@ def test_show_after_the_demo_reads_the_same_default_db(
     assert sorted(p.name for p in folder.glob("*.db")) == ["learnings.db"]
 
 
+def test_what_the_demo_wrote_shows_each_message_once_and_titles_once(
+    demo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Episodes used to be shown twice (the text indexed with the message before it), and an
+    # insight repeated its title in its body.
+    folder, output = demo
+    monkeypatch.chdir(folder)
+    result = CliRunner(env={**_ENV, "COLUMNS": "80"}).invoke(app, ["show", "--user", "alice"])
+    assert result.exit_code == 0, result.output
+    shown = _flat(result.output)
+    for message in ("alice: Acme runs billing on MySQL 5.7.", "assistant: Saved for the"):
+        assert shown.count(message) == 1, message
+    assert shown.count("Backfill large tables in batches") == 1
+    learned = _flat(output).split("Shared with the 'engineering' namespace", 1)[1]
+    assert learned.count("Backfill large tables in batches") == 1
+
+
 def test_running_the_demo_again_starts_over(tmp_path: Path) -> None:
     path = str(tmp_path / "demo.db")
     first = CliRunner(env=_ENV).invoke(app, ["demo", "--db", path])

@@ -255,3 +255,46 @@ async def test_extraction_can_replace_a_fact(bind):
     )
     [acme] = (await store.alookup("Acme", user_id="alice")).entities
     assert [f.content["fact"] for f in acme.facts] == ["is based in Berlin"]
+
+
+async def test_blank_entity_names_are_skipped_and_the_rest_is_learned(bind, db):
+    # A model naming an entity "" or "   " once created a nameless entity; the next blank name
+    # then found no entity by name but its id taken, and retried 100 times (about 5 s) before
+    # failing the store's whole part with "other writers changed it first" - with no other
+    # writer. Blank names are dropped (logged); the other items of the turn are kept.
+    store = make(bind, mode=LearningMode.BACKGROUND)
+    out = EntityExtraction(
+        entities=[EntityItem(name=""), EntityItem(name="   "), EntityItem(name="Acme")],
+        facts=[
+            FactItem(entity="", fact="is nameless"),
+            FactItem(entity=" ", fact="is blank"),
+            FactItem(entity="Acme", fact="uses PostgreSQL"),
+        ],
+        events=[EventItem(entity="\t", event="happened", date="2025-01-01")],
+        relations=[
+            RelationItem(subject="", relation="owns", object="Acme"),
+            RelationItem(subject="Bob", relation="is CEO of", object="  "),
+        ],
+    )
+    await store.aapply_extraction(out, **ctx())
+    entities = await all_rows(db, "entity")
+    assert sorted(e.content["name"] for e in entities) == ["Acme"]
+    [acme] = (await store.alookup("Acme", user_id="alice")).entities
+    assert [f.content["fact"] for f in acme.facts] == ["uses PostgreSQL"]
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("save_entity", {"name": "  "}),
+        ("save_entity_fact", {"entity": "", "fact": "x"}),
+        ("save_entity_event", {"entity": " ", "event": "x"}),
+        ("save_entity_relation", {"subject": "A", "relation": "owns", "object": ""}),
+    ],
+)
+async def test_a_tool_naming_a_blank_entity_is_refused_with_a_clear_error(bind, db, name, args):
+    # Each used to create a nameless entity (and the next one to retry 100 times).
+    store = make(bind)
+    with pytest.raises(ValidationError, match="name"):
+        await tool(store, name, **ctx())(**args)
+    assert await all_rows(db, "entity") == []
