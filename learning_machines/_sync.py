@@ -50,18 +50,6 @@ def submit(coro: Coroutine[Any, Any, T]) -> Future[T]:
     return asyncio.run_coroutine_threadsafe(coro, portal_loop())
 
 
-async def on_portal(coro: Coroutine[Any, Any, T]) -> T:
-    """Await ``coro`` on the portal loop, from any event loop.
-
-    For state bound to the portal loop (the background worker's lock): awaiting it from an
-    app's own loop would contend for it across loops.
-    """
-    loop = portal_loop()
-    if asyncio.get_running_loop() is loop:
-        return await coro
-    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
-
-
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion from sync code and return its result.
 
