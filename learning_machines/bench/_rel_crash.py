@@ -32,6 +32,7 @@ from ..db import (
     ListMessages,
     ListWork,
 )
+from ..db._records import ALL_STATUSES
 from ..exceptions import LearningMachinesError
 from ..machine import LearningMachine
 from ..stores import SessionContextConfig
@@ -168,8 +169,12 @@ def verify(target: Target, turns: int) -> dict[str, Any]:
     try:
         rows = db.run(
             ListLearnings(
+                # Every status: a fact a later turn superseded, or a near duplicate merged into
+                # another, was still applied (curation's own choice, not a crash's loss).
                 filter=LearningFilter(
-                    namespaces=(PRIVATE_NAMESPACE, GLOBAL_NAMESPACE), reader_user_id=USER
+                    namespaces=(PRIVATE_NAMESPACE, GLOBAL_NAMESPACE),
+                    reader_user_id=USER,
+                    statuses=ALL_STATUSES,
                 ),
                 limit=None,
             )

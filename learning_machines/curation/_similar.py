@@ -42,7 +42,7 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def _values(text: str) -> set[str]:
-    """Numbers, calendar words and proper nouns of ``text``, normalised ("two" → "2")."""
+    """Numbers, identifiers, calendar words and proper nouns of ``text`` ("two" → "2")."""
     out: set[str] = set()
     for i, token in enumerate(_TOKEN.findall(text)):
         low = token.lower().removesuffix("'s")
@@ -54,6 +54,8 @@ def _values(text: str) -> set[str]:
             out.add(low.removesuffix("s") if low not in _CALENDAR else low)
         elif token[0].isupper() and (i > 0 or token.isupper()) and low not in _FILLER:
             out.add(low)
+        elif any(c.isdigit() for c in low):
+            out.add(low)  # an identifier: "k8s", "order-1234", "v2"
     return out
 
 

@@ -8,6 +8,12 @@ def test_value_conflicts() -> None:
     assert not value_conflict("User has two children.", "The user has 2 kids.")
     assert not value_conflict("Carol is Alice's manager.", "Alice reports to Carol.")
     assert not value_conflict("User lives in London", "The user lives in London.")
+    # Identifiers with digits inside are values too.
+    assert value_conflict(
+        "Falcon notes: amber cedar (k0101sgrl)", "Falcon notes: amber cedar (k0150kmgh)"
+    )
+    assert value_conflict("Runs on k8s in eu-west-1", "Runs on k8s in us-east-2")
+    assert not value_conflict("Runs on k8s.", "It runs on k8s")
 
 
 def test_substitutions() -> None:
