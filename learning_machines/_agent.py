@@ -239,7 +239,7 @@ class Agent:
     async def _active(self, team_id: Any) -> ActiveInstructions | None:
         """The active instructions when the machine improves itself (registers this agent once)."""
         machine = self.machine
-        if machine is None or machine.improvement_config is None:
+        if machine is None or machine.options.improvement is None:
             return None
         book = machine.improvements
         if not self._registered:

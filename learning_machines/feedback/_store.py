@@ -19,6 +19,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._ids import check_optional_id
 from .._modes import LearningMode
 from .._turn_record import TurnRecord
 from ..db import (
@@ -131,6 +132,30 @@ class FeedbackStore(BaseStore):
         return await self._log().aowner(turn_id)
 
     # --- recording ----------------------------------------------------------------------------
+
+    async def arate(
+        self,
+        *,
+        turn_id: str,
+        score: float,
+        comment: str | None = None,
+        by: str | None = None,
+        user_id: str | None = None,
+    ) -> FeedbackSignal:
+        """An explicit rating of a turn by ``by`` (default: the turn's user); see :meth:`arecord`.
+
+        ``user_id`` (whose turn it is) is looked up when not given; ids are checked first.
+        """
+        rater = check_optional_id(by, name="by")
+        owner = check_optional_id(user_id, name="user_id") or await self.aowner(turn_id)
+        return await self.arecord(
+            turn_id=turn_id,
+            score=score,
+            source="explicit",
+            rater=f"explicit:{rater or owner}",
+            comment=comment,
+            user_id=owner,
+        )
 
     async def arecord(
         self,

@@ -7,41 +7,35 @@ admin service. None of them knows the machine.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_ai.models import Model
 
-from .._ids import check_optional_id
 from .._messages import to_chat_messages
-from .._modes import LearningMode
 from .._sync import on_portal, run_sync, sync_twin
 from .._turn_context import TurnContext
-from ..db import Db, ListMessages, PendingWork, new_id, utcnow
+from ..db import Db, PendingWork, new_id, utcnow
 from ..embedders import BatchingEmbedder, Embedder
 from ..exceptions import ConfigurationError, LearningFailedError
-from ..feedback import FeedbackSignal, FeedbackStore, behaviour_slots
+from ..feedback import FeedbackSignal
 from ..improvement import (
     ActiveInstructions,
     ImprovementBook,
     ReflectionReport,
-    SelfImprovementConfig,
 )
-from ..stores import BoundTools
-from ..stores._config_values import whole_number
 from ._context import LearningContext
 from ._decisions import DecisionBook
-from ._jobs import CurationSchedule
 from ._models import check_learning_model, resolve_model
 from ._open_turns import OpenTurns
+from ._options import MachineOptions
 from ._parts import Parts
 from ._proposals import ProposalBook
 from ._registry import StoreRegistry
 from ._service import LearningService
 from ._turn import Turn
-from ._worker import LearningUsage, Worker, WorkerSettings
+from ._worker import LearningUsage, Worker
 
 __all__ = ["LearningMachine"]
 
@@ -136,40 +130,33 @@ class LearningMachine:
                 lexical guards alone).
 
         """
-        self.registry = StoreRegistry.from_config(
-            {
+        self.options = MachineOptions.build(
+            stores={
                 "user_profile": user_profile,
                 "session_context": session_context,
                 "learned_knowledge": learned_knowledge,
                 "entity_memory": entity_memory,
                 "episodic_memory": episodic_memory,
-                **behaviour_slots(decision_log=decision_log, feedback=feedback),
             },
-            custom_stores,
+            custom_stores=custom_stores,
+            decision_log=decision_log,
+            feedback=feedback,
+            self_improvement=self_improvement,
+            context_budget=context_budget,
+            extraction_retries=extraction_retries,
+            max_attempts=max_attempts,
+            retry_backoff=retry_backoff,
+            lease_seconds=lease_seconds,
+            max_items_per_store=max_items_per_store,
+            max_text_chars=max_text_chars,
+            curate_every_turns=curate_every_turns,
+            curate_every=curate_every,
+            drain_on_exit=drain_on_exit,
         )
-        self.improvement_config = SelfImprovementConfig.resolve(self_improvement)
-        if self.improvement_config is not None and "feedback" not in self.registry:
-            raise ConfigurationError(
-                "self_improvement=... reflects on the outcomes of turns: turn on feedback too "
-                "(LearningMachine(feedback=True, self_improvement=True))"
-            )
         self.db: Db | None = None
         self._model: Model | str | None = model
         self._embedder = embedder
-        self.context_budget = context_budget
         self._background = background
-        self.settings = WorkerSettings(
-            extraction_retries=extraction_retries,
-            retry_backoff=retry_backoff,
-            lease_seconds=lease_seconds,
-            max_items_per_store=whole_number(
-                max_items_per_store, field="max_items_per_store", minimum=1
-            ),
-            max_text_chars=whole_number(max_text_chars, field="max_text_chars", minimum=1),
-        )
-        self.max_attempts = max_attempts
-        self.schedule = CurationSchedule(every_turns=curate_every_turns, every=curate_every)
-        self.drain_on_exit = drain_on_exit
         self._dedup_judge = dedup_judge
         self.usage = LearningUsage()
         self._open = OpenTurns()
@@ -178,6 +165,11 @@ class LearningMachine:
             self.bind(db=db, model=model)
 
     # --- building -----------------------------------------------------------------------------
+
+    @property
+    def registry(self) -> StoreRegistry:
+        """The stores, resolved once: slots, capabilities, tools, routing."""
+        return self.options.registry
 
     @property
     def stores(self) -> dict[str, Any]:
@@ -255,7 +247,15 @@ class LearningMachine:
         self._check_model()
         self.db = db
         self.registry.bind(db=db, embedder=self.embedder)
-        self._parts = Parts(self, db)
+        self._parts = Parts(
+            self.options,
+            db=db,
+            embedder=self.embedder,
+            model=lambda: self._model,
+            dedup_judge=self.dedup_judge,
+            background=self._background,
+            usage=self.usage,
+        )
 
     def _check_model(self) -> None:
         check_learning_model(
@@ -306,21 +306,13 @@ class LearningMachine:
         that rater's earlier signal. The outcome is credited to what the turn recalled and to
         its decision record. ``user_id`` (whose turn it is) is looked up when not given.
         """
-        self._require()
-        store = self.registry.get("feedback")
-        if store is None or not isinstance(store.store, FeedbackStore):
+        feedback = self._require().feedback
+        if feedback is None:
             raise ConfigurationError(
                 "this machine takes no feedback: build it with LearningMachine(feedback=True)"
             )
-        rater = check_optional_id(by, name="by")
-        owner = check_optional_id(user_id, name="user_id") or await store.store.aowner(turn_id)
-        return await store.store.arecord(
-            turn_id=turn_id,
-            score=score,
-            source="explicit",
-            rater=f"explicit:{rater or owner}",
-            comment=comment,
-            user_id=owner,
+        return await feedback.arate(
+            turn_id=turn_id, score=score, comment=comment, by=by, user_id=user_id
         )
 
     feedback = sync_twin(afeedback)
@@ -391,7 +383,6 @@ class LearningMachine:
         recall (a turn that is only recorded). Extra keywords (``project_id="apollo"``) reach
         every store.
         """
-        parts = self._require()
         context = TurnContext.new(
             message=message,
             user_id=user_id,
@@ -404,29 +395,8 @@ class LearningMachine:
             extra=extra,
             message_required=message_required,
         )
-        self.registry.check_context(context.kwargs())
-        history = await parts.db.arun(
-            ListMessages(
-                session_id=context.session_id,
-                user_id=context.user_id,
-                limit=max(1, history_turns),
-            )
-        )
-        if history:
-            context = dataclasses.replace(context, turn_index=history[-1].turn_index + 1)
-        if recall:
-            context, learned = await parts.recaller.recall(context)
-        else:
-            learned = LearningContext(text="")
-        approve = [parts.approve_tool] if self.registry.has_mode(LearningMode.PROPOSE) else []
-        tools = BoundTools(self.registry.tool_specs(context.kwargs(), extra=approve), context)
-        return Turn(
-            context=context,
-            learned=learned,
-            tools=tools,
-            history=history[-history_turns:] if history_turns > 0 else [],
-            recorder=parts.recorder,
-        )
+        opener = self._require().opener
+        return await opener.aopen(context, history_turns=history_turns, recall=recall)
 
     begin = sync_twin(abegin)
 

@@ -11,24 +11,35 @@ model, its tokens and latency, which only the agent knows).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._messages import ChatMessage, from_stored_json, to_chat_messages
+from .._modes import LearningMode
 from .._sync import sync_twin
 from .._turn_context import TurnContext
 from .._turn_record import RunInfo, TurnRecord, merge_tool_runs
-from ..db import AppendMessage, Db, EnqueueWork, MarkRecalled, Message, Op, PendingWork
+from ..db import (
+    AppendMessage,
+    Db,
+    EnqueueWork,
+    ListMessages,
+    MarkRecalled,
+    Message,
+    Op,
+    PendingWork,
+)
 from ..exceptions import ValidationError
-from ..stores import BoundTools
+from ..stores import BoundTools, ToolSpec
 from ._context import LearningContext
 from ._jobs import CurationSchedule, ExtractionJob, Job, encode_job
-from ._recall import RecallCache
+from ._recall import RecallCache, Recaller
 from ._registry import StoreRegistry
 
-__all__ = ["Turn", "TurnRecorder"]
+__all__ = ["Turn", "TurnOpener", "TurnRecorder"]
 
 
 def _is_pydantic_ai(messages: Sequence[Any]) -> bool:
@@ -219,3 +230,49 @@ class Turn:
         return self.learning_work
 
     finish = sync_twin(afinish)
+
+
+class TurnOpener:
+    """Opens turns: the session's recent history, recall, and the tools bound to the turn."""
+
+    def __init__(
+        self,
+        *,
+        db: Db,
+        registry: StoreRegistry,
+        recaller: Recaller,
+        recorder: TurnRecorder,
+        approve_tool: ToolSpec[Any],
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.recaller = recaller
+        self.recorder = recorder
+        self.approve_tool = approve_tool
+
+    async def aopen(self, context: TurnContext, *, history_turns: int, recall: bool) -> Turn:
+        """The turn of a checked ``context`` (its index follows the session's last turn)."""
+        self.registry.check_context(context.kwargs())
+        history = await self.db.arun(
+            ListMessages(
+                session_id=context.session_id,
+                user_id=context.user_id,
+                limit=max(1, history_turns),
+            )
+        )
+        if history:
+            context = dataclasses.replace(context, turn_index=history[-1].turn_index + 1)
+        if recall:
+            context, learned = await self.recaller.recall(context)
+        else:
+            learned = LearningContext(text="")
+        propose = self.registry.has_mode(LearningMode.PROPOSE)
+        extra = [self.approve_tool] if propose else []
+        tools = BoundTools(self.registry.tool_specs(context.kwargs(), extra=extra), context)
+        return Turn(
+            context=context,
+            learned=learned,
+            tools=tools,
+            history=history[-history_turns:] if history_turns > 0 else [],
+            recorder=self.recorder,
+        )
