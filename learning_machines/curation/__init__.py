@@ -1,4 +1,8 @@
-"""Curation: deduplication, supersession, decay, pruning, history, forget and export."""
+"""Curation: deduplication, supersession, decay, pruning, history, forget and export.
+
+The layers above (feedback, self-improvement, custom stores) plug into ``forget`` with
+:func:`register_forget_step`; curation imports nothing from them.
+"""
 
 from ._curator import CURATION_ACTIONS, CurationAction, CurationReport, Curator
 from ._dates import ResolvedDate, annotate_dates, resolve_date, resolve_dates
@@ -14,6 +18,7 @@ from ._decay import (
 )
 from ._evidence import evidence_score, has_evidence, helpfulness, strongly_harmful
 from ._export import EXPORT_FORMAT, EXPORT_VERSION, export_user, import_user
+from ._forget import ForgetRequest, ForgetStep, forget_steps, register_forget_step
 from ._judge import (
     DEFAULT_JUDGE_BAND,
     DedupJudge,
@@ -52,6 +57,8 @@ __all__ = [
     "CurationReport",
     "Curator",
     "DedupJudge",
+    "ForgetRequest",
+    "ForgetStep",
     "JudgeCost",
     "JudgePair",
     "JudgeVerdict",
@@ -65,6 +72,7 @@ __all__ = [
     "distinguishing",
     "evidence_score",
     "export_user",
+    "forget_steps",
     "has_evidence",
     "helpfulness",
     "import_user",
@@ -72,6 +80,7 @@ __all__ = [
     "merge_learnings",
     "model_confirmation",
     "policy_for",
+    "register_forget_step",
     "rerank",
     "resolve_date",
     "resolve_dates",

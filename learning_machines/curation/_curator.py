@@ -46,6 +46,7 @@ from ..exceptions import ConflictError, ModelError, NotFoundError, ValidationErr
 from ._decay import CurationPolicy, check_policies, policy_for, retention_score
 from ._evidence import helpfulness, strongly_harmful
 from ._export import export_user, import_user, learning_from_dict
+from ._forget import ForgetRequest, arun_forget_steps
 from ._judge import (
     DEFAULT_JUDGE_BAND,
     JUDGE_SURE,
@@ -662,26 +663,24 @@ class Curator:
         proposals and pending work go — decision records and feedback signals included.
         Shared-namespace learnings they authored stay but lose the link to them, unless
         ``keep_shared=False`` deletes those too; shared lessons lose their example turns, and
-        self-improvement's proposals and approved changes stop citing their turns.
+        self-improvement's proposals and approved changes stop citing their turns. Those forget
+        steps (:func:`~learning_machines.curation.register_forget_step`) run before the purge;
+        each reports its count under its name (``lessons_scrubbed``, ``improvements_uncited``)
+        when not zero.
         """
         if not user_id:
             raise ValidationError("forget() needs a user_id.")
-        # Shared lessons keep what many users taught, not this user's example turns.
-        from ..feedback._lessons import scrub_shared_lessons
-
-        scrubbed = await scrub_shared_lessons(self.db, user_id, embedder=self.embedder)
-        # Self-improvement's proposals and approved changes stop citing this user's turns.
-        from ..improvement._store import ImprovementStore
-        from ..improvement._traces import auser_turn_ids
-
-        uncited = await ImprovementStore(self.db).ascrub(await auser_turn_ids(self.db, user_id))
+        # Shared rows (lessons, improvement evidence) drop this user's traces first; the
+        # steps are registered by the layers that own those rows (see ``_forget``).
+        scrubbed = await arun_forget_steps(
+            ForgetRequest(
+                db=self.db, user_id=user_id, embedder=self.embedder, keep_shared=keep_shared
+            )
+        )
         counts: dict[str, int] = await self.db.arun(
             PurgeUser(user_id=user_id, delete_shared=not keep_shared)
         )
-        if scrubbed:
-            counts["lessons_scrubbed"] = scrubbed
-        if uncited:
-            counts["improvements_uncited"] = uncited
+        counts.update(scrubbed)
         return counts
 
     def forget(self, user_id: str, *, keep_shared: bool = True) -> dict[str, int]:

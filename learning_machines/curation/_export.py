@@ -45,6 +45,7 @@ from ..db import (
 )
 from ..db._records import ALL_STATUSES
 from ..exceptions import ValidationError
+from ._turn_ids import DECISION_TYPE, SIGNAL_TYPE, decision_id, signal_id
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "export_user", "import_user", "learning_from_dict"]
 
@@ -207,10 +208,6 @@ def _derived_ids(learning: Learning, user_id: str) -> set[str] | None:
     day it is first written. A turn's decision record and feedback signals have ids computed
     from the turn (and the rater) they are about, which must be the turn they name.
     """
-    # The stores and feedback import curation; import late.
-    from ..feedback._signals import SIGNAL_TYPE, signal_id
-    from ..stores._decision_model import DECISION_TYPE, decision_id
-
     if learning.learning_type in (DECISION_TYPE, SIGNAL_TYPE):
         turn = _turn_of(learning)
         if turn is None:
@@ -320,8 +317,6 @@ async def _check_free(db: Db, user_id: str, records: _Records) -> None:
     # turn's decision record, where there is one, names its owner.
     turns = {t for t in (_turn_of(x) for x in records.learnings) if t is not None}
     if turns:
-        from ..stores._decision_model import decision_id  # the stores import curation
-
         records_of = {decision_id(t): t for t in sorted(turns)}
         for found in await db.arun(LocateLearnings(ids=tuple(records_of))):
             if found.user_id != user_id:

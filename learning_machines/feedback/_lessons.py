@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._modes import LearningMode
 from ..curation._curator import HARMFUL_EVIDENCE
 from ..curation._evidence import helpfulness, strongly_harmful
+from ..curation._forget import ForgetRequest, register_forget_step
 from ..db import (
     PRIVATE_NAMESPACE,
     Change,
@@ -467,3 +468,11 @@ async def scrub_shared_lessons(db: Any, user_id: str, *, embedder: Any = None) -
     if ops:
         await db.abatch(ops)
     return len(ops)
+
+
+async def _scrub_on_forget(request: ForgetRequest) -> int:
+    return await scrub_shared_lessons(request.db, request.user_id, embedder=request.embedder)
+
+
+# Shared lessons keep what many users taught, not a forgotten user's example turns.
+register_forget_step("lessons_scrubbed", _scrub_on_forget)

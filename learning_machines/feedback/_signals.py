@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from .._turn_record import ToolRun
-from ..db import PRIVATE_NAMESPACE, Learning, normalize_text, stable_id, utcnow
+from ..curation._turn_ids import SIGNAL_TYPE, signal_id
+from ..db import PRIVATE_NAMESPACE, Learning, normalize_text, utcnow
 from ..exceptions import ValidationError
 from ..stores._decision_model import Outcome
 
@@ -36,9 +37,6 @@ __all__ = [
 
 SignalSource = Literal["explicit", "implicit", "rule:tool_error", "rule:repeat"]
 _SOURCES: tuple[str, ...] = get_args(SignalSource)
-
-#: Learning type of stored signals.
-SIGNAL_TYPE = "feedback_signal"
 
 #: How much each kind of signal is trusted (a multiplier of its score).
 DEFAULT_TRUST: Mapping[str, float] = {
@@ -65,11 +63,6 @@ def check_score(score: object) -> float:
             f"a feedback score is a number from -1 (bad) to 1 (good); {score!r} is outside it"
         )
     return value
-
-
-def signal_id(turn_id: str, rater: str) -> str:
-    """One id per turn and rater, so a rater's new signal replaces their old one."""
-    return stable_id("signal", turn_id, rater)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from ..curation._forget import ForgetRequest, register_forget_step
 from ..db import (
     Change,
     Db,
@@ -49,6 +50,7 @@ from ._model import (
     Scope,
     version_id,
 )
+from ._traces import auser_turn_ids
 
 __all__ = [
     "AGENT_TYPE",
@@ -443,3 +445,13 @@ def _scrub_gate(gate: Any, turn_ids: set[str]) -> Any:
 
 def _at(change: InstructionChange) -> str:
     return change.at
+
+
+async def _uncite_on_forget(request: ForgetRequest) -> int:
+    return await ImprovementStore(request.db).ascrub(
+        await auser_turn_ids(request.db, request.user_id)
+    )
+
+
+# Proposals and approved changes stop citing a forgotten user's turns (the rules stay).
+register_forget_step("improvements_uncited", _uncite_on_forget)

@@ -16,7 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .._turn_record import TurnRecord
-from ..db import Learning, stable_id
+from ..curation._turn_ids import DECISION_TYPE, SIGNAL_TYPE, decision_id
+from ..db import Learning
 from ._shared import format_day
 
 __all__ = [
@@ -39,16 +40,13 @@ __all__ = [
     "verdict_of",
 ]
 
-#: Learning type of decision records.
-DECISION_TYPE = "decision"
-
 #: An outcome at least this far from 0 (either way) is clear: it "worked" or "went wrong".
 CLEAR_OUTCOME = 0.3
 
 #: Learning types a turn's outcome is never credited to: records about turns (decisions,
 #: signals, lesson candidates) and per-user state that is not a claim that can mislead.
 UNCREDITED_TYPES = frozenset(
-    {DECISION_TYPE, "feedback_signal", "lesson_candidate", "user_profile", "session_context"}
+    {DECISION_TYPE, SIGNAL_TYPE, "lesson_candidate", "user_profile", "session_context"}
 )
 
 
@@ -134,11 +132,6 @@ class DecisionLogExtraction(BaseModel):
         description="How the user's message in this turn judges the PREVIOUS answer shown under "
         "'Already known'. null when the message does not react to it.",
     )
-
-
-def decision_id(turn_id: str) -> str:
-    """Id of a turn's decision record (isolation is by its owner, like every private row)."""
-    return stable_id("decision", turn_id)
 
 
 def _clip(text: str | None, limit: int) -> str | None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
+from ..curation import cosine
 from ..db import LearningFilter, ScoredLearning, SearchLearnings
 
 if TYPE_CHECKING:
@@ -330,6 +331,4 @@ def _with_similarity(s: ScoredLearning, vector: Sequence[float]) -> ScoredLearni
     emb = s.learning.embedding
     if s.vector_score is not None or emb is None or len(emb) != len(vector):
         return s
-    from ..curation import cosine
-
     return replace(s, vector_score=cosine(emb, vector))

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._tokens import truncate_to_tokens
-from ..curation import WritePolicy, WriteResult, write_learning
+from ..curation import WritePolicy, WriteResult, has_evidence, rerank, write_learning
 from ..db import (
     PRIVATE_NAMESPACE,
     Change,
@@ -208,8 +208,6 @@ async def search(
             method="hybrid" if vec is not None else "keyword",
         )
     )
-    from ..curation import has_evidence, rerank
-
     if not any(has_evidence(s.learning) for s in found):
         found, evidence_weight = found[:limit], 0.0  # no feedback yet: exactly as before
     weight = store.config.decay_weight
