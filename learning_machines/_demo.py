@@ -25,12 +25,12 @@ from rich.rule import Rule
 from rich.table import Table
 
 from ._agent import Agent, RunResult
+from ._models import resolve_model
 from ._modes import LearningMode
 from .db import Db, utcnow
 from .db._records import ALL_STATUSES
 from .exceptions import ConfigurationError
 from .machine import LearningMachine, LearningService
-from .machine._models import resolve_model
 from .stores import EntityMemoryConfig, LearnedKnowledgeConfig
 from .testing import ScriptedModel
 

@@ -31,11 +31,11 @@ from typing import Any
 from pydantic_ai.exceptions import AgentRunError
 
 from .._agent import Agent, RunResult
+from .._models import resolve_model
 from .._modes import LearningMode
 from ..db import LearningFilter, ListLearnings
 from ..feedback import FeedbackConfig, LessonConfig
 from ..machine import LearningMachine
-from ..machine._models import resolve_model
 from ..stores import LearnedKnowledgeConfig
 from ._backends import open_bench_db
 from ._common import make_embedder, run_info, write_json

@@ -30,10 +30,10 @@ from typing import Any
 from pydantic_ai.exceptions import AgentRunError
 
 from .._agent import Agent
+from .._models import resolve_model
 from ..feedback import FeedbackConfig
 from ..improvement import ImprovementProposal, SelfImprovementConfig
 from ..machine import LearningMachine
-from ..machine._models import resolve_model
 from ._backends import open_bench_db
 from ._common import make_embedder, run_info, write_json
 from ._feedback_world import Environment

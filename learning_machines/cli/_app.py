@@ -80,7 +80,7 @@ def demo(
 ) -> None:
     """The whole learning loop on embedded defaults, offline, in seconds: see what it learns."""
     from .._demo import run_demo
-    from ..machine._models import resolve_model
+    from .._models import resolve_model
 
     chosen = model_name(model)
     if chosen is not None:

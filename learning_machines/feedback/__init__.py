@@ -7,9 +7,8 @@ failed, the same question again) — credits each turn's outcome to the learning
 and distils lessons ("when C, avoid A, because E") from outcomes that recur across sessions.
 """
 
-from ._config import FeedbackConfig, LessonConfig
 from ._distill import Approach, LessonExample, LessonWrite, approach_of
-from ._lessons import CANDIDATE_TYPE, LESSON_TYPE, LessonStore
+from ._lessons import CANDIDATE_TYPE, LESSON_TYPE, LessonConfig, LessonStore
 from ._signals import (
     DEFAULT_TRUST,
     SIGNAL_TYPE,
@@ -19,7 +18,7 @@ from ._signals import (
     aggregate,
     is_repeat,
 )
-from ._store import FeedbackStore
+from ._store import FeedbackConfig, FeedbackStore
 from ._wiring import behaviour_slots
 
 __all__ = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._modes import LearningMode
@@ -37,10 +38,10 @@ from ..db import (
 from ..db._records import ALL_STATUSES
 from ..embedders import aembed
 from ..exceptions import ConflictError
-from ..stores import BaseStore
-from ..stores._decision_model import DecisionRecord, call_text, outcome_phrase
+from ..stores import BaseStore, StoreConfig
+from ..stores._config_values import mode_value, number_value, whole_number
+from ..stores._decision_model import CLEAR_OUTCOME, DecisionRecord, call_text, outcome_phrase
 from ..stores._shared import fit_lines, relevant, require_user_for_private, search
-from ._config import LessonConfig
 from ._distill import (
     Approach,
     LessonExample,
@@ -58,7 +59,13 @@ from ._signals import TurnOutcome
 if TYPE_CHECKING:
     from .._messages import ChatMessage
 
-__all__ = ["CANDIDATE_TYPE", "LESSON_TYPE", "LessonStore", "scrub_shared_lessons"]
+__all__ = [
+    "CANDIDATE_TYPE",
+    "LESSON_TYPE",
+    "LessonConfig",
+    "LessonStore",
+    "scrub_shared_lessons",
+]
 
 #: Learning type of lessons (recalled).
 LESSON_TYPE = "lesson"
@@ -79,6 +86,88 @@ def _example(record: DecisionRecord, user_id: str | None, outcome: TurnOutcome) 
         calls=[call_text(c) for c in record.tool_calls if c.source == "app"],
         outcome=outcome_phrase(outcome.summary()),
     ).model_dump(mode="json") | {"score": outcome.score, "comment": outcome.comment}
+
+
+@dataclass(kw_only=True)
+class LessonConfig(StoreConfig):
+    """Settings of lessons: "when C, do / avoid A, because E", distilled from outcomes.
+
+    A lesson is written once the same approach, for similar requests, turned out the same way
+    in at least ``min_sessions`` sessions (and, in a shared namespace, for at least
+    ``min_users`` users). It is recalled when a new message matches its condition, with one raw
+    example turn, and retired when its own confidence falls.
+    """
+
+    namespace: str = PRIVATE_NAMESPACE
+    """Where lessons live: ``"user"`` (each user's own) or a shared namespace (``"global"``, a
+    team's name), where lessons from several users' outcomes teach everyone."""
+    mode: LearningMode = LearningMode.BACKGROUND
+    """How a lesson is written in the private namespace (applied at once by default)."""
+    shared_mode: LearningMode = LearningMode.HITL
+    """How a lesson is written in a shared namespace: HITL by default (a reviewer approves it
+    before it teaches anyone); PROPOSE, or BACKGROUND to apply at once, when you choose."""
+    min_sessions: int = 3
+    """Distinct sessions in which an approach must have turned out the same way."""
+    min_users: int = 2
+    """Distinct users that must share the outcome before a lesson enters a shared namespace."""
+    agreement: float = 0.75
+    """Share of those sessions that must agree (the rest turned out the other way)."""
+    min_outcome: float = CLEAR_OUTCOME
+    """How clear a turn's outcome must be (absolute score) to count for or against a lesson."""
+    condition_similarity: float = 0.5
+    """Cosine above which two requests count as the same condition (the default MiniLM
+    embedder; the offline HashEmbedder needs a similar value for shared words)."""
+    limit: int = 3
+    """Lessons recalled for a turn."""
+    min_similarity: float = 0.35
+    """Lessons whose condition is less similar than this to the message are not recalled."""
+    max_tokens: int = 500
+    """Token budget of the lessons block in the system prompt."""
+    retire_below: float = 0.35
+    """A lesson whose helpfulness (Beta posterior mean) falls under this is retired..."""
+    retire_min_evidence: float = 2.0
+    """... once at least this much harmful evidence was credited to it."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.shared_mode = mode_value(self.shared_mode, field=self._field("shared_mode"))
+        for name in ("min_sessions", "min_users", "limit"):
+            setattr(
+                self, name, whole_number(getattr(self, name), field=self._field(name), minimum=1)
+            )
+        self.agreement = number_value(
+            self.agreement, field=self._field("agreement"), low=0.5, high=1.0
+        )
+        for name in ("min_outcome", "retire_below"):
+            setattr(
+                self,
+                name,
+                number_value(getattr(self, name), field=self._field(name), low=0, high=1),
+            )
+        for name in ("condition_similarity", "min_similarity"):
+            setattr(
+                self,
+                name,
+                number_value(getattr(self, name), field=self._field(name), low=-1, high=1),
+            )
+        self.retire_min_evidence = number_value(
+            self.retire_min_evidence, field=self._field("retire_min_evidence"), low=0, high=1e9
+        )
+
+    @property
+    def shared(self) -> bool:
+        """Whether lessons are shared across users."""
+        return self.namespace != PRIVATE_NAMESPACE
+
+    @property
+    def effective_mode(self) -> LearningMode:
+        """The mode lessons are written in (``shared_mode`` for a shared namespace)."""
+        return self.shared_mode if self.shared else self.mode
+
+    def create_store(self) -> LessonStore:
+        """Build the store from this config."""
+        return LessonStore(self)
 
 
 class LessonStore(BaseStore):

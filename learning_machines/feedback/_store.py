@@ -16,7 +16,8 @@ turn's single extraction call (implicit: the user's next message), and rules tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._ids import check_optional_id
@@ -36,10 +37,12 @@ from ..db import (
     SetEvidence,
 )
 from ..exceptions import ConfigurationError, ConflictError, NotFoundError
-from ..stores import BaseStore
+from ..stores import BaseStore, StoreConfig
+from ..stores._config_values import flag_value, number_value
 from ..stores._decision_model import credit_weights, decision_id
-from ._config import FeedbackConfig
+from ._lessons import LessonConfig, LessonStore
 from ._signals import (
+    DEFAULT_TRUST,
     MAX_COMMENT_CHARS,
     SIGNAL_TYPE,
     FeedbackSignal,
@@ -54,14 +57,85 @@ from ._signals import (
 if TYPE_CHECKING:
     from .._messages import ChatMessage
     from ..stores.decision_log import DecisionLogStore
-    from ._lessons import LessonStore
 
-__all__ = ["FeedbackStore"]
+__all__ = ["FeedbackConfig", "FeedbackStore"]
 
 logger = logging.getLogger("learning_machines")
 
 _RETRIES = 8
 _ACTOR = {"store": "feedback"}
+
+
+@dataclass(kw_only=True)
+class FeedbackConfig(StoreConfig):
+    """Settings of behavioural feedback: signals on turns, credit, and lessons.
+
+    Explicit feedback (``machine.feedback(turn_id=..., score=...)``) always counts. Implicit
+    feedback is read from the user's next message inside the turn's single extraction call
+    (the decision log's section; no extra call), and rules need no model at all: a failed tool
+    call, the same question asked again. A turn's outcome is credited to every learning it
+    recalled and to its decision record.
+    """
+
+    implicit: bool = True
+    """Read the user's next message as a verdict on the previous answer (in the one
+    extraction call that already runs; needs the decision log in BACKGROUND mode)."""
+    rules: bool = True
+    """Signals that need no model: the app's tool failed; the user asked the same again."""
+    trust: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TRUST))
+    """How much each kind of signal counts: ``explicit``, ``implicit``, ``rule:tool_error``,
+    ``rule:repeat`` (explicit feedback, when given, beats the others anyway)."""
+    lessons: LessonConfig | bool = True
+    """Distil lessons from recurring outcomes (``True``: each user's own; a
+    :class:`LessonConfig` to share them through a namespace)."""
+
+    def __post_init__(self) -> None:
+        """Check and coerce the values (see :class:`StoreConfig`)."""
+        super().__post_init__()
+        self.implicit = flag_value(self.implicit, field=self._field("implicit"))
+        self.rules = flag_value(self.rules, field=self._field("rules"))
+        if not isinstance(self.trust, Mapping):
+            raise ConfigurationError(
+                f"{self._field('trust')} must be a mapping of source to weight, e.g. "
+                "{'implicit': 0.3}, not " + type(self.trust).__name__
+            )
+        if not isinstance(self.lessons, bool | LessonConfig):
+            raise ConfigurationError(
+                f"{self._field('lessons')} must be True, False or a LessonConfig(...), not "
+                f"{type(self.lessons).__name__}"
+            )
+        if self.namespace != PRIVATE_NAMESPACE:
+            raise ConfigurationError(
+                "feedback signals are private to the turn's user: leave FeedbackConfig's "
+                "namespace as 'user' (share what was learned with LessonConfig(namespace=...))"
+            )
+        if self.mode is not LearningMode.BACKGROUND:
+            raise ConfigurationError("FeedbackConfig: feedback is recorded in BACKGROUND mode")
+        unknown = sorted(set(self.trust) - set(DEFAULT_TRUST))
+        if unknown:
+            raise ConfigurationError(
+                f"FeedbackConfig.trust has unknown sources {unknown}; use {sorted(DEFAULT_TRUST)}"
+            )
+        self.trust = {
+            **DEFAULT_TRUST,
+            **{
+                source: number_value(
+                    weight, field=f"{self._field('trust')}[{source!r}]", low=0, high=1
+                )
+                for source, weight in self.trust.items()
+            },
+        }
+
+    @property
+    def lesson_config(self) -> LessonConfig | None:
+        """The lessons' settings, or ``None`` when lessons are off."""
+        if self.lessons is True:
+            return LessonConfig()
+        return self.lessons or None
+
+    def create_store(self) -> FeedbackStore:
+        """Build the feedback store from this config."""
+        return FeedbackStore(self)
 
 
 class FeedbackStore(BaseStore):

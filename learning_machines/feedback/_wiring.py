@@ -5,9 +5,8 @@ from __future__ import annotations
 from .._modes import LearningMode
 from ..exceptions import ConfigurationError
 from ..stores.decision_log import DecisionLogConfig, DecisionLogStore
-from ._config import FeedbackConfig
 from ._lessons import LessonStore
-from ._store import FeedbackStore
+from ._store import FeedbackConfig, FeedbackStore
 
 __all__ = ["behaviour_slots"]
 

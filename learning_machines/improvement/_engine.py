@@ -14,11 +14,12 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic_ai.models import Model
 
+from .._models import resolve_model
 from .._turn_context import TurnContext
 from ..db import Db, LearningFilter, ListLearnings, new_id, utcnow
 from ..embedders import Embedder, aembed
@@ -31,6 +32,7 @@ from ._model import (
     ActiveInstructions,
     GateResult,
     ImprovementProposal,
+    ReflectionJob,
     Rule,
     RuleLimits,
     Scope,
@@ -53,19 +55,9 @@ from ._store import AgentProfile, Head, ImprovementStore
 from ._tools import tool_schemas, tools_from
 from ._traces import Trace, atraces
 
-if TYPE_CHECKING:
-    from ..machine._jobs import ReflectionJob
-
 __all__ = ["ImprovementUsage", "ReflectionReport", "SelfImprovement"]
 
 logger = logging.getLogger("learning_machines")
-
-
-def resolve_model(model: Model | str) -> Model:
-    """The machine's model resolution (imported late: the machine package imports this one)."""
-    from ..machine._models import resolve_model as resolve
-
-    return resolve(model)
 
 
 @dataclass
@@ -209,8 +201,6 @@ class SelfImprovement:
 
     def after_turn(self, context: TurnContext) -> ReflectionJob | None:
         """Count a finished turn of its scope; the reflection now due, if any."""
-        from ..machine._jobs import ReflectionJob
-
         scope = self.scope(context.agent_id, context.team_id)
         every = self.config.every_turns
         if every:

@@ -31,6 +31,7 @@ __all__ = [
     "InstructionChange",
     "InstructionVersion",
     "ProposalStatus",
+    "ReflectionJob",
     "ReplayCase",
     "Rule",
     "RuleChange",
@@ -413,6 +414,18 @@ class InstructionChange(BaseModel):
     summary: str = ""
     evidence: list[EvidenceTurn] = Field(default_factory=list)
     note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReflectionJob:
+    """A reflection of one agent (and team): self-improvement's scheduled run."""
+
+    agent_id: str | None
+    """The agent."""
+    team_id: str | None = None
+    """Its team, when instructions are kept per team."""
+    key: str | None = None
+    """Enqueueing two jobs with one key keeps one."""
 
 
 @dataclass(frozen=True, kw_only=True)

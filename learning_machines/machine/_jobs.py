@@ -21,6 +21,7 @@ from typing import Any
 from .._turn_context import TurnContext
 from ..db import PendingWork, new_id, utcnow
 from ..exceptions import ValidationError
+from ..improvement._model import ReflectionJob
 
 __all__ = [
     "CURATE",
@@ -78,18 +79,6 @@ class CurationJob:
     """Keyword arguments of the run."""
     key: str | None = None
     """Enqueueing two jobs with one key keeps one (one run per schedule window)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ReflectionJob:
-    """A reflection of one agent (and team): self-improvement's scheduled run."""
-
-    agent_id: str | None
-    """The agent."""
-    team_id: str | None = None
-    """Its team, when instructions are kept per team."""
-    key: str | None = None
-    """Enqueueing two jobs with one key keeps one."""
 
 
 Job = ExtractionJob | CurationJob | ReflectionJob

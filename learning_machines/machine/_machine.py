@@ -14,6 +14,7 @@ from typing import Any
 from pydantic_ai.models import Model
 
 from .._messages import to_chat_messages
+from .._models import check_learning_model, resolve_model
 from .._sync import on_portal, run_sync, sync_twin
 from .._turn_context import TurnContext
 from ..db import Db, PendingWork, new_id, utcnow
@@ -27,7 +28,6 @@ from ..improvement import (
 )
 from ._context import LearningContext
 from ._decisions import DecisionBook
-from ._models import check_learning_model, resolve_model
 from ._open_turns import OpenTurns
 from ._options import MachineOptions
 from ._parts import Parts

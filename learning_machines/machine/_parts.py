@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from pydantic_ai.models import Model
 
+from .._models import resolve_model
 from ..curation import Curator, ModelJudge
 from ..db import Db
 from ..embedders import Embedder
@@ -15,7 +16,6 @@ from ..stores.decision_log import DecisionLogStore
 from ._background import BackgroundRunner
 from ._decisions import DecisionBook
 from ._jobs import CURATE, EXTRACT, REFLECT, extraction_kind
-from ._models import resolve_model
 from ._options import MachineOptions
 from ._proposals import ProposalBook, approve_proposal_tool
 from ._recall import RecallCache, Recaller

@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING
 
 from ..curation import cosine
 from ..db import LearningFilter, ScoredLearning, SearchLearnings
+from ._episode_model import Episode
 
 if TYPE_CHECKING:
     from ._base import BaseStore
-    from .episodic_memory import Episode
 
 __all__ = [
     "EpisodeRanking",

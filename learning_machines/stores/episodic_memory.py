@@ -30,6 +30,7 @@ from ..db import PRIVATE_NAMESPACE, Learning, LearningFilter, ScoredLearning, st
 from ..exceptions import ConfigurationError, ValidationError
 from ._base import BaseStore, StoreConfig
 from ._config_values import name_value, whole_number
+from ._episode_model import Episode, ScoredEpisode
 from ._episode_ranking import EpisodeRanking, index_texts, search_episodes
 from ._shared import fit_lines, save, scope_filter, turn_time
 from ._tools import ToolSpec
@@ -52,44 +53,6 @@ _EPISODE_POLICY = WritePolicy(embed=False, dedupe_exact=False, merge_near=False,
 
 #: Recall cutoffs measured per embedder (``EpisodicMemoryConfig(min_similarity="auto")``).
 CALIBRATED_CUTOFFS: Mapping[str, float] = {"all-MiniLM-L6-v2/onnx-int8": 0.25}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Episode:
-    """One utterance: who said what, when."""
-
-    speaker: str
-    """Who said it (a user id, the agent's name, or a participant's name)."""
-    text: str
-    """What was said, verbatim."""
-    at: datetime
-    """When it was said (naive datetimes are taken as UTC)."""
-    session_id: str | None = None
-    """The session (conversation) it belongs to."""
-    ref: str | None = None
-    """An external reference, e.g. a benchmark's dialogue id ``"D1:3"``."""
-    caption: str | None = None
-    """Caption of an image shared with it; stored as ``text + " [image: caption]"``."""
-
-    @property
-    def full_text(self) -> str:
-        """The text as stored and searched (with the image caption, if any)."""
-        return f"{self.text} [image: {self.caption}]" if self.caption else self.text
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScoredEpisode:
-    """An episode found by a search."""
-
-    episode: Episode
-    """The episode (``text`` includes the image caption when there was one)."""
-    score: float
-    """Fused search score; higher is better (comparable within one search only)."""
-    id: str
-    """Id of the stored learning."""
-    similarity: float | None = None
-    """Cosine of the query with the episode's indexed text (comparable across searches; what
-    :attr:`EpisodicMemoryConfig.min_similarity` is compared with)."""
 
 
 class EpisodeLine(BaseModel):

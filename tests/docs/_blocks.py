@@ -111,7 +111,7 @@ def models_scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return real(model, *args, **kwargs)
 
     monkeypatch.setattr(pydantic_ai.models, "infer_model", infer)
-    monkeypatch.setattr("learning_machines.machine._models.infer_model", infer)
+    monkeypatch.setattr("learning_machines._models.infer_model", infer)
     yield
 
 

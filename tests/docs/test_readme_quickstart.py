@@ -27,7 +27,7 @@ runpy.run_path("quickstart.py", run_name="__main__")
 
 _SWAP = """
 import pydantic_ai.models
-import learning_machines.machine._models as lm_models
+import learning_machines._models as lm_models
 from learning_machines._demo import demo_extraction
 from learning_machines.testing import ScriptedModel
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model, infer_model
 
-from ..exceptions import ConfigurationError
+from .exceptions import ConfigurationError
 
 __all__ = ["check_learning_model", "resolve_model"]
 
