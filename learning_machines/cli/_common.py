@@ -27,11 +27,13 @@ from ..exceptions import ConfigurationError, NotFoundError
 
 __all__ = [
     "DEFAULT_DB",
+    "ByOption",
     "DbOption",
     "JsonOption",
     "MachineOption",
     "MkdirOption",
     "ModelOption",
+    "NoteOption",
     "clip",
     "console",
     "db_url",
@@ -77,6 +79,10 @@ ModelOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
 ]
+ByOption = Annotated[
+    str, typer.Option("--by", metavar="REVIEWER", help="Who decides (recorded with the decision).")
+]
+NoteOption = Annotated[str | None, typer.Option("--note", metavar="TEXT", help="Why (recorded).")]
 MkdirOption = Annotated[
     bool,
     typer.Option("--mkdir", help="Create the directory of the --db file if it does not exist."),

@@ -14,7 +14,17 @@ from rich import box
 from rich.table import Table
 
 from ..improvement import ImprovementProposal
-from ._common import DbOption, JsonOption, clip, console, emit_json, model_name, open_machine
+from ._common import (
+    ByOption,
+    DbOption,
+    JsonOption,
+    NoteOption,
+    clip,
+    console,
+    emit_json,
+    model_name,
+    open_machine,
+)
 
 __all__ = ["register"]
 
@@ -43,10 +53,6 @@ TeamOption = Annotated[
     str | None,
     typer.Option("--team", metavar="TEAM", help="The team (when rules are kept per team)."),
 ]
-ByOption = Annotated[
-    str, typer.Option("--by", metavar="REVIEWER", help="Who decides (recorded with it).")
-]
-NoteOption = Annotated[str | None, typer.Option("--note", metavar="TEXT", help="Why (recorded).")]
 ProposalId = Annotated[
     str,
     typer.Argument(

@@ -17,9 +17,11 @@ from ..db import Learning
 from ..db._records import ALL_STATUSES
 from ..exceptions import ValidationError
 from ._common import (
+    ByOption,
     DbOption,
     JsonOption,
     MachineOption,
+    NoteOption,
     clip,
     console,
     db_url,
@@ -208,10 +210,6 @@ ProposalId = Annotated[
         show_default=False,
     ),
 ]
-ByOption = Annotated[
-    str, typer.Option("--by", metavar="REVIEWER", help="Who decides (recorded with the decision).")
-]
-NoteOption = Annotated[str | None, typer.Option("--note", metavar="TEXT", help="Why (recorded).")]
 
 
 def _decision(*, approve: bool, doc: str) -> Callable[..., None]:
