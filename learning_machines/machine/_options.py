@@ -53,6 +53,7 @@ class MachineOptions:
         max_attempts: int,
         retry_backoff: float,
         lease_seconds: float,
+        worker_concurrency: int,
         max_items_per_store: int,
         max_text_chars: int,
         curate_every_turns: int | None,
@@ -78,6 +79,7 @@ class MachineOptions:
                 extraction_retries=extraction_retries,
                 retry_backoff=retry_backoff,
                 lease_seconds=lease_seconds,
+                concurrency=whole_number(worker_concurrency, field="worker_concurrency", minimum=1),
                 max_items_per_store=whole_number(
                     max_items_per_store, field="max_items_per_store", minimum=1
                 ),

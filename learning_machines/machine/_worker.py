@@ -106,7 +106,7 @@ class WorkerSettings:
     """Items of one kind a store takes from one turn's extraction (the rest is dropped, logged)."""
     max_text_chars: int = 4_000
     """Characters of one extracted text value (longer values are cut, logged)."""
-    concurrency: int = 4
+    concurrency: int = 16
     """Items processed at once (a user's own turns always one after another)."""
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from learning_machines.embedders import BatchingEmbedder, HashEmbedder
+from learning_machines.exceptions import ConfigurationError, ValidationError
 
 
 class Counting(HashEmbedder):
@@ -79,3 +80,38 @@ def test_a_lone_call_is_answered_alone(n: int) -> None:
     out = asyncio.run(BatchingEmbedder(inner).aembed(["only"] * n))
     assert inner.calls == [n]
     assert out.shape == (n, inner.dimensions)
+
+
+def test_a_text_embedded_before_is_not_embedded_again() -> None:
+    inner = Counting()
+    batching = BatchingEmbedder(inner, cache_size=2)
+
+    async def main() -> tuple[np.ndarray, np.ndarray]:
+        first = await batching.aembed(["Acme (company)", "Bob Lee (person)"])
+        again = await batching.aembed(["Bob Lee (person)", "new text", "Bob Lee (person)"])
+        return first, again
+
+    first, again = asyncio.run(main())
+    assert inner.calls == [2, 1]  # only "new text" reached the model the second time
+    asked = ["Bob Lee (person)", "new text", "Bob Lee (person)"]
+    assert np.allclose(again, HashEmbedder().embed(asked))
+    assert np.allclose(first[1], again[0])
+    again[0] += 1.0  # a caller changing its result does not change what others get
+    assert np.allclose(batching.embed(["Bob Lee (person)"])[0], first[1])
+    assert inner.calls == [2, 1]
+    batching.embed(["Acme (company)"])  # the oldest was dropped to keep 2 texts
+    assert inner.calls == [2, 1, 1]
+
+
+def test_the_cache_can_be_turned_off_and_bad_input_is_refused() -> None:
+    inner = Counting()
+    batching = BatchingEmbedder(inner, cache_size=0)
+    batching.embed(["a"])
+    batching.embed(["a"])
+    assert inner.calls == [1, 1]
+    with pytest.raises(ConfigurationError, match="cache_size"):
+        BatchingEmbedder(inner, cache_size=-1)
+    with pytest.raises(ValidationError, match="not a single string"):
+        batching.embed("a")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="Convert it with str"):
+        asyncio.run(batching.aembed([{"not": "text"}]))  # type: ignore[list-item]

@@ -147,3 +147,27 @@ def test_override_name_follows_the_file(tmp_path):
 def test_bad_options(option, value):
     with pytest.raises(ConfigurationError):
         MiniLMEmbedder(**{option: value})
+
+
+def test_threads_follow_the_cpus_this_process_may_use(monkeypatch, tmp_path):
+    """Under taskset or a container quota, one thread per usable CPU, not per machine CPU.
+
+    Measured on one allowed core of two: 10.9 ms a text with two threads, 4.5 ms with one.
+    """
+    from learning_machines.embedders import _minilm
+
+    quota = tmp_path / "cpu.max"
+    quota.write_text("max 100000\n")
+    monkeypatch.setattr(_minilm, "_CGROUP_CPU_MAX", quota)
+    monkeypatch.setattr(_minilm.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(_minilm.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert "threads=1)" in repr(MiniLMEmbedder())
+    monkeypatch.setattr(_minilm.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert "threads=4)" in repr(MiniLMEmbedder())  # at most 4 by default
+    quota.write_text("200000 100000\n")  # a container allowed two CPUs' worth of time
+    assert "threads=2)" in repr(MiniLMEmbedder())
+    quota.write_text("50000 100000\n")  # half a CPU: still one thread
+    assert "threads=1)" in repr(MiniLMEmbedder())
+    quota.write_text("garbage\n")
+    assert "threads=4)" in repr(MiniLMEmbedder())
+    assert "threads=3)" in repr(MiniLMEmbedder(threads=3))  # an explicit count is kept

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -336,6 +337,7 @@ def test_the_extraction_limits_are_set_on_the_machine(
     [
         ({"max_items_per_store": 0}, "max_items_per_store"),
         ({"max_text_chars": "lots"}, "max_text_chars"),
+        ({"worker_concurrency": 0}, "worker_concurrency"),
     ],
 )
 def test_confused_extraction_limits_are_refused_naming_the_argument(
@@ -402,3 +404,41 @@ def test_the_background_worker_and_wait_idle_in_one_process_lose_no_update(db: D
     (profile,) = machine.service.learnings(user_id="alice", learning_type="user_profile")
     kept = set(profile.content.get("preferences", []))
     assert kept == {f"likes item {n}" for n in range(100)}
+
+
+class _Overlapping(ScriptedModel):
+    """Counts extraction calls in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__(extraction=demo_extraction)
+        self.in_flight = 0
+        self.most = 0
+
+    async def _respond(self, messages: list[Any], info: Any) -> Any:
+        if not info.output_tools:
+            return await super()._respond(messages, info)
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.05)
+            return await super()._respond(messages, info)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.mark.parametrize(("concurrency", "most"), [(2, 2), (None, 6)])
+def test_worker_concurrency_bounds_the_turns_learned_from_at_once(
+    db: Db, concurrency: int | None, most: int
+) -> None:
+    model = _Overlapping()
+    extra = {} if concurrency is None else {"worker_concurrency": concurrency}
+    machine = LearningMachine(
+        db=db, model=model, embedder=HashEmbedder(), user_profile=True, background=False, **extra
+    )
+    for i in range(6):
+        machine.process(
+            [{"role": "user", "content": f"I'm user {i}, I work at Acme."}], user_id=f"u{i}"
+        )
+    machine.wait_idle()
+    assert model.extraction_calls == 6
+    assert model.most == most  # the default learns from all six users' turns at once
