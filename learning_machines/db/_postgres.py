@@ -304,7 +304,8 @@ class PostgresDb(Db):
         connection stay correct but are exact (slower); writes of this ``PostgresDb`` create no
         new HNSW index. On leaving the block, even by an exception, every registered index that
         is missing is built, with ``maintenance_work_mem`` for the build (pgvector builds much
-        faster when the graph fits in it).
+        faster when the graph fits in it), and the tables written are vacuumed and analysed (a
+        role that does not own them gets a server warning and the step is skipped).
 
         Example::
 
@@ -326,6 +327,10 @@ class PostgresDb(Db):
                 last = self._bulk_loads == 0
             if last:
                 self.create_vector_indexes(maintenance_work_mem=maintenance_work_mem)
+                # What autovacuum would do minutes later, while the first searches run: mark
+                # the loaded pages all-visible and give the planner statistics of the import.
+                with self._admin() as conn:
+                    conn.execute(b"VACUUM (ANALYZE) learnings, learning_history")
 
     def create_vector_indexes(self, *, maintenance_work_mem: str | None = None) -> list[str]:
         """Build every registered HNSW index that is missing; return the names built.
@@ -367,6 +372,11 @@ class PostgresDb(Db):
                 namespaces=None if namespaces is None else list(namespaces),
                 build_vectors=self._bulk_loads == 0,
             )
+        # Mark the new postings visible to every transaction (index-only scans need that) and
+        # give the planner statistics of what was loaded. Outside the transaction: VACUUM can
+        # run in none. A role that does not own the tables gets a server WARNING and a skip.
+        with self._admin() as conn:
+            conn.execute(b"VACUUM (ANALYZE) lm_postings")
         self._broad.forget()
         return done
 

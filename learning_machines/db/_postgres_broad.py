@@ -224,16 +224,19 @@ def _keyword_sql(
     if f.learning_types is not None:
         params.append(list(f.learning_types))
     params += [max(size, 1), _K1 + 1, _K1, _B, _B, avgdl or 1.0, n]
+    # IDF once per lexeme, and every product in float8: an integer parameter made PostgreSQL
+    # compute ln() per posting in numeric, which was most of the search's time.
     sql = (
         "WITH q AS (SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))),"
         " p AS (SELECT p.learning_id, p.lexeme, p.tf, p.doclen FROM lm_postings p"
         " JOIN q ON p.lexeme = q.lexeme WHERE p.namespace = ANY(%s)"
         f" AND p.status = ANY(%s) {types_sql}),"
-        " d AS (SELECT lexeme, count(*) AS df FROM p GROUP BY lexeme)"
+        " d AS (SELECT lexeme, count(*)::float8 AS df FROM p GROUP BY lexeme),"
+        " w AS (SELECT lexeme, ln(1 + (%s::float8 - df + 0.5) / (df + 0.5)) AS idf FROM d)"
         " SELECT p.learning_id AS id, sum("
-        "ln(1 + (%s - d.df + 0.5) / (d.df + 0.5)) * p.tf * %s"
-        " / (p.tf + %s * (1 - %s + %s * p.doclen / %s))) AS score"
-        " FROM p JOIN d USING (lexeme) GROUP BY p.learning_id"
+        "w.idf * p.tf * %s::float8"
+        " / (p.tf + %s::float8 * (1 - %s::float8 + %s::float8 * p.doclen / %s::float8))) AS score"
+        " FROM p JOIN w USING (lexeme) GROUP BY p.learning_id"
         " ORDER BY score DESC, p.learning_id LIMIT %s"
     )
     return sql, params

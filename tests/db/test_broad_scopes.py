@@ -562,3 +562,57 @@ def test_evidence_moved_after_indexing_is_in_the_index_hits(
         if h.learning.id == row.id
     ]
     assert (hit.learning.helpful, hit.learning.harmful, hit.learning.version) == (2.0, 0.5, 2)
+
+
+def test_postgres_keyword_side_is_bm25_read_from_the_postings_index_alone() -> None:
+    """The keyword side scans the postings' index alone and computes BM25 in float8.
+
+    Before: a heap page visited per posting, and ``ln()`` in ``numeric`` per posting (an integer
+    parameter made the whole expression numeric): most of a broad search's time at 1M learnings.
+    The scores must still be BM25 (Lucene's IDF) over the namespace's postings.
+    """
+    import math
+
+    from learning_machines.db import _postgres_broad as broad
+
+    db = _pg_db()
+    try:
+        put(db, filler(40))
+        db.reindex()
+        query = "deploy cache latency"
+        flt = LearningFilter(namespaces=(NS,))
+        op = SearchLearnings(filter=flt, query=query, method="keyword", limit=10)
+        sql, params = broad._keyword_sql(op, (NS,), 40, 6.0, 50)
+        with db._admin() as conn, conn.transaction():
+            conn.execute("SET LOCAL enable_seqscan = off")
+            conn.execute("SET LOCAL enable_bitmapscan = off")
+            lines = conn.execute(("EXPLAIN (VERBOSE) " + sql).encode(), params).fetchall()
+            plan = "\n".join(next(iter(r.values())) for r in lines)
+            postings = conn.execute(
+                "SELECT learning_id, lexeme, tf, doclen FROM lm_postings WHERE namespace = %s",
+                (NS,),
+            ).fetchall()
+            avgdl = conn.execute(
+                "SELECT avgdl FROM lm_broad_scopes WHERE namespace = %s", (NS,)
+            ).fetchone()["avgdl"]
+        assert "Index Only Scan using lm_postings_pkey" in plan
+        assert "numeric" not in plan
+
+        terms = {"deploy", "cach", "latenc"}  # english stems of the query
+        df = {t: len({p["learning_id"] for p in postings if p["lexeme"] == t}) for t in terms}
+        expected: dict[str, float] = {}
+        for p in postings:
+            if p["lexeme"] in terms:
+                idf = math.log(1 + (40 - df[p["lexeme"]] + 0.5) / (df[p["lexeme"]] + 0.5))
+                tf, norm = p["tf"], 1.2 * (1 - 0.75 + 0.75 * p["doclen"] / avgdl)
+                expected[p["learning_id"]] = expected.get(
+                    p["learning_id"], 0.0
+                ) + idf * tf * 2.2 / (tf + norm)
+        hits = db.run(op)
+        assert hits
+        best = sorted(expected.values(), reverse=True)[: len(hits)]
+        assert [h.keyword_score for h in hits] == pytest.approx(best, rel=1e-5)
+        for h in hits:
+            assert h.keyword_score == pytest.approx(expected[h.learning.id], rel=1e-5)
+    finally:
+        db.close()

@@ -198,7 +198,7 @@ def test_a_database_of_the_release_before_feedback_gets_the_evidence_columns() -
     finally:
         db.close()
     with psycopg.connect(uri, autocommit=True) as conn:
-        assert schema_version(conn) == SCHEMA_VERSION == 6
+        assert schema_version(conn) == SCHEMA_VERSION == 7
 
 
 def test_a_database_of_the_feedback_build_numbering_gets_the_migrations_it_skipped() -> None:
@@ -225,6 +225,29 @@ def test_a_database_of_the_feedback_build_numbering_gets_the_migrations_it_skipp
         recorded = conn.execute("SELECT array_agg(version ORDER BY version) FROM schema_version")
         assert recorded.fetchone() == (list(range(1, SCHEMA_VERSION + 1)),)
         assert conn.execute("SELECT to_regclass('lm_postings') IS NOT NULL").fetchone() == (True,)
+
+
+def test_postings_of_a_version_6_database_keep_working_with_the_covering_key() -> None:
+    # Version 7 rebuilds the postings' primary key with what BM25 reads in it.
+    uri = fresh_database_uri(with_schema=False)
+    with psycopg.connect(uri, autocommit=True) as conn:
+        assert migrate(conn, target=6) == 6
+        conn.execute("INSERT INTO lm_broad_scopes (namespace) VALUES ('global')")
+    uri = _older_database_rows(uri, ("old", "global", None))
+    with psycopg.connect(uri, autocommit=True) as conn:
+        before = conn.execute("SELECT lexeme FROM lm_postings WHERE learning_id = 'old'")
+        assert before.fetchall() == [("note",), ("old",)]
+    db = PostgresDb(uri, pool_size=1)
+    try:
+        with db._admin() as conn:
+            key = conn.execute(
+                "SELECT pg_get_indexdef('lm_postings_pkey'::regclass) AS d"
+            ).fetchone()
+            kept = conn.execute("SELECT count(*) AS n FROM lm_postings").fetchone()
+        assert "INCLUDE (learning_type, status, tf, doclen)" in key["d"]
+        assert kept == {"n": 2}
+    finally:
+        db.close()
 
 
 def test_times_python_cannot_read_are_clamped_on_upgrade() -> None:
