@@ -121,6 +121,17 @@ class BatchingEmbedder:
             return empty(self.dimensions)
         return np.stack([vectors[text] for text in texts])
 
+    @property
+    def cached_texts(self) -> int:
+        """How many texts have a remembered vector."""
+        with self._cache_lock:
+            return len(self._cache)
+
+    def clear(self) -> None:
+        """Forget every remembered text and vector (a forgotten user's words leave memory)."""
+        with self._cache_lock:
+            self._cache.clear()
+
     async def _queued(self, texts: list[str]) -> npt.NDArray[np.float32]:
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)

@@ -37,7 +37,7 @@ from ..db import (
 )
 from ..db._ops import IdKind
 from ..db._records import ALL_STATUSES, LearningStatus, WorkStatus
-from ..embedders import Embedder, aembed
+from ..embedders import BatchingEmbedder, Embedder, aembed
 from ..exceptions import NotFoundError, ValidationError
 from ._proposals import ProposalBook
 
@@ -222,8 +222,15 @@ class LearningService:
     # --- a user's data ------------------------------------------------------------------------
 
     async def aforget(self, user_id: str, *, keep_shared: bool = True) -> dict[str, int]:
-        """Delete everything private to ``user_id``; returns rows deleted or unlinked per table."""
-        return await self.curator.aforget(user_id, keep_shared=keep_shared)
+        """Delete everything private to ``user_id``; returns rows deleted or unlinked per table.
+
+        The embedder's memory of recent texts is emptied too, so none of the user's words stay
+        in this process.
+        """
+        deleted = await self.curator.aforget(user_id, keep_shared=keep_shared)
+        if isinstance(self.embedder, BatchingEmbedder):
+            self.embedder.clear()
+        return deleted
 
     async def aexport(self, user_id: str) -> dict[str, Any]:
         """Everything private to ``user_id``, as JSON-ready data."""

@@ -27,7 +27,7 @@ from learning_machines.db import (
     ListWork,
     SqliteDb,
 )
-from learning_machines.embedders import HashEmbedder
+from learning_machines.embedders import BatchingEmbedder, HashEmbedder
 from learning_machines.stores import (
     EntityMemoryConfig,
     EpisodicMemoryConfig,
@@ -60,7 +60,7 @@ import sys
 sys.path.insert(0, {root!r})
 from learning_machines import Agent, LearningMachine
 from learning_machines.db import PostgresDb, SqliteDb
-from learning_machines.embedders import HashEmbedder
+from learning_machines.embedders import BatchingEmbedder, HashEmbedder
 from learning_machines.testing import ScriptedModel
 from learning_machines._demo import demo_extraction
 
@@ -442,3 +442,25 @@ def test_worker_concurrency_bounds_the_turns_learned_from_at_once(
     machine.wait_idle()
     assert model.extraction_calls == 6
     assert model.most == most  # the default learns from all six users' turns at once
+
+
+def test_forgetting_a_user_empties_the_embedders_memory_of_texts(db: Db) -> None:
+    machine = LearningMachine(
+        db=db,
+        model=ScriptedModel(extraction=demo_extraction),
+        embedder=HashEmbedder(),
+        episodic_memory=True,
+        learned_knowledge=True,
+        background=False,
+    )
+    machine.process(
+        [{"role": "user", "content": "My door code is 4471, keep it private."}],
+        user_id="alice",
+        session_id="s1",
+    )
+    machine.wait_idle()
+    embedder = machine.embedder
+    assert isinstance(embedder, BatchingEmbedder)
+    assert embedder.cached_texts > 0  # the worker embedded alice's words
+    machine.service.forget("alice")
+    assert embedder.cached_texts == 0
