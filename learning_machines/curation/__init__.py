@@ -4,7 +4,7 @@ The layers above (feedback, self-improvement, custom stores) plug into ``forget`
 :func:`register_forget_step`; curation imports nothing from them.
 """
 
-from ._curator import CURATION_ACTIONS, CurationAction, CurationReport, Curator
+from ._curator import CURATION_ACTIONS, Curator
 from ._dates import ResolvedDate, annotate_dates, resolve_date, resolve_dates
 from ._decay import (
     DEFAULT_POLICIES,
@@ -28,6 +28,7 @@ from ._judge import (
     ModelJudge,
     band_pairs,
 )
+from ._report import CurationAction, CurationReport
 from ._similar import cosine, distinguishing, is_substitution, richness, value_conflict
 from ._write import (
     CONFLICT_ATTEMPTS,

@@ -7,6 +7,10 @@ below their policy's threshold or that feedback showed to mislead (strong harmfu
 and prunes scopes over their cap by archiving the weakest. It also expires pending proposals
 past their time. Nothing is deleted; every step is a history
 entry that :meth:`Curator.arestore` can undo.
+
+What changes in a scope is decided without I/O (``_plan.plan_scope``). Every write names the
+version of the row it read: a row another writer changed meanwhile is never overwritten with a
+stale copy; the scope is read and planned again instead.
 """
 
 from __future__ import annotations
@@ -14,11 +18,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
-
-import numpy as np
+from typing import Any
 
 from .._sync import run_sync
 from ..db import (
@@ -37,14 +38,12 @@ from ..db import (
     PutLearning,
     PutProposal,
     ScopeCount,
-    normalize_text,
     utcnow,
 )
 from ..db._records import ALL_STATUSES
 from ..embedders import Embedder, aembed
 from ..exceptions import ConflictError, ModelError, NotFoundError, ValidationError
-from ._decay import CurationPolicy, check_policies, policy_for, retention_score
-from ._evidence import helpfulness, strongly_harmful
+from ._decay import CurationPolicy, check_policies, policy_for
 from ._export import export_user, import_user, learning_from_dict
 from ._forget import ForgetRequest, arun_forget_steps
 from ._judge import (
@@ -55,8 +54,9 @@ from ._judge import (
     JudgeCost,
     band_pairs,
 )
-from ._similar import distinguishing
-from ._write import merge_learnings, names_of, supersede_learning
+from ._plan import CURATOR_ACTOR, HARMFUL_EVIDENCE, plan_scope
+from ._report import CurationAction, CurationReport
+from ._write import retry_conflicts
 
 __all__ = ["CURATION_ACTIONS", "CurationAction", "CurationReport", "Curator"]
 
@@ -64,74 +64,6 @@ logger = logging.getLogger("learning_machines")
 
 #: History actions that :meth:`Curator.arestore` undoes by default.
 CURATION_ACTIONS = frozenset({"merge", "supersede", "archive", "delete", "update", "import"})
-_CURATOR = {"curator": "learning_machines"}
-#: ``actor["rule"]`` of an archive made because feedback showed the learning misleads.
-HARMFUL_EVIDENCE = "harmful_evidence"
-
-
-@dataclass(frozen=True, kw_only=True)
-class CurationAction:
-    """One thing a curation run did (or would do, in a dry run)."""
-
-    action: Literal["merge", "supersede", "archive", "expire"]
-    """``merge`` (this learning was folded into ``into``), ``supersede`` (replaced by ``into``),
-    ``archive``, or ``expire`` (a proposal)."""
-    id: str
-    """The learning (or proposal) acted on."""
-    reason: str
-    """Why, in words."""
-    into: str | None = None
-    """The learning it was merged into or superseded by."""
-    learning_type: str | None = None
-    """Its learning type."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class CurationReport:
-    """What a curation run merged, superseded, archived and expired."""
-
-    merged: list[CurationAction] = field(default_factory=list)
-    """Learnings folded into another (the other keeps both provenances)."""
-    superseded: list[CurationAction] = field(default_factory=list)
-    """Older facts replaced by newer ones with the same conflict key."""
-    archived: list[CurationAction] = field(default_factory=list)
-    """Learnings archived for low retention or to respect a cap."""
-    expired: list[CurationAction] = field(default_factory=list)
-    """Proposals expired."""
-    scopes: int = 0
-    """Scopes examined."""
-    examined: int = 0
-    """Active learnings examined."""
-    dry_run: bool = False
-    """``True`` when nothing was written."""
-    judge: JudgeCost | None = None
-    """What the near-duplicate judge was asked and cost (``None``: no judge configured)."""
-
-    @property
-    def actions(self) -> list[CurationAction]:
-        """Every action, in the order merged, superseded, archived, expired."""
-        return [*self.merged, *self.superseded, *self.archived, *self.expired]
-
-    @property
-    def changed(self) -> int:
-        """Learnings changed (merged, superseded or archived); expired proposals not counted."""
-        return len(self.merged) + len(self.superseded) + len(self.archived)
-
-    def summary(self) -> str:
-        """One line for people: what was examined, and how many of each change."""
-        verb = "would change" if self.dry_run else "changed"
-        return (
-            f"curation examined {self.examined} learnings in {self.scopes} scopes and {verb} "
-            f"{self.changed}: {len(self.merged)} merged, {len(self.superseded)} superseded, "
-            f"{len(self.archived)} archived; {len(self.expired)} proposals expired"
-            + (
-                f"; judge {self.judge.judge}: {self.judge.same}/{self.judge.pairs} pairs the same "
-                f"in {self.judge.calls} call(s), "
-                f"{self.judge.input_tokens + self.judge.output_tokens} tokens"
-                if self.judge is not None
-                else ""
-            )
-        )
 
 
 def _scope_filter(scope: ScopeCount) -> LearningFilter:
@@ -140,66 +72,6 @@ def _scope_filter(scope: ScopeCount) -> LearningFilter:
         reader_user_id=scope.user_id if scope.namespace == PRIVATE_NAMESPACE else None,
         learning_types=(scope.learning_type,),
     )
-
-
-def _key(learning: Learning) -> str | None:
-    raw = learning.content.get("conflict_key")
-    if raw is None or raw == "":
-        return None
-    return f"{learning.entity_id or ''}\x00{normalize_text(str(raw))}"
-
-
-def _plan_merges(
-    rows: Sequence[Learning],
-    policy: CurationPolicy,
-    judged: Mapping[tuple[str, str], bool] | None = None,
-) -> list[tuple[Learning, Learning, str]]:
-    """Pairs ``(keep, absorbed, reason)``: duplicates left in one scope, oldest row kept.
-
-    Pure: exact duplicates, entities sharing a name, near duplicates (cosine at or above the
-    policy's threshold, without a lexical guard, conflict keys compatible). A pair
-    ``(older id, newer id)`` in ``judged`` is merged exactly when the judge said it is the same.
-    """
-    judged = judged or {}
-    kept: list[Learning] = []
-    vectors: list[np.ndarray[Any, np.dtype[np.float64]] | None] = []
-    plan: list[tuple[Learning, Learning, str]] = []
-    for row in rows:
-        vec = None if row.embedding is None else np.asarray(row.embedding, dtype=np.float64)
-        target: tuple[int, str] | None = None
-        for i, other in enumerate(kept):
-            if other.content_hash == row.content_hash:
-                target = (i, "exact duplicate")
-            elif names_of(other) & names_of(row) and row.learning_type == "entity":
-                target = (i, "same entity name")
-            else:
-                ov = vectors[i]
-                if vec is None or ov is None or other.embedder != row.embedder:
-                    continue
-                k1, k2 = _key(other), _key(row)
-                if k1 is not None and k2 is not None and k1 != k2:
-                    continue
-                norm = float(np.linalg.norm(vec) * np.linalg.norm(ov))
-                sim = float(vec @ ov) / norm if norm else 0.0
-                verdict = judged.get((other.id, row.id))
-                if verdict is not None:
-                    if not verdict:
-                        continue
-                    target = (i, f"judged the same fact (cosine {sim:.3f})")
-                elif sim < policy.near_duplicate_threshold or distinguishing(
-                    other.search_text, row.search_text
-                ):
-                    continue
-                else:
-                    target = (i, f"near duplicate (cosine {sim:.3f})")
-            break
-        if target is None:
-            kept.append(row)
-            vectors.append(vec)
-            continue
-        i, reason = target
-        plan.append((kept[i], row, reason))
-    return plan
 
 
 def _scopes_named(entries: Sequence[HistoryEntry]) -> list[tuple[str, str | None]]:
@@ -311,7 +183,7 @@ class Curator:
         report = CurationReport(dry_run=dry_run, scopes=len(scopes), judge=cost)
         examined = 0
         for done, scope in enumerate(scopes, start=1):
-            examined += await self._curate_scope(
+            examined += await self._curate_scope_fresh(
                 scope, now=now, dry_run=dry_run, report=report, judged=judged
             )
             if on_progress is not None:
@@ -373,6 +245,30 @@ class Curator:
         """Sync :meth:`acurate`."""
         return run_sync(self.acurate(**options))
 
+    async def _curate_scope_fresh(
+        self,
+        scope: ScopeCount,
+        *,
+        now: datetime,
+        dry_run: bool,
+        report: CurationReport,
+        judged: Mapping[tuple[str, str], bool] | None = None,
+    ) -> int:
+        """Curate one scope; when a row changed between its read and the write, start again.
+
+        Every write names the version it read, so a concurrent change (a worker's update, a
+        person's edit) is never overwritten with the stale copy: the scope's writes roll back
+        and the scope is curated afresh on what is stored now.
+        """
+
+        async def attempt() -> int:
+            return await self._curate_scope(
+                scope, now=now, dry_run=dry_run, report=report, judged=judged
+            )
+
+        what = f"the {scope.learning_type} learnings of namespace {scope.namespace!r}"
+        return await retry_conflicts(attempt, what=what)
+
     async def _curate_scope(
         self,
         scope: ScopeCount,
@@ -388,112 +284,15 @@ class Curator:
                 filter=_scope_filter(scope), limit=None, order_by="created_at", ascending=True
             )
         )
-        ops: list[PutLearning] = []
-        gone: set[str] = set()
-        current = {r.id: r for r in rows}
-
-        # Verbatim rows (episodes) are what was said: never folded into each other.
-        dedupe = policy.deduplicates(scope.learning_type)
-        merges = _plan_merges(rows, policy, judged) if dedupe else []
-        for keep, absorbed, reason in merges:
-            keep = current[keep.id]
-            merged = merge_learnings(keep, absorbed, now=now)
-            current[keep.id] = merged
-            retired = dataclasses.replace(
-                absorbed, status="superseded", superseded_by=keep.id, updated_at=now
-            )
-            gone.add(absorbed.id)
-            change = Change(action="merge", actor=_CURATOR, reason=f"{reason} of {keep.id}")
-            ops += [
-                PutLearning(learning=merged, change=change),
-                PutLearning(learning=retired, change=change),
-            ]
-            report.merged.append(
-                CurationAction(
-                    action="merge", id=absorbed.id, into=keep.id, reason=reason,
-                    learning_type=scope.learning_type,
-                )
-            )  # fmt: skip
-
-        by_key: dict[str, list[Learning]] = {}
-        for row in current.values() if dedupe else ():
-            key = _key(row)
-            if key is not None and row.id not in gone:
-                by_key.setdefault(key, []).append(row)
-        for same in by_key.values():
-            if len(same) < 2:
-                continue
-            same.sort(key=lambda r: (r.valid_from or r.created_at, r.created_at, r.id))
-            newest = same[-1]
-            for old in same[:-1]:
-                gone.add(old.id)
-                reason = f"same conflict key as newer {newest.id}: {newest.search_text!r}"
-                ops.append(
-                    PutLearning(
-                        learning=supersede_learning(old, newest, now=now),
-                        change=Change(action="supersede", actor=_CURATOR, reason=reason),
-                    )
-                )
-                report.superseded.append(
-                    CurationAction(
-                        action="supersede", id=old.id, into=newest.id, reason=reason,
-                        learning_type=scope.learning_type,
-                    )
-                )  # fmt: skip
-
-        alive = [r for r in current.values() if r.id not in gone]
-        scored = sorted(
-            ((retention_score(r, now=now, policy=policy), r) for r in alive),
-            key=lambda t: (t[0], t[1].created_at, t[1].id),
+        plan = plan_scope(
+            rows, learning_type=scope.learning_type, policy=policy, now=now, judged=judged
         )
-        min_age = timedelta(days=policy.min_age_days)
-        archive: list[tuple[Learning, str]] = []
-        if policy.archive_below is not None:
-            for score, r in scored:
-                if score < policy.archive_below and now - r.created_at >= min_age:
-                    archive.append((r, f"retention {score:.3f} below {policy.archive_below}"))
-        harmful: set[str] = set()
-        if policy.harmful_min_evidence is not None:
-            chosen = {r.id for r, _ in archive}
-            for _, r in scored:
-                if r.id not in chosen and strongly_harmful(
-                    r, min_evidence=policy.harmful_min_evidence, below=policy.harmful_below
-                ):
-                    harmful.add(r.id)
-                    archive.append(
-                        (
-                            r,
-                            f"feedback showed it misleads: {r.harmful:g} harmful and "
-                            f"{r.helpful:g} helpful outcomes (helpfulness "
-                            f"{helpfulness(r):.2f} < {policy.harmful_below})",
-                        )
-                    )
-        if policy.max_per_scope is not None:
-            chosen = {r.id for r, _ in archive}
-            over = len(alive) - len(chosen) - policy.max_per_scope
-            for score, r in scored:
-                if over <= 0:
-                    break
-                if r.id not in chosen:
-                    archive.append(
-                        (r, f"scope over its cap of {policy.max_per_scope}; retention {score:.3f}")
-                    )
-                    over -= 1
-        for r, reason in archive:
-            actor = {**_CURATOR, "rule": HARMFUL_EVIDENCE} if r.id in harmful else _CURATOR
-            ops.append(
-                PutLearning(
-                    learning=dataclasses.replace(r, status="archived", updated_at=now),
-                    change=Change(action="archive", actor=actor, reason=reason),
-                )
-            )
-            report.archived.append(
-                CurationAction(
-                    action="archive", id=r.id, reason=reason, learning_type=scope.learning_type
-                )
-            )
-        if ops and not dry_run:
-            await self.db.abatch(ops)
+        if plan.ops and not dry_run:
+            await self.db.abatch(plan.ops)
+        # Reported once written: a try that lost a race to another writer reports nothing.
+        report.merged.extend(plan.merged)
+        report.superseded.extend(plan.superseded)
+        report.archived.extend(plan.archived)
         return len(rows)
 
     async def _expire_proposals(
@@ -563,13 +362,19 @@ class Curator:
         self, learning_id: str, reason: str = "", actor: Mapping[str, Any] | None = None
     ) -> Learning:
         """Archive a learning now: it stops being recalled and stays restorable."""
-        row, _ = await self._current(learning_id)
-        if row is None:
-            raise NotFoundError(f"Learning {learning_id!r} was deleted; restore it first.")
-        archived = dataclasses.replace(row, status="archived", updated_at=utcnow())
-        change = Change(action="archive", actor=dict(actor or _CURATOR), reason=reason)
-        stored: Learning = await self.db.arun(PutLearning(learning=archived, change=change))
-        return stored
+
+        async def attempt() -> Learning:
+            row, _ = await self._current(learning_id)
+            if row is None:
+                raise NotFoundError(f"Learning {learning_id!r} was deleted; restore it first.")
+            archived = dataclasses.replace(row, status="archived", updated_at=utcnow())
+            change = Change(action="archive", actor=dict(actor or CURATOR_ACTOR), reason=reason)
+            stored: Learning = await self.db.arun(
+                PutLearning(learning=archived, change=change, expected_version=row.version)
+            )
+            return stored
+
+        return await retry_conflicts(attempt, what=f"learning {learning_id!r}")
 
     def archive(
         self, learning_id: str, reason: str = "", actor: Mapping[str, Any] | None = None
@@ -595,6 +400,15 @@ class Curator:
         its text differs from the stored one, with this curator's embedder when it is the one the
         row was embedded by (otherwise the row comes back without a vector; re-embed it).
         """
+        return await retry_conflicts(
+            lambda: self._restore_once(learning_id, to_entry=to_entry, actor=actor),
+            what=f"learning {learning_id!r}",
+        )
+
+    async def _restore_once(
+        self, learning_id: str, *, to_entry: str | None, actor: Mapping[str, Any] | None
+    ) -> Learning:
+        """One try of :meth:`arestore`, on a fresh read; written only over the row it read."""
         row, entries = await self._current(learning_id)
         if to_entry is not None:
             target = next((e for e in entries if e.id == to_entry), None)
@@ -640,8 +454,14 @@ class Curator:
                 feedback=restored.feedback - (restored.helpful - restored.harmful),
             )
             reason += "; its feedback evidence was cleared"
-        change = Change(action="restore", actor=dict(actor or _CURATOR), reason=reason)
-        stored: Learning = await self.db.arun(PutLearning(learning=restored, change=change))
+        change = Change(action="restore", actor=dict(actor or CURATOR_ACTOR), reason=reason)
+        stored: Learning = await self.db.arun(
+            PutLearning(
+                learning=restored,
+                change=change,
+                expected_version=row.version if row is not None else 0,
+            )
+        )
         return stored
 
     def restore(

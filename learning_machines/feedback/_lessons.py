@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._modes import LearningMode
-from ..curation._curator import HARMFUL_EVIDENCE
 from ..curation._evidence import helpfulness, strongly_harmful
 from ..curation._forget import ForgetRequest, register_forget_step
+from ..curation._plan import HARMFUL_EVIDENCE
 from ..db import (
     PRIVATE_NAMESPACE,
     Change,

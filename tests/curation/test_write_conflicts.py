@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from learning_machines.curation import WritePolicy, retry_conflicts, write_learning
+from learning_machines.curation import (
+    CurationPolicy,
+    Curator,
+    WritePolicy,
+    retry_conflicts,
+    write_learning,
+)
 from learning_machines.db import Change, Db, GetLearnings, Learning, PutLearning
 from learning_machines.exceptions import ConflictError
 
@@ -75,3 +84,68 @@ async def test_a_conflict_on_the_callers_own_row_is_passed_up_at_once() -> None:
     with pytest.raises(ConflictError, match="row changed"):
         await retry_conflicts(loses, what="x", pass_through="mine")
     assert tries == [1]
+
+
+class _EditsBeforeTheWrite:
+    """The real db; its first write of ``action`` waits while another writer changes a row."""
+
+    def __init__(self, db: Db, action: str, edit: Callable[[Db], Awaitable[None]]) -> None:
+        self.db = db
+        self.action = action
+        self.edit: Callable[[Db], Awaitable[None]] | None = edit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    async def _maybe_edit(self, ops: Sequence[Any]) -> None:
+        if self.edit is not None and any(
+            isinstance(op, PutLearning) and op.change.action == self.action for op in ops
+        ):
+            edit, self.edit = self.edit, None
+            await edit(self.db)
+
+    async def arun(self, op: Any) -> Any:
+        await self._maybe_edit([op])
+        return await self.db.arun(op)
+
+    async def abatch(self, ops: Sequence[Any]) -> list[Any]:
+        await self._maybe_edit(ops)
+        return await self.db.abatch(ops)
+
+
+async def _correct(db: Db, learning_id: str) -> None:
+    """Another writer (a person, a worker) edits the row, with its own version check."""
+    flt = private("alice", statuses=("active", "archived"))
+    [row] = await db.arun(GetLearnings(ids=(learning_id,), filter=flt))
+    await db.arun(
+        PutLearning(
+            learning=replace(row, search_text=row.search_text + " (corrected)"),
+            change=Change(action="update", actor={"user": "alice"}),
+            expected_version=row.version,
+        )
+    )
+
+
+async def test_a_curation_run_never_overwrites_a_row_changed_after_it_read_it(db: Db) -> None:
+    old = datetime.now(UTC) - timedelta(days=400)
+    stale = db.run(PutLearning(learning=note("An old thing", at=old), change=CREATE))
+    fresh = db.run(PutLearning(learning=note("A new thing"), change=CREATE))
+    policy = {"note": CurationPolicy(half_life_days=30.0)}
+    racing = _EditsBeforeTheWrite(db, "archive", lambda d: _correct(d, stale.id))
+    report = await Curator(db=racing, policies=policy).acurate()  # type: ignore[arg-type]
+
+    # The scope was curated again on what is stored now: the edit survives inside the archive.
+    assert [a.id for a in report.archived] == [stale.id]  # reported once, not once per try
+    flt = private("alice", statuses=("archived",))
+    [row] = db.run(GetLearnings(ids=(stale.id,), filter=flt))
+    assert row.search_text == "An old thing (corrected)"
+    assert [x.id for x in active(db)] == [fresh.id]
+
+
+async def test_archiving_by_hand_keeps_an_edit_made_meanwhile(db: Db) -> None:
+    row = db.run(PutLearning(learning=note("The user likes tea"), change=CREATE))
+    racing = _EditsBeforeTheWrite(db, "archive", lambda d: _correct(d, row.id))
+    archived = await Curator(db=racing).aarchive(row.id, reason="by hand")  # type: ignore[arg-type]
+    assert archived.status == "archived"
+    assert archived.search_text == "The user likes tea (corrected)"
+    assert archived.version == 3  # created, corrected, archived: nothing overwritten
