@@ -183,7 +183,7 @@ class Curator:
         report = CurationReport(dry_run=dry_run, scopes=len(scopes), judge=cost)
         examined = 0
         for done, scope in enumerate(scopes, start=1):
-            examined += await self._curate_scope_fresh(
+            examined += await self._curate_scope(
                 scope, now=now, dry_run=dry_run, report=report, judged=judged
             )
             if on_progress is not None:
@@ -245,7 +245,7 @@ class Curator:
         """Sync :meth:`acurate`."""
         return run_sync(self.acurate(**options))
 
-    async def _curate_scope_fresh(
+    async def _curate_scope(
         self,
         scope: ScopeCount,
         *,
@@ -258,42 +258,29 @@ class Curator:
 
         Every write names the version it read, so a concurrent change (a worker's update, a
         person's edit) is never overwritten with the stale copy: the scope's writes roll back
-        and the scope is curated afresh on what is stored now.
+        and the scope is read and planned afresh.
         """
+        policy = self.policy(scope.learning_type)
 
         async def attempt() -> int:
-            return await self._curate_scope(
-                scope, now=now, dry_run=dry_run, report=report, judged=judged
+            rows: list[Learning] = await self.db.arun(
+                ListLearnings(
+                    filter=_scope_filter(scope), limit=None, order_by="created_at", ascending=True
+                )
             )
+            plan = plan_scope(
+                rows, learning_type=scope.learning_type, policy=policy, now=now, judged=judged
+            )
+            if plan.ops and not dry_run:
+                await self.db.abatch(plan.ops)
+            # Reported once written: a try that lost a race to another writer reports nothing.
+            report.merged.extend(plan.merged)
+            report.superseded.extend(plan.superseded)
+            report.archived.extend(plan.archived)
+            return len(rows)
 
         what = f"the {scope.learning_type} learnings of namespace {scope.namespace!r}"
         return await retry_conflicts(attempt, what=what)
-
-    async def _curate_scope(
-        self,
-        scope: ScopeCount,
-        *,
-        now: datetime,
-        dry_run: bool,
-        report: CurationReport,
-        judged: Mapping[tuple[str, str], bool] | None = None,
-    ) -> int:
-        policy = self.policy(scope.learning_type)
-        rows: list[Learning] = await self.db.arun(
-            ListLearnings(
-                filter=_scope_filter(scope), limit=None, order_by="created_at", ascending=True
-            )
-        )
-        plan = plan_scope(
-            rows, learning_type=scope.learning_type, policy=policy, now=now, judged=judged
-        )
-        if plan.ops and not dry_run:
-            await self.db.abatch(plan.ops)
-        # Reported once written: a try that lost a race to another writer reports nothing.
-        report.merged.extend(plan.merged)
-        report.superseded.extend(plan.superseded)
-        report.archived.extend(plan.archived)
-        return len(rows)
 
     async def _expire_proposals(
         self, *, user_id: str | None, now: datetime, dry_run: bool, report: CurationReport
