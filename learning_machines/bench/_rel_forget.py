@@ -26,7 +26,7 @@ from ..stores import SessionContextConfig
 from ..testing import ScriptedModel
 from ._rel_common import Target, make_embedder, tokens
 
-__all__ = ["run_forget"]
+__all__ = ["database_files", "run_forget"]
 
 HERS = "Zanzibarquokka"
 HIS = "Ordinarywombat"
@@ -49,7 +49,7 @@ def _copies(files: list[Path], word: str) -> int:
     return sum(path.read_bytes().count(n) for path in files if path.is_file() for n in needles)
 
 
-def _files(db: Db) -> tuple[list[Path], list[Path]]:
+def database_files(db: Db) -> tuple[list[Path], list[Path]]:
     """The database's files (buffers flushed), and the server's WAL segments (PostgreSQL)."""
     if isinstance(db, SqliteDb):
         side = Path(db.path + "-lmindex")
@@ -91,10 +91,10 @@ def run_forget(target: Target, *, embedder: str, turns: int = 20) -> dict[str, A
                     session_id=f"{user}-s",
                 )
         machine.wait_idle(timeout=300)
-        files, wal = _files(machine.db)
+        files, wal = database_files(machine.db)
         before = _copies(files, HERS)
         deleted = machine.service.forget("alice")
-        files, wal = _files(machine.db)
+        files, wal = database_files(machine.db)
         found = _copies(files, HERS)
         return {
             "turns_per_user": turns,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from learning_machines.bench._rel_forget import database_files
 from learning_machines.curation import Curator
 from learning_machines.db import (
     AppendMessage,
@@ -101,20 +102,8 @@ def _copies(files: list[Path], word: str) -> int:
 
 
 def _files(db: Db) -> list[Path]:
-    """The files holding the database, with its buffers flushed to them."""
-    if isinstance(db, SqliteDb):
-        # With the side index files of large shared namespaces (``_sqlite_broad``).
-        return [Path(db.path), Path(db.path + "-wal"), *Path(db.path + "-lmindex").glob("*")]
-    import psycopg
-
-    with psycopg.connect(db._pool._conninfo, autocommit=True) as conn:  # type: ignore[attr-defined]
-        conn.execute("CHECKPOINT")
-        row = conn.execute(
-            "SELECT current_setting('data_directory'), oid FROM pg_database"
-            " WHERE datname = current_database()"
-        ).fetchone()
-    assert row is not None
-    return sorted((Path(row[0]) / "base" / str(row[1])).iterdir())
+    """The files holding the database, with its buffers flushed to them (not the WAL)."""
+    return database_files(db)[0]
 
 
 def test_forgotten_text_is_in_no_file_of_the_database(db: Db) -> None:
