@@ -71,12 +71,18 @@ VARIANTS: dict[str, EpisodeRanking] = {
     "default-time": replace(BEST, time_boost=0.0),
     "default+nb0.4": replace(BEST, neighbour_weight=0.4),
     "default+kw0.7": replace(BEST, keyword_weight=0.7),
+    "default-date": replace(BEST, date_boost=0.0),
+    "default+date1.0": replace(BEST, date_boost=1.0),
+    "default+date3.0": replace(BEST, date_boost=3.0),
+    "default+lag0": replace(BEST, date_lag=timedelta(0)),
+    "default+lag7": replace(BEST, date_lag=timedelta(days=7)),
     "before": replace(
         BEST,
         keyword_weight=0.7,
         neighbour_weight=0.4,
         speaker_boost=1.0,
         time_boost=0.0,
+        date_boost=0.0,
         context_cap=None,
     ),
 }

@@ -22,6 +22,9 @@ two others and on a user/assistant chat set written for the purpose
   turns where the person is spoken to.
 * **Time** (default: 0.8, time questions only). For "when..." questions, turns that mention a
   time (yesterday, last week, a month, a year) get ``time_boost``; other questions are untouched.
+* **Dates** (default: 2.0). When the query names a calendar date or period ("on 1 May,
+  2022", "in January", "the week before 16 June"), turns said within it, or up to
+  ``date_lag`` after it (things are told after they happen), get ``date_boost``.
 * **Query handling** (off). Dropping question words and adding relative-time words to "when"
   questions each moved recall@10 by less than 0.01; they stay available as settings.
 """
@@ -31,12 +34,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..curation import cosine
 from ..db import LearningFilter, ScoredLearning, SearchLearnings
+from ..exceptions import ConfigurationError
+from ._config_values import flag_value, number_value, whole_number
 from ._episode_model import Episode
+from ._query_dates import query_periods
 
 if TYPE_CHECKING:
     from ._base import BaseStore
@@ -100,10 +106,43 @@ class EpisodeRanking:
     time_boost: float = 0.8
     """Added (z-score units) to turns that mention a time (yesterday, last week, a month, a
     year...), for questions about time only ("when...", "what year...")."""
+    date_boost: float = 2.0
+    """Added (z-score units) to turns said within a calendar date or period the query names
+    ("on 1 May, 2022", "in March", "the week before 16 June"); 0 disables."""
+    date_lag: timedelta = timedelta(days=3)
+    """How long after the named period a turn still counts as said within it."""
     context_cap: float | None = 1.0
     """A turn whose indexed text borrowed a *statement* (``context_turns``) and whose own words
     match fewer query words than it ends at least this far (z-score units) below that
     statement; ``None`` disables. Answers to a question keep the question's score."""
+
+    def __post_init__(self) -> None:
+        """Check the values, so that a wrong one fails here and not in the middle of a search."""
+        numbers = {
+            "keyword_weight": (0.0, 1.0),
+            "neighbour_weight": (0.0, 10.0),
+            "speaker_boost": (0.0, 10.0),
+            "time_boost": (0.0, 10.0),
+            "date_boost": (0.0, 10.0),
+        }
+        for name, (low, high) in numbers.items():
+            value = number_value(getattr(self, name), field=_field(name), low=low, high=high)
+            object.__setattr__(self, name, value)
+        if self.context_cap is not None:
+            cap = number_value(self.context_cap, field=_field("context_cap"), low=0.0, high=10.0)
+            object.__setattr__(self, "context_cap", cap)
+        for name, minimum in (("candidates", 1), ("context_turns", 0)):
+            value = whole_number(getattr(self, name), field=_field(name), minimum=minimum)
+            object.__setattr__(self, name, value)
+        for name in ("date_in_text", "strip_query", "when_terms"):
+            object.__setattr__(self, name, flag_value(getattr(self, name), field=_field(name)))
+        for name in ("neighbour_window", "date_lag"):
+            span = getattr(self, name)
+            if not isinstance(span, timedelta) or span < timedelta(0):
+                raise ConfigurationError(
+                    f"{_field(name)} must be a timedelta of zero or more (timedelta(days=3)), "
+                    f"not {span!r}"
+                )
 
     @classmethod
     def plain(cls) -> EpisodeRanking:
@@ -115,8 +154,13 @@ class EpisodeRanking:
             neighbour_weight=0.0,
             speaker_boost=0.0,
             time_boost=0.0,
+            date_boost=0.0,
             context_cap=None,
         )
+
+
+def _field(name: str) -> str:
+    return f"EpisodeRanking.{name}"
 
 
 def index_texts(
@@ -182,10 +226,32 @@ def rank(
         for i, s in by_id.items():
             if _TIME_MENTION.search(str(s.learning.content.get("text", ""))):
                 fused[i] += ranking.time_boost
+    if ranking.date_boost:
+        fused = _boost_dated(query, fused, by_id, ranking)
     if ranking.context_cap is not None:
         fused = _cap_by_context(query, fused, by_id, ranking.context_cap)
     order = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [replace(by_id[i], score=score) for i, score in order]
+
+
+def _boost_dated(
+    query: str, fused: dict[str, float], by_id: dict[str, ScoredLearning], ranking: EpisodeRanking
+) -> dict[str, float]:
+    """Turns said within a period the query names (:func:`query_periods`) get ``date_boost``.
+
+    The turn's day is read in UTC and the query's in the user's time zone, so the period is
+    widened by a day on both sides, and by ``date_lag`` after it.
+    """
+    periods = query_periods(query)
+    if not periods:
+        return fused
+    after = ranking.date_lag.days + 1
+    out = dict(fused)
+    for i, s in by_id.items():
+        said = datetime.fromtimestamp(_when(s), UTC).date()
+        if any(p.holds(said, before_days=1, after_days=after) for p in periods):
+            out[i] += ranking.date_boost
+    return out
 
 
 def asks_about_time(query: str) -> bool:

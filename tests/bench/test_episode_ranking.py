@@ -3,8 +3,11 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from learning_machines.db import GetLearnings, Learning, LearningFilter, ScoredLearning, SqliteDb
 from learning_machines.embedders import HashEmbedder
+from learning_machines.exceptions import ConfigurationError
 from learning_machines.stores import Episode
 from learning_machines.stores._episode_ranking import (
     EpisodeRanking,
@@ -140,10 +143,41 @@ def test_time_boost_only_for_questions_about_time():
     assert not asks_about_time("What did she move?")
 
 
+def dated(i, text, day, score):
+    s = turn(i, text, score=score)
+    when = datetime(2023, day[0], day[1], 12, 0, tzinfo=UTC)
+    return replace(s, learning=replace(s.learning, valid_from=when))
+
+
+def test_date_boost_lifts_turns_said_within_the_named_period():
+    found = [
+        dated(0, "hiking at the lake, best hiking ever", (3, 4), score=1.5),
+        dated(1, "we went hiking in the hills", (6, 12), score=0.5),
+        dated(2, "hiking again", (6, 20), score=0.2),
+    ]
+    ranking = EpisodeRanking(neighbour_weight=0.0, context_cap=None)
+    order = [s.learning.id for s in rank("Where did Ann go hiking in June?", found, ranking, 3)]
+    assert order == ["id1", "id2", "id0"]
+    day = [s.learning.id for s in rank("Where did Ann hike on 12 June 2023?", found, ranking, 3)]
+    assert day[0] == "id1"
+    undated = [s.learning.id for s in rank("Where did Ann go hiking?", found, ranking, 3)]
+    assert undated == ["id0", "id1", "id2"]
+    off = replace(ranking, date_boost=0.0)
+    assert [s.learning.id for s in rank("hiking in June?", found, off, 3)] == undated
+
+
+def test_date_boost_counts_turns_told_a_few_days_after_the_period():
+    found = [dated(0, "hiking", (5, 1), score=1.0), dated(1, "we hiked last week", (7, 3), 0.5)]
+    ranking = EpisodeRanking(neighbour_weight=0.0, context_cap=None, time_boost=0.0)
+    assert rank("hiking in June 2023", found, ranking, 1)[0].learning.id == "id1"
+    late = [dated(0, "hiking", (5, 1), score=1.0), dated(1, "we hiked", (7, 9), score=0.5)]
+    assert rank("hiking in June 2023", late, ranking, 1)[0].learning.id == "id0"
+
+
 def test_plain_ranking_turns_every_signal_off():
     plain = EpisodeRanking.plain()
     assert (plain.context_turns, plain.neighbour_weight, plain.speaker_boost) == (0, 0.0, 0.0)
-    assert (plain.time_boost, plain.context_cap) == (0.0, None)
+    assert (plain.time_boost, plain.date_boost, plain.context_cap) == (0.0, 0.0, None)
 
 
 async def test_ingest_points_each_turn_at_the_turn_it_borrowed(tmp_path):
@@ -166,3 +200,26 @@ async def test_ingest_points_each_turn_at_the_turn_it_borrowed(tmp_path):
     assert after == {ids[0]: None, ids[1]: ids[0], ids[2]: None}  # never across sessions
     assert all(h.similarity is not None for h in hits.values())
     db.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("date_boost", -1.0),
+        ("date_boost", float("nan")),
+        ("date_lag", 3),
+        ("date_lag", timedelta(days=-1)),
+        ("keyword_weight", 1.5),
+        ("candidates", 0),
+        ("context_cap", "high"),
+        ("strip_query", "maybe"),
+    ],
+)
+def test_a_wrong_ranking_value_is_refused_when_the_ranking_is_made(field, bad):
+    with pytest.raises(ConfigurationError, match=f"EpisodeRanking.{field}"):
+        EpisodeRanking(**{field: bad})
+
+
+def test_ranking_values_given_as_text_are_read():
+    ranking = EpisodeRanking(date_boost="1.5", candidates="50")  # type: ignore[arg-type]
+    assert (ranking.date_boost, ranking.candidates) == (1.5, 50)

@@ -236,3 +236,25 @@ async def test_auto_cutoff_only_for_a_measured_embedder(bind):
     assert store.recall_cutoff() is None
     assert make(bind, min_similarity=0.4).recall_cutoff() == 0.4
     assert make(bind, min_similarity="off").recall_cutoff() is None
+
+
+async def test_a_question_that_names_a_month_finds_what_was_said_that_month(bind):
+    store = make(bind)
+    said = [
+        ("hiking hiking at the lake, the best hiking trip", datetime(2023, 3, 4, 9, tzinfo=UTC)),
+        ("we went hiking in the hills", datetime(2023, 6, 12, 9, tzinfo=UTC)),
+        ("lunch with my sister", datetime(2023, 6, 13, 9, tzinfo=UTC)),
+    ]
+    await store.aadd_episodes(
+        [
+            Episode(speaker="ann", text=t, at=at, session_id=f"s{i}", ref=f"D{i}")
+            for i, (t, at) in enumerate(said)
+        ],
+        user_id="ann",
+    )
+    june = await store.asearch("Where did I go hiking in June?", user_id="ann", limit=3)
+    assert june[0].episode.ref == "D1"
+    undated = await store.asearch("Where did I go hiking?", user_id="ann", limit=3)
+    assert undated[0].episode.ref == "D0"
+    # a June turn about something else stays below the June turn that matches
+    assert "D2" not in [h.episode.ref for h in june[:2]]
