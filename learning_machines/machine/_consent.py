@@ -200,12 +200,15 @@ def check_chat_approval(
     turn_index: int | None,
     message: str | None,
     approval: Approval,
+    newest_turn_index: int | None = None,
 ) -> Consent:
     """Return the consent read from ``message`` if it approves ``proposal`` in chat; raise else.
 
     Only PROPOSE proposals approved by their own user; only the exact user id and session id
-    that proposed it (a grant is never widened by case-folding); only in a later turn; only with
-    a plain yes (:func:`read_consent`).
+    that proposed it (a grant is never widened by case-folding); only in a later turn; only
+    proposals of the newest proposing turn of the session (``newest_turn_index``: a yes answers
+    the question asked last, not one the conversation has moved past); only with a plain yes
+    (:func:`read_consent`).
     """
     if proposal.mode != LearningMode.PROPOSE.value:
         raise PermissionDenied(
@@ -232,6 +235,12 @@ def check_chat_approval(
         raise PermissionDenied(
             f"proposal {proposal.id} was made in this turn; the user must confirm it in a "
             "later message"
+        )
+    if newest_turn_index is not None and proposal.turn_index < newest_turn_index:
+        raise PermissionDenied(
+            f"proposal {proposal.id} is not the newest one of this session: something else was "
+            "proposed after it, and a yes answers the newest question. Ask the user about it "
+            "again (propose it again), or approve it in the app"
         )
     consent = read_consent(message)
     if not consent.given:

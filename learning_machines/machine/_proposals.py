@@ -111,7 +111,8 @@ class ProposalBook:
     ) -> Proposal:
         """Approve a PROPOSE proposal from the conversation (the agent's tool calls this).
 
-        Only the same user, in the same session, in a later turn, with a plain yes.
+        Only the same user, in the same session, in a later turn, with a plain yes, and only
+        proposals of the session's newest proposing turn.
         """
         proposal = await self._pending(proposal_id)
         check_chat_approval(
@@ -121,9 +122,22 @@ class ProposalBook:
             turn_index=turn_index,
             message=message,
             approval=self._approval(proposal),
+            newest_turn_index=await self._newest_turn(user_id, session_id),
         )
         assert user_id is not None  # checked above: the proposal's own user
         return await self._apply(proposal, by=user_id, note=message)
+
+    async def _newest_turn(self, user_id: str | None, session_id: str | None) -> int | None:
+        """The turn of the session's newest PROPOSE proposal, whatever became of it."""
+        if user_id is None or session_id is None:
+            return None
+        recent = await self._db.arun(
+            ListProposals(
+                statuses=None, user_id=user_id, session_id=session_id, mode="propose", limit=20
+            )
+        )
+        turns = [p.turn_index for p in recent if p.turn_index is not None]
+        return max(turns) if turns else None
 
     async def areject(self, proposal_id: str, *, by: str, note: str | None = None) -> Proposal:
         """Reject a proposal (kept for audit)."""

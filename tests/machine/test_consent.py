@@ -246,6 +246,9 @@ def test_chat_rules() -> None:
         _chat(_proposal(), session_id="other")
     with pytest.raises(PermissionDenied, match="later message"):
         _chat(_proposal(), turn_index=0)
+    _chat(_proposal(), turn_index=2)  # after a clarifying question
+    with pytest.raises(PermissionDenied, match="newest"):
+        _chat(_proposal(), turn_index=3, newest_turn_index=2)  # something newer was asked
     with pytest.raises(PermissionDenied, match="HITL"):
         _chat(_proposal(mode="hitl"))
     with pytest.raises(PermissionDenied, match="shared namespace"):
@@ -316,6 +319,30 @@ async def test_refusals_in_chat_do_not_approve(db: Db, message: str) -> None:
     assert machine.proposals.get(proposal_id).status == "pending"
     assert (await _say(machine, "Yes, save it.", proposal_id)).startswith("approved")
     assert machine.proposals.get(proposal_id).status == "approved"
+
+
+async def test_a_yes_approves_what_was_proposed_just_before_it_not_an_older_proposal(
+    db: Db,
+) -> None:
+    machine = _machine(
+        db,
+        learned_knowledge=LearnedKnowledgeConfig(mode=LearningMode.PROPOSE),
+    )
+    older = await _propose(machine)
+    said = "Remember: tabs, not spaces."
+    turn = await machine.abegin(said, user_id="alice", session_id="s")
+    await turn.tools.acall("save_learning", {"title": "Tabs", "learning": "Use tabs."})
+    await turn.afinish([{"role": "user", "content": said}, {"role": "assistant", "content": "ok"}])
+    newer = next(p.id for p in machine.proposals.list() if p.id != older)
+    reply = await machine.abegin("yes", user_id="alice", session_id="s")
+    refused = await reply.tools.acall("approve_proposal", {"proposal_id": older})
+    approved = await reply.tools.acall("approve_proposal", {"proposal_id": newer})
+    await reply.afinish([{"role": "user", "content": "yes"}])
+    assert str(refused).startswith("NOT approved")
+    assert "newest" in str(refused)
+    assert str(approved).startswith("approved")
+    assert machine.proposals.get(older).status == "pending"
+    assert machine.proposals.get(newer).status == "approved"
 
 
 async def test_hitl_author_cannot_approve_under_another_spelling(db: Db) -> None:
