@@ -72,6 +72,12 @@ VARIANTS: dict[str, EpisodeRanking] = {
     "default+nb0.4": replace(BEST, neighbour_weight=0.4),
     "default+kw0.7": replace(BEST, keyword_weight=0.7),
     "default-date": replace(BEST, date_boost=0.0),
+    "default+kw0.4": replace(BEST, keyword_weight=0.4),
+    "default+kw0.3": replace(BEST, keyword_weight=0.3),
+    "default-nb": replace(BEST, neighbour_weight=0.0),
+    "default-sp": replace(BEST, speaker_boost=0.0),
+    "default+cand300": replace(BEST, candidates=300),
+    "default+kw0.5": replace(BEST, keyword_weight=0.5),
     "default+date1.0": replace(BEST, date_boost=1.0),
     "default+date3.0": replace(BEST, date_boost=3.0),
     "default+lag0": replace(BEST, date_lag=timedelta(0)),
@@ -92,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--held-out", type=int, default=2)
     parser.add_argument("--out", default="/tmp/lm-ablations")
     parser.add_argument("variants", nargs="*", default=list(VARIANTS))
     args = parser.parse_args()
@@ -100,6 +107,7 @@ def main() -> None:
             args.data,
             out_dir=f"{args.out}/{name}",
             quick=args.quick,
+            held_out=args.held_out,
             ranking=VARIANTS[name],
             plot=False,
         )

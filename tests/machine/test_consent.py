@@ -321,7 +321,7 @@ async def test_refusals_in_chat_do_not_approve(db: Db, message: str) -> None:
     assert machine.proposals.get(proposal_id).status == "approved"
 
 
-async def test_a_yes_approves_what_was_proposed_just_before_it_not_an_older_proposal(
+async def test_a_yes_approves_the_newest_proposal_of_the_session_not_an_older_one(
     db: Db,
 ) -> None:
     machine = _machine(
