@@ -81,9 +81,10 @@ def bar_chart(results: Mapping[str, Any], path: Path, metric: str = "R@10") -> b
         ax.bar(xs, [agg[g][metric] for g in groups], width, label=name)
     ax.set_xticks([g + width * (len(systems) - 1) / 2 for g in range(len(groups))], labels)
     ax.set_ylabel(metric)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.15)  # room above the bars for the legend
+    ax.set_yticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     ax.set_title(f"{metric} of evidence turns ({results['run'].get('embedder', '')})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", ncol=len(systems), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
