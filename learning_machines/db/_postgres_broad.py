@@ -208,6 +208,8 @@ def _eligible(f: LearningFilter) -> tuple[str, ...] | None:
         return None
     if f.as_of is not None or f.content_hash is not None or f.provenance_user_id is not None:
         return None
+    if f.happened_between is not None:
+        return None
     for name in ("user_id", "session_id", "agent_id", "team_id", "entity_ids", "ids"):
         if getattr(f, name) is not None:
             return None

@@ -229,6 +229,9 @@ class LearningFilter:
     """Only rows whose normalised search text has this hash."""
     provenance_user_id: str | None = None
     """Only rows whose provenance names this user (for forget/export of shared learnings)."""
+    happened_between: tuple[datetime, datetime] | None = None
+    """Only rows whose time — ``valid_from`` when set, else ``created_at`` — lies in
+    ``[start, end)``: for an episode, when it was said. Naive datetimes are taken as UTC."""
 
 
 @dataclass(frozen=True, kw_only=True)

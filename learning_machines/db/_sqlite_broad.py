@@ -367,6 +367,8 @@ def _eligible(f: LearningFilter) -> tuple[str, ...] | None:
             return None
     if f.content_hash is not None or f.provenance_user_id is not None:
         return None
+    if f.happened_between is not None:
+        return None
     return tuple(dict.fromkeys(f.namespaces))
 
 

@@ -6,10 +6,10 @@ Isolation lives here, once: the private namespace only ever matches the reader's
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from ..exceptions import IsolationError
+from ..exceptions import IsolationError, ValidationError
 from ._records import PRIVATE_NAMESPACE, LearningFilter
 
 __all__ = ["filter_where"]
@@ -85,6 +85,12 @@ def filter_where(
         clauses.append(f"{json_text(f'{a}.provenance', 'user_id')} = {param}")
         params.append(f.provenance_user_id)
 
+    if f.happened_between is not None:
+        start, end = _time_range(f.happened_between)
+        clauses.append(f"COALESCE({a}.valid_from, {a}.created_at) >= {param}")
+        clauses.append(f"COALESCE({a}.valid_from, {a}.created_at) < {param}")
+        params.extend([time(start), time(end)])
+
     if f.as_of is None:
         in_list("status", tuple(f.statuses))
     else:
@@ -99,3 +105,22 @@ def filter_where(
         params.append(t)
 
     return " AND ".join(clauses) if clauses else "1 = 1", params
+
+
+def _time_range(value: object) -> tuple[datetime, datetime]:
+    """``happened_between`` checked: two datetimes, the first before the second, in UTC."""
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not all(isinstance(t, datetime) for t in value)
+    ):
+        raise ValidationError(
+            f"LearningFilter.happened_between must be (start, end), two datetimes; got {value!r}"
+        )
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in value)
+    if not start < end:
+        raise ValidationError(
+            f"LearningFilter.happened_between=({start.isoformat()}, {end.isoformat()}) is empty: "
+            "the start must come before the end"
+        )
+    return start, end

@@ -24,7 +24,9 @@ two others and on a user/assistant chat set written for the purpose
   time (yesterday, last week, a month, a year) get ``time_boost``; other questions are untouched.
 * **Dates** (default: 2.0). When the query names a calendar date or period ("on 1 May,
   2022", "in January", "the week before 16 June"), turns said within it, or up to
-  ``date_lag`` after it (things are told after they happen), get ``date_boost``.
+  ``date_lag`` after it (things are told after they happen), get ``date_boost``; a period
+  with a year is also searched on its own, so that its turns compete even when better matches
+  of other days fill the candidates.
 * **Query handling** (off). Dropping question words and adding relative-time words to "when"
   questions each moved recall@10 by less than 0.01; they stay available as settings.
 """
@@ -34,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from ..curation import cosine
@@ -382,6 +384,8 @@ async def search_episodes(
             keyword_weight=ranking.keyword_weight,
         )
     )
+    if ranking.date_boost:
+        found = [*found, *await _within_named_periods(store, query, filter, found, vec, ranking)]
     ranked = [_with_similarity(s, vec) for s in rank(query, found, ranking, limit)]
     if min_similarity is None:
         return ranked
@@ -391,6 +395,55 @@ async def search_episodes(
         for s in ranked
         if (s.vector_score or 0.0) >= min_similarity and s.learning.id not in hollow
     ]
+
+
+_DAY = timedelta(days=1)
+#: At most this many periods a query names are searched apart.
+_PERIOD_SEARCHES = 3
+#: Candidates taken from within each named period.
+_PERIOD_CANDIDATES = 50
+
+
+async def _within_named_periods(
+    store: BaseStore,
+    query: str,
+    filter: LearningFilter,
+    found: Sequence[ScoredLearning],
+    vector: tuple[float, ...],
+    ranking: EpisodeRanking,
+) -> list[ScoredLearning]:
+    """Turns said within a dated period the query names that the main search left out.
+
+    The main candidates are the best of the whole memory; a turn of the named day can be missed
+    when the words of the question are common elsewhere. Each period with a year is searched
+    apart (a period without one would mean every year). Its turns are placed just below the
+    main candidates, in their own order, before the date boost lifts them.
+    """
+    periods = [p for p in query_periods(query) if not p.any_year][:_PERIOD_SEARCHES]
+    if not periods or not found:
+        return []
+    seen = {s.learning.id for s in found}
+    floor = min(s.score for s in found)
+    extra: list[ScoredLearning] = []
+    for period in periods:
+        start = datetime.combine(period.start, time(), UTC) - _DAY
+        end = datetime.combine(period.end, time(), UTC) + ranking.date_lag + 2 * _DAY
+        within = await store.db.arun(
+            SearchLearnings(
+                filter=replace(filter, happened_between=(start, end)),
+                query=keyword_query(query, ranking),
+                vector=vector,
+                embedder=store.embedder.name,
+                limit=_PERIOD_CANDIDATES,
+                candidates=_PERIOD_CANDIDATES,
+                keyword_weight=ranking.keyword_weight,
+            )
+        )
+        for s in within:
+            if s.learning.id not in seen:
+                seen.add(s.learning.id)
+                extra.append(replace(s, score=floor - 0.01 * (len(extra) + 1)))
+    return extra
 
 
 def _with_similarity(s: ScoredLearning, vector: Sequence[float]) -> ScoredLearning:

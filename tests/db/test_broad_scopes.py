@@ -616,3 +616,44 @@ def test_postgres_keyword_side_is_bm25_read_from_the_postings_index_alone() -> N
             assert h.keyword_score == pytest.approx(expected[h.learning.id], rel=1e-5)
     finally:
         db.close()
+
+
+def test_a_time_range_on_a_broad_namespace_is_applied_by_the_exact_search(
+    broad_db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from learning_machines.db import _postgres_search, _sqlite_learnings
+
+    exact: list[str] = []
+    for module, name in (
+        (_sqlite_learnings, "keyword_candidates"),
+        (_postgres_search, "_keyword_candidates"),
+    ):
+        original = getattr(module, name)
+
+        def counted(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            exact.append("ran")
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    day = datetime(2023, 5, 1, tzinfo=UTC)
+    put(
+        broad_db,
+        [
+            shared("zanzibar ferry in may", key="may", valid_from=day),
+            shared("zanzibar ferry in june", key="june", valid_from=day + timedelta(days=35)),
+        ],
+    )
+    # without a range, the index answers
+    assert search(broad_db, "zanzibar ferry june", key="june")[0] == "zanzibar ferry in june"
+    assert exact == []
+    # a range is applied inside the exact search (a top-k of the index filtered afterwards
+    # could leave out rows of the range)
+    flt = LearningFilter(
+        namespaces=(NS,), reader_user_id="reader", happened_between=(day, day + timedelta(days=1))
+    )
+    assert search(broad_db, "zanzibar ferry june", key="june", filter=flt) == [
+        "zanzibar ferry in may"
+    ]
+    assert exact

@@ -282,3 +282,46 @@ def test_keyword_search_matches_word_forms_in_a_small_scope(db: Db) -> None:
     put_all(db, [a, note("He swims", user=user)])
     hits = db.run(SearchLearnings(filter=mine(user), query="running", method="keyword"))
     assert [h.learning.id for h in hits] == [a.id]
+
+
+def test_happened_between_keeps_rows_said_in_the_range(db: Db) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from learning_machines.db import ListLearnings
+    from learning_machines.exceptions import ValidationError
+
+    user = uid()
+    day = datetime(2023, 5, 1, tzinfo=UTC)
+    said = [
+        note("hiking in april", user=user, valid_from=day - timedelta(days=3)),
+        note("hiking on the first", user=user, valid_from=day + timedelta(hours=9)),
+        note("hiking on the second", user=user, valid_from=day + timedelta(days=1, hours=9)),
+        # no valid_from: its creation time counts
+        note("hiking written in may", user=user, created_at=day + timedelta(hours=1)),
+        note("hiking written later", user=user, created_at=day + timedelta(days=30)),
+    ]
+    put_all(db, said)
+    window = (day, day + timedelta(days=2))
+    scoped = LearningFilter(namespaces=("user",), reader_user_id=user, happened_between=window)
+    listed = {x.search_text for x in db.run(ListLearnings(filter=scoped))}
+    assert listed == {"hiking on the first", "hiking on the second", "hiking written in may"}
+    found = db.run(SearchLearnings(filter=scoped, query="hiking", method="keyword"))
+    assert {h.learning.search_text for h in found} == listed
+    # the end is left out; naive datetimes are UTC
+    naive = (day.replace(tzinfo=None), day.replace(tzinfo=None) + timedelta(days=1))
+    one = LearningFilter(namespaces=("user",), reader_user_id=user, happened_between=naive)
+    one_day = {x.search_text for x in db.run(ListLearnings(filter=one))}
+    assert one_day == {"hiking on the first", "hiking written in may"}
+    # a shared namespace is filtered the same way
+    shared = [
+        note("team hiking in may", ns="team", valid_from=day + timedelta(hours=2)),
+        note("team hiking in june", ns="team", valid_from=day + timedelta(days=40)),
+    ]
+    put_all(db, shared)
+    team = LearningFilter(namespaces=("team",), happened_between=window)
+    hits = db.run(SearchLearnings(filter=team, query="hiking"))
+    assert [h.learning.search_text for h in hits] == ["team hiking in may"]
+    for bad in ((window[1], window[0]), (day, day), (day,), ("2023-05-01", "2023-05-02")):
+        confused = LearningFilter(namespaces=("team",), happened_between=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="happened_between"):
+            db.run(ListLearnings(filter=confused))

@@ -258,3 +258,37 @@ async def test_a_question_that_names_a_month_finds_what_was_said_that_month(bind
     assert undated[0].episode.ref == "D0"
     # a June turn about something else stays below the June turn that matches
     assert "D2" not in [h.episode.ref for h in june[:2]]
+
+
+async def test_a_question_that_names_a_day_searches_that_day_too(bind):
+    from learning_machines.stores import EpisodeRanking
+
+    ranking = EpisodeRanking(candidates=10)
+    store = make(bind, ranking=ranking)
+    march = datetime(2023, 3, 1, 9, tzinfo=UTC)
+    episodes = [
+        Episode(
+            speaker="ann",
+            text="what did I say about the ferry: the ferry timetable, the ferry tickets",
+            at=march + timedelta(days=i),
+            session_id=f"m{i}",
+            ref=f"M{i}",
+        )
+        for i in range(20)
+    ]
+    episodes.append(
+        Episode(
+            speaker="ann",
+            text="long day, packed, walked to harbour, waited, then ferry to island",
+            at=datetime(2023, 5, 3, 18, tzinfo=UTC),
+            session_id="may",
+            ref="MAY3",
+        )
+    )
+    await store.aadd_episodes(episodes, user_id="ann")
+    question = "What did I say about the ferry on 3 May, 2023?"
+    hits = await store.asearch(question, user_id="ann", limit=5)
+    assert hits[0].episode.ref == "MAY3"
+    # twenty better matches of other days fill the candidates: without the day, it is not found
+    undated = await store.asearch("What did I say about the ferry?", user_id="ann", limit=10)
+    assert "MAY3" not in [h.episode.ref for h in undated]
