@@ -34,9 +34,10 @@ two others and on a user/assistant chat set written for the purpose
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from ..curation import cosine
@@ -250,7 +251,7 @@ def _boost_dated(
     after = ranking.date_lag.days + 1
     out = dict(fused)
     for i, s in by_id.items():
-        said = datetime.fromtimestamp(_when(s), UTC).date()
+        said = _said_on(s)
         if any(p.holds(said, before_days=1, after_days=after) for p in periods):
             out[i] += ranking.date_boost
     return out
@@ -322,6 +323,11 @@ def _cap_by_context(
 
 def _when(s: ScoredLearning) -> float:
     return (s.learning.valid_from or s.learning.created_at).timestamp()
+
+
+def _said_on(s: ScoredLearning) -> date:
+    """The day (UTC) a turn was said."""
+    return datetime.fromtimestamp(_when(s), UTC).date()
 
 
 def _propagate(
@@ -416,16 +422,20 @@ async def _within_named_periods(
 
     The main candidates are the best of the whole memory; a turn of the named day can be missed
     when the words of the question are common elsewhere. Each period with a year is searched
-    apart (a period without one would mean every year). Its turns are placed just below the
-    main candidates, in their own order, before the date boost lifts them.
+    apart; a period without one ("in May") in the years the main candidates were said in. Its
+    turns are placed just below the main candidates, in their own order, before the date boost
+    lifts them.
     """
-    periods = [p for p in query_periods(query) if not p.any_year][:_PERIOD_SEARCHES]
-    if not periods or not found:
+    named = query_periods(query)
+    if not named or not found:
         return []
+    # "in May": the Mays of the years the best candidates were said in
+    years = [y for y, _ in Counter(_said_on(s).year for s in found).most_common(_PERIOD_SEARCHES)]
+    periods = [q for p in named for q in ([p.in_year(y) for y in years] if p.any_year else [p])]
     seen = {s.learning.id for s in found}
     floor = min(s.score for s in found)
     extra: list[ScoredLearning] = []
-    for period in periods:
+    for period in periods[:_PERIOD_SEARCHES]:
         start = datetime.combine(period.start, time(), UTC) - _DAY
         end = datetime.combine(period.end, time(), UTC) + ranking.date_lag + 2 * _DAY
         within = await store.db.arun(

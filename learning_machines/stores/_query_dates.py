@@ -106,6 +106,13 @@ class Period:
                 return True
         return False
 
+    def in_year(self, year: int) -> Period:
+        """The same days in ``year`` (the period itself when the query named a year)."""
+        if not self.any_year:
+            return self
+        span = self.end.year - self.start.year
+        return Period(start=_in_year(self.start, year), end=_in_year(self.end, year + span))
+
 
 def _in_year(day: date, year: int) -> date:
     last = calendar.monthrange(year, day.month)[1]

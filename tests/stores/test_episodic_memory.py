@@ -292,3 +292,34 @@ async def test_a_question_that_names_a_day_searches_that_day_too(bind):
     # twenty better matches of other days fill the candidates: without the day, it is not found
     undated = await store.asearch("What did I say about the ferry?", user_id="ann", limit=10)
     assert "MAY3" not in [h.episode.ref for h in undated]
+
+
+async def test_a_month_without_a_year_is_searched_in_the_years_the_memory_speaks_of(bind):
+    from learning_machines.stores import EpisodeRanking
+
+    store = make(bind, ranking=EpisodeRanking(candidates=10))
+    march = datetime(2023, 3, 1, 9, tzinfo=UTC)
+    episodes = [
+        Episode(
+            speaker="ann",
+            text="what did I say about the ferry: the ferry timetable, the ferry tickets",
+            at=march + timedelta(days=i),
+            session_id=f"m{i}",
+            ref=f"M{i}",
+        )
+        for i in range(20)
+    ]
+    episodes.append(
+        Episode(
+            speaker="ann",
+            text="long day, packed, walked to harbour, waited, then ferry to island",
+            at=datetime(2023, 11, 9, 18, tzinfo=UTC),
+            session_id="nov",
+            ref="NOV9",
+        )
+    )
+    await store.aadd_episodes(episodes, user_id="ann")
+    hits = await store.asearch(
+        "What did I say about the ferry in the second week of November?", user_id="ann", limit=5
+    )
+    assert hits[0].episode.ref == "NOV9"

@@ -117,3 +117,12 @@ def test_hostile_queries_are_read_without_error():
     assert query_periods("9" * 10_000) == ()
     assert query_periods("on 99 May 2023 and 0 June 2023") == ()
     assert spans("on 1 MAY 2023") == [("2023-05-01", "2023-05-01", False)]
+
+
+def test_a_period_without_a_year_is_placed_in_a_given_year():
+    (nov,) = query_periods("the second week of November")
+    assert nov.in_year(2023) == Period(start=date(2023, 11, 8), end=date(2023, 11, 14))
+    (feb,) = query_periods("on 29 February")
+    assert feb.in_year(2023).start == date(2023, 2, 28)  # no 29th that year
+    (named,) = query_periods("in May 2022")
+    assert named.in_year(2030) == named  # a named year stays
