@@ -99,6 +99,9 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--held-out", type=int, default=2)
+    parser.add_argument(
+        "--backend", default="sqlite", help="sqlite, or postgres ($LEARNING_MACHINES_BENCH_PG_URL)"
+    )
     parser.add_argument("--out", default="/tmp/lm-ablations")
     parser.add_argument("variants", nargs="*", default=list(VARIANTS))
     args = parser.parse_args()
@@ -108,6 +111,7 @@ def main() -> None:
             out_dir=f"{args.out}/{name}",
             quick=args.quick,
             held_out=args.held_out,
+            backend=args.backend,
             ranking=VARIANTS[name],
             plot=False,
         )

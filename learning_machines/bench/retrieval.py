@@ -20,6 +20,7 @@ import asyncio
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -111,11 +112,16 @@ async def _conversation(
     embedder: CachedEmbedder,
     runs: _Runs,
     quick: bool,
+    *,
+    user: str,
 ) -> None:
-    user = conv.sample_id
     await ours.aadd_episodes(conv.episodes, user_id=user)
+    # Plain rows are indexed differently, so they belong to a user of their own: episode ids
+    # derive from the user and the turn, and in a database shared by both stores (PostgreSQL)
+    # the second ingest would otherwise rewrite the first one's rows.
+    plain_user = user if plain is ours else f"{user}-plain"
     if plain is not ours:
-        await plain.aadd_episodes(conv.episodes, user_id=user)
+        await plain.aadd_episodes(conv.episodes, user_id=plain_user)
     questions = recall_questions(conv, quick)
     vectors = embedder.embed([q.question for q in questions])
     for q, vec in zip(questions, vectors, strict=True):
@@ -123,7 +129,7 @@ async def _conversation(
         start = time.perf_counter()
         hits = await ours.asearch(q.question, user_id=user, limit=10, vector=vector)
         runs.add("learning-machines", q, [h.episode.ref for h in hits], time.perf_counter() - start)
-        runs.conversation.append(user)
+        runs.conversation.append(conv.sample_id)
         cut = await ours.asearch(
             q.question, user_id=user, limit=RECALL_LIMIT, vector=vector, min_similarity=-1.0
         )
@@ -140,7 +146,7 @@ async def _conversation(
             ("dense", "vector"),
         ):
             op = SearchLearnings(
-                filter=_filter(user),
+                filter=_filter(plain_user),
                 query=q.question,
                 vector=None if method == "keyword" else vector,
                 embedder=embedder.name,
@@ -189,6 +195,10 @@ async def _run(
     ranking: EpisodeRanking,
 ) -> _Runs:
     runs = _Runs()
+    # Users of this run: a PostgreSQL database outlives the run (ablations run several
+    # rankings against one), and rows of an earlier run must not answer for this one.
+    run = uuid.uuid4().hex[:8]
+    users = {c.sample_id: f"{c.sample_id}-{run}" for c in convs}
     ours_db = open_backend(backend, folder, "ours")
     plain_db = open_backend(backend, folder, "plain") if _changes_index(ranking) else ours_db
     try:
@@ -199,10 +209,12 @@ async def _run(
             else ours
         )
         for conv in convs:
-            await _conversation(conv, ours, plain, embedder, runs, quick)
+            await _conversation(
+                conv, ours, plain, embedder, runs, quick, user=users[conv.sample_id]
+            )
         for i, conv in enumerate(convs):
             if len(convs) > 1:  # the next conversation's memory holds nothing about this one
-                other = convs[(i + 1) % len(convs)].sample_id
+                other = users[convs[(i + 1) % len(convs)].sample_id]
                 await _foreign(conv, other, ours, embedder, runs, quick)
     finally:
         for db in {id(ours_db): ours_db, id(plain_db): plain_db}.values():
