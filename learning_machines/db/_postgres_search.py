@@ -17,13 +17,13 @@ approximate index finding enough rows.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import EmbedderMismatchError, ValidationError
 from ._fusion import zscore_fuse
 from ._ops import SearchLearnings
 from ._postgres_broad import BroadState, broad_search, fetch_scored
+from ._postgres_keyword import keyword_candidates
 from ._postgres_rows import vector_literal
 from ._records import ScoredLearning
 from ._where import filter_where
@@ -51,8 +51,6 @@ LEARNING_SELECT = (
 
 # pgvector's HNSW index takes vectors of at most 2,000 dimensions.
 _HNSW_MAX_DIMS = 2000
-_MAX_QUERY_WORDS = 64
-_WORD = re.compile(r"\w+")
 
 
 def json_text(column: str, key: str) -> str:
@@ -147,31 +145,10 @@ def create_vector_indexes(cur: psycopg.Cursor[dict[str, Any]]) -> list[str]:
     return [str(r["index_name"]) for r in rows]
 
 
-def _ts_query(cur: psycopg.Cursor[dict[str, Any]], text: str) -> str | None:
-    """Build an OR tsquery (as text) of the words of ``text``: any word makes a candidate."""
-    words = list(dict.fromkeys(w.casefold() for w in _WORD.findall(text)))[:_MAX_QUERY_WORDS]
-    if not words:
-        return None
-    expr = " || ".join(["plainto_tsquery('english', %s)"] * len(words))
-    row = cur.execute(f"SELECT ({expr})::text AS q".encode(), words).fetchone()
-    query = row["q"] if row else ""
-    return query or None
-
-
 def _keyword_candidates(
     cur: psycopg.Cursor[dict[str, Any]], op: SearchLearnings, where: str, params: list[Any], n: int
 ) -> dict[str, float]:
-    tsquery = _ts_query(cur, op.query)
-    if tsquery is None:
-        return {}
-    rows = cur.execute(
-        (
-            "SELECT l.id, ts_rank_cd(l.search_tsv, %s::tsquery) AS score FROM learnings l "
-            f"WHERE l.search_tsv @@ %s::tsquery AND {where} ORDER BY score DESC, l.id LIMIT %s"
-        ).encode(),
-        [tsquery, tsquery, *params, n],
-    ).fetchall()
-    return {r["id"]: float(r["score"]) for r in rows}
+    return keyword_candidates(cur, op.query, where, params, n)
 
 
 def _check_embedders(

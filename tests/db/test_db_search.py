@@ -325,3 +325,29 @@ def test_happened_between_keeps_rows_said_in_the_range(db: Db) -> None:
         confused = LearningFilter(namespaces=("team",), happened_between=bad)  # type: ignore[arg-type]
         with pytest.raises(ValidationError, match="happened_between"):
             db.run(ListLearnings(filter=confused))
+
+
+def test_a_rare_query_word_outranks_a_common_one_repeated_in_a_users_scope(db: Db) -> None:
+    # BM25 with the scope's document frequencies on both backends; PostgreSQL's ts_rank_cd,
+    # used before for every scope, ranked the row repeating "ferry" first.
+    user = uid()
+    rows = [note(f"the ferry left at {h} o'clock", user=user) for h in range(8, 18)]
+    repeated = note("ferry ferry ferry, the ferry and the ferry again, ferry", user=user)
+    rare = note("our zanzibar trip", user=user)
+    put_all(db, [*rows, repeated, rare])
+    hits = db.run(SearchLearnings(filter=mine(user), query="zanzibar ferry", method="keyword"))
+    ranked = [h.learning.id for h in hits]
+    assert ranked[0] == rare.id
+    assert ranked.index(repeated.id) > 0
+
+
+def test_postgres_tsvector_text_is_read_into_lexeme_counts() -> None:
+    from learning_machines.db._postgres_keyword import lexeme_counts
+
+    assert lexeme_counts("'ferri':3,7B 'timet':9 'zanzibar':1") == {
+        "ferri": 2,
+        "timet": 1,
+        "zanzibar": 1,
+    }
+    assert lexeme_counts("'don''t':2 'stripped'") == {"don't": 1, "stripped": 1}
+    assert lexeme_counts("") == {}
