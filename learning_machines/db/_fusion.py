@@ -7,8 +7,9 @@ z-scores put BM25 (unbounded) and cosine (-1..1) on one scale.
 
 The weight is ours, measured with our keyword side (FTS5 BM25 with Porter stemming; PostgreSQL
 ``ts_rank_cd`` then, BM25 in a small scope since ``_postgres_keyword``), which is stronger than
-the reference BM25, so it deserves more weight than the reference's 0.3. ``python benchmarks/search.py ../shared/data/locomo-dev.json --skip-latency``,
-recall@10 on five LoCoMo conversations, MiniLM vectors (2026-11-23):
+the reference BM25, so it deserves more weight than the reference's 0.3.
+``python benchmarks/search.py ../shared/data/locomo-dev.json --skip-latency``, recall@10 on
+five LoCoMo conversations, MiniLM vectors (2026-11-23):
 
 =========  =======  ======  =====  =====  =====  =====  =====
 backend    keyword  vector  0.3    0.5    0.6    0.7    0.8

@@ -3,8 +3,9 @@
 PostgreSQL's ``ts_rank_cd`` (cover density) does not normalise by document length and knows no
 document frequencies, so a long row that repeats common words outranks a short one that holds
 the rare word of the question. The ranking above the db (z-score fusion, episodic memory's
-signals) was measured with SQLite's BM25, and on LoCoMo the episodic ranking fell from 0.797
-recall@10 on SQLite to 0.712 on PostgreSQL with ``ts_rank_cd`` (``docs/benchmarks.md``).
+signals) was measured with SQLite's BM25, and on LoCoMo the episodic ranking gave 0.753
+recall@10 on PostgreSQL with ``ts_rank_cd`` against 0.797 on SQLite; with BM25 here, 0.795
+(``docs/benchmarks.md``).
 
 So in a scope of at most :data:`SMALL_SCOPE` rows (one user's memory), the rows the query
 matches are scored here by BM25, with the scope's own statistics, as ``_sqlite_keyword`` does:
