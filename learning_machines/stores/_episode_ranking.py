@@ -378,18 +378,7 @@ async def search_episodes(
     if vector is None:
         vector = (await aembed(store.embedder, [query]))[0]
     vec = tuple(float(x) for x in vector)
-    n = max(limit, ranking.candidates)
-    found = await store.db.arun(
-        SearchLearnings(
-            filter=filter,
-            query=keyword_query(query, ranking),
-            vector=vec,
-            embedder=store.embedder.name,
-            limit=n,
-            candidates=n,
-            keyword_weight=ranking.keyword_weight,
-        )
-    )
+    found = await _hybrid(store, query, filter, vec, ranking, max(limit, ranking.candidates))
     if ranking.date_boost:
         found = [*found, *await _within_named_periods(store, query, filter, found, vec, ranking)]
     ranked = [_with_similarity(s, vec) for s in rank(query, found, ranking, limit)]
@@ -401,6 +390,28 @@ async def search_episodes(
         for s in ranked
         if (s.vector_score or 0.0) >= min_similarity and s.learning.id not in hollow
     ]
+
+
+async def _hybrid(
+    store: BaseStore,
+    query: str,
+    filter: LearningFilter,
+    vector: tuple[float, ...],
+    ranking: EpisodeRanking,
+    n: int,
+) -> list[ScoredLearning]:
+    """The db's fused hybrid search: ``n`` candidates per side, the best ``n`` returned."""
+    return await store.db.arun(
+        SearchLearnings(
+            filter=filter,
+            query=keyword_query(query, ranking),
+            vector=vector,
+            embedder=store.embedder.name,
+            limit=n,
+            candidates=n,
+            keyword_weight=ranking.keyword_weight,
+        )
+    )
 
 
 _DAY = timedelta(days=1)
@@ -438,17 +449,8 @@ async def _within_named_periods(
     for period in periods[:_PERIOD_SEARCHES]:
         start = datetime.combine(period.start, time(), UTC) - _DAY
         end = datetime.combine(period.end, time(), UTC) + ranking.date_lag + 2 * _DAY
-        within = await store.db.arun(
-            SearchLearnings(
-                filter=replace(filter, happened_between=(start, end)),
-                query=keyword_query(query, ranking),
-                vector=vector,
-                embedder=store.embedder.name,
-                limit=_PERIOD_CANDIDATES,
-                candidates=_PERIOD_CANDIDATES,
-                keyword_weight=ranking.keyword_weight,
-            )
-        )
+        dated = replace(filter, happened_between=(start, end))
+        within = await _hybrid(store, query, dated, vector, ranking, _PERIOD_CANDIDATES)
         for s in within:
             if s.learning.id not in seen:
                 seen.add(s.learning.id)

@@ -260,41 +260,9 @@ async def test_a_question_that_names_a_month_finds_what_was_said_that_month(bind
     assert "D2" not in [h.episode.ref for h in june[:2]]
 
 
-async def test_a_question_that_names_a_day_searches_that_day_too(bind):
-    from learning_machines.stores import EpisodeRanking
-
-    ranking = EpisodeRanking(candidates=10)
-    store = make(bind, ranking=ranking)
-    march = datetime(2023, 3, 1, 9, tzinfo=UTC)
-    episodes = [
-        Episode(
-            speaker="ann",
-            text="what did I say about the ferry: the ferry timetable, the ferry tickets",
-            at=march + timedelta(days=i),
-            session_id=f"m{i}",
-            ref=f"M{i}",
-        )
-        for i in range(20)
-    ]
-    episodes.append(
-        Episode(
-            speaker="ann",
-            text="long day, packed, walked to harbour, waited, then ferry to island",
-            at=datetime(2023, 5, 3, 18, tzinfo=UTC),
-            session_id="may",
-            ref="MAY3",
-        )
-    )
-    await store.aadd_episodes(episodes, user_id="ann")
-    question = "What did I say about the ferry on 3 May, 2023?"
-    hits = await store.asearch(question, user_id="ann", limit=5)
-    assert hits[0].episode.ref == "MAY3"
-    # twenty better matches of other days fill the candidates: without the day, it is not found
-    undated = await store.asearch("What did I say about the ferry?", user_id="ann", limit=10)
-    assert "MAY3" not in [h.episode.ref for h in undated]
-
-
-async def test_a_month_without_a_year_is_searched_in_the_years_the_memory_speaks_of(bind):
+async def _ferry_memory(bind, said_at):
+    """Twenty turns of March that match ferry questions well, and one of ``said_at`` that
+    matches them weakly (``"TARGET"``); at most ten candidates per side."""
     from learning_machines.stores import EpisodeRanking
 
     store = make(bind, ranking=EpisodeRanking(candidates=10))
@@ -313,13 +281,28 @@ async def test_a_month_without_a_year_is_searched_in_the_years_the_memory_speaks
         Episode(
             speaker="ann",
             text="long day, packed, walked to harbour, waited, then ferry to island",
-            at=datetime(2023, 11, 9, 18, tzinfo=UTC),
-            session_id="nov",
-            ref="NOV9",
+            at=said_at,
+            session_id="target",
+            ref="TARGET",
         )
     )
     await store.aadd_episodes(episodes, user_id="ann")
+    return store
+
+
+async def test_a_question_that_names_a_day_searches_that_day_too(bind):
+    store = await _ferry_memory(bind, datetime(2023, 5, 3, 18, tzinfo=UTC))
+    question = "What did I say about the ferry on 3 May, 2023?"
+    hits = await store.asearch(question, user_id="ann", limit=5)
+    assert hits[0].episode.ref == "TARGET"
+    # twenty better matches of other days fill the candidates: without the day, it is not found
+    undated = await store.asearch("What did I say about the ferry?", user_id="ann", limit=10)
+    assert "TARGET" not in [h.episode.ref for h in undated]
+
+
+async def test_a_month_without_a_year_is_searched_in_the_years_the_memory_speaks_of(bind):
+    store = await _ferry_memory(bind, datetime(2023, 11, 9, 18, tzinfo=UTC))
     hits = await store.asearch(
         "What did I say about the ferry in the second week of November?", user_id="ann", limit=5
     )
-    assert hits[0].episode.ref == "NOV9"
+    assert hits[0].episode.ref == "TARGET"
