@@ -5,7 +5,8 @@ question names (:attr:`EpisodeRanking.date_boost`): "What did I tell you about t
 March?" is about what was said in March, whatever words the answer uses.
 
 Only explicit calendar dates are read; relative ones ("last week", "yesterday") depend on when
-the question is asked and are left to the time boost of "when" questions.
+the question is asked and are left to the time boost of "when" questions. (Relative dates in
+what is *learned* are resolved against the turn's time by ``curation/_dates.py``.)
 """
 
 from __future__ import annotations
