@@ -45,7 +45,7 @@ from ..db import LearningFilter, ScoredLearning, SearchLearnings
 from ..exceptions import ConfigurationError
 from ._config_values import flag_value, number_value, whole_number
 from ._episode_model import Episode
-from ._query_dates import query_periods
+from ._query_dates import moved_day, query_periods
 
 if TYPE_CHECKING:
     from ._base import BaseStore
@@ -414,7 +414,6 @@ async def _hybrid(
     )
 
 
-_DAY = timedelta(days=1)
 #: At most this many periods a query names are searched apart.
 _PERIOD_SEARCHES = 3
 #: Candidates taken from within each named period.
@@ -447,8 +446,8 @@ async def _within_named_periods(
     floor = min(s.score for s in found)
     extra: list[ScoredLearning] = []
     for period in periods[:_PERIOD_SEARCHES]:
-        start = datetime.combine(period.start, time(), UTC) - _DAY
-        end = datetime.combine(period.end, time(), UTC) + ranking.date_lag + 2 * _DAY
+        start = datetime.combine(moved_day(period.start, -1), time(), UTC)
+        end = datetime.combine(moved_day(period.end, ranking.date_lag.days + 2), time(), UTC)
         dated = replace(filter, happened_between=(start, end))
         within = await _hybrid(store, query, dated, vector, ranking, _PERIOD_CANDIDATES)
         for s in within:

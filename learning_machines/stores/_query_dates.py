@@ -14,9 +14,9 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import MAXYEAR, MINYEAR, date, timedelta
 
-__all__ = ["Period", "query_periods"]
+__all__ = ["Period", "moved_day", "query_periods"]
 
 _MONTH_NUMBERS = {
     "january": 1,
@@ -95,24 +95,31 @@ class Period:
         told after they happen, so a turn said a few days after the period still speaks of it;
         a day of margin on both sides absorbs time zones.
         """
-        early = timedelta(days=before_days)
-        late = timedelta(days=after_days)
         if not self.any_year:
-            return self.start - early <= day <= self.end + late
-        span = self.end.year - self.start.year
-        for year in (day.year - 1, day.year, day.year + 1):
-            start = _in_year(self.start, year)
-            end = _in_year(self.end, year + span)
-            if start - early <= day <= end + late:
-                return True
-        return False
+            return moved_day(self.start, -before_days) <= day <= moved_day(self.end, after_days)
+        return any(
+            moved_day(p.start, -before_days) <= day <= moved_day(p.end, after_days)
+            for p in (self.in_year(y) for y in (day.year - 1, day.year, day.year + 1))
+        )
 
     def in_year(self, year: int) -> Period:
-        """The same days in ``year`` (the period itself when the query named a year)."""
+        """The same days in ``year`` (the period itself when the query named a year).
+
+        A year outside what ``date`` can hold is brought to its nearest end (1 or 9999).
+        """
         if not self.any_year:
             return self
         span = self.end.year - self.start.year
+        year = min(max(year, MINYEAR), MAXYEAR - span)
         return Period(start=_in_year(self.start, year), end=_in_year(self.end, year + span))
+
+
+def moved_day(day: date, days: int) -> date:
+    """``day`` moved by ``days``, stopping at the first and last day ``date`` can hold."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
 
 
 def _in_year(day: date, year: int) -> date:

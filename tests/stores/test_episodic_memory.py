@@ -306,3 +306,19 @@ async def test_a_month_without_a_year_is_searched_in_the_years_the_memory_speaks
         "What did I say about the ferry in the second week of November?", user_id="ann", limit=5
     )
     assert hits[0].episode.ref == "TARGET"
+
+
+async def test_turns_dated_at_the_ends_of_the_calendar_do_not_break_a_dated_question(bind):
+    store = make(bind)
+    said = [
+        ("the ferry at the end of time", datetime(9999, 12, 31, 12, tzinfo=UTC)),
+        ("the ferry at the start of time", datetime(1, 1, 1, 12, tzinfo=UTC)),
+        ("the ferry in december", datetime(2023, 12, 5, 12, tzinfo=UTC)),
+    ]
+    await store.aadd_episodes(
+        [Episode(speaker="ann", text=t, at=at, ref=f"D{i}") for i, (t, at) in enumerate(said)],
+        user_id="ann",
+    )
+    for question in ("What about the ferry in December?", "the ferry on 1 January"):
+        hits = await store.asearch(question, user_id="ann", limit=3)
+        assert len(hits) == 3

@@ -126,3 +126,12 @@ def test_a_period_without_a_year_is_placed_in_a_given_year():
     assert feb.in_year(2023).start == date(2023, 2, 28)  # no 29th that year
     (named,) = query_periods("in May 2022")
     assert named.in_year(2030) == named  # a named year stays
+
+
+def test_the_first_and_last_years_a_date_can_hold_do_not_break_a_period():
+    (december,) = query_periods("in December")
+    assert december.holds(date(9999, 12, 31), after_days=4)
+    assert december.in_year(10_000).end == date(9999, 12, 31)
+    assert not december.holds(date(1, 1, 1), before_days=1)
+    (january,) = query_periods("on 1 January")
+    assert january.holds(date(1, 1, 1), before_days=1)
