@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import MAXYEAR, MINYEAR, date, timedelta
 
-__all__ = ["Period", "moved_day", "query_periods"]
+__all__ = ["MAX_PERIODS", "MAX_QUERY_CHARS", "Period", "moved_day", "query_periods"]
 
 _MONTH_NUMBERS = {
     "january": 1,
@@ -73,6 +73,10 @@ _BEFORE = re.compile(
 _NUMBERS = {"a": 1, "one": 1, "the": 1, "two": 2, "three": 3}
 _SPAN_DAYS = {"day": 1, "days": 1, "week": 7, "weeks": 7, "weekend": 7, "month": 31}
 _SEASON_MONTHS = {"spring": (3, 5), "summer": (6, 8), "fall": (9, 11), "autumn": (9, 11)}
+#: The start of a query read for dates.
+MAX_QUERY_CHARS = 2000
+#: The most periods returned for one query.
+MAX_PERIODS = 8
 # When the query names no year, dates are placed in a leap year so that 29 February exists.
 _ANY_YEAR = 2000
 
@@ -135,7 +139,12 @@ def query_periods(query: str) -> tuple[Period, ...]:
     ("summer 2021") and years ("in 2023"). "before <date>" reads as the span before it ("the
     week before 16 June": 9-16 June; plain "before": the two weeks before). A date that does
     not exist (31 February) is ignored.
+
+    Only the first :data:`MAX_QUERY_CHARS` characters are read, and at most
+    :data:`MAX_PERIODS` periods are returned: a message may be long (a pasted document), and
+    reading every date in it would cost time in the turn without telling what it asks about.
     """
+    query = query[:MAX_QUERY_CHARS]
     taken: list[tuple[int, int]] = []
     found: list[tuple[int, int, Period]] = []
 
@@ -166,7 +175,7 @@ def query_periods(query: str) -> tuple[Period, ...]:
             year = int(m.group(1))
             keep(m, Period(start=date(year, 1, 1), end=date(year, 12, 31)))
     found.sort(key=lambda f: f[0])
-    return tuple(_join_ranges(query, found))
+    return tuple(_join_ranges(query, found)[:MAX_PERIODS])
 
 
 def _date(year: str | None, month: str, day: str) -> Period | None:
