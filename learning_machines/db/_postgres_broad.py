@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._bm25 import K1, B
 from ._decode import decode_rows
 from ._fusion import rank
 from ._ops import SearchLearnings
@@ -54,8 +55,6 @@ __all__ = [
 
 #: A shared namespace with at least this many learnings is worth its own indexes.
 BROAD_SCOPE_ROWS = 1000
-_K1 = 1.2
-_B = 0.75
 # Scope sizes (BM25's N) are cached this long: a namespace of thousands of rows changes its IDF
 # imperceptibly in a minute.
 _SIZE_TTL = 60.0
@@ -225,7 +224,7 @@ def _keyword_sql(
     params: list[Any] = [op.query, list(namespaces), list(f.statuses)]
     if f.learning_types is not None:
         params.append(list(f.learning_types))
-    params += [max(size, 1), _K1 + 1, _K1, _B, _B, avgdl or 1.0, n]
+    params += [max(size, 1), K1 + 1, K1, B, B, avgdl or 1.0, n]
     # IDF once per lexeme, and every product in float8: an integer parameter made PostgreSQL
     # compute ln() per posting in numeric, which was most of the search's time.
     sql = (

@@ -23,9 +23,10 @@ BM25 index, ``_postgres_broad``).
 
 from __future__ import annotations
 
-import math
 import re
 from typing import TYPE_CHECKING, Any
+
+from ._bm25 import bm25_idf, bm25_term
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,8 +35,6 @@ __all__ = ["SMALL_SCOPE", "keyword_candidates", "ts_query"]
 
 #: Scopes of at most this many rows are scored by BM25 here; larger ones by ``ts_rank_cd``.
 SMALL_SCOPE = 2000
-_K1 = 1.2
-_B = 0.75
 _MAX_QUERY_WORDS = 64
 _WORD = re.compile(r"\w+")
 # A lexeme of a tsvector or tsquery as text: 'word' (a quote inside is doubled), then in a
@@ -121,11 +120,10 @@ def _scoped_bm25(
             doc_freq[t] += 1
         found.append((str(r["id"]), held, max(1, sum(counts.values()))))
     total = max(size, len(found))
-    idf = {t: math.log(1 + (total - df + 0.5) / (df + 0.5)) for t, df in doc_freq.items()}
+    idf = {t: bm25_idf(total, df) for t, df in doc_freq.items()}
     mean_length = sum(length for _, _, length in found) / len(found)
     scores: dict[str, float] = {}
     for row_id, held, length in found:
-        norm = _K1 * (1 - _B + _B * length / mean_length)
-        scores[row_id] = sum(idf[t] * tf * (_K1 + 1) / (tf + norm) for t, tf in held.items())
+        scores[row_id] = sum(bm25_term(idf[t], tf, length, mean_length) for t, tf in held.items())
     best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
     return dict(best)

@@ -23,7 +23,6 @@ feeds it rows and decides visibility; see ``_sqlite_broad.py``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import threading
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._bm25 import K1, B, bm25_term
 from ._records import ALL_STATUSES
 
 __all__ = [
@@ -43,7 +43,6 @@ __all__ = [
     "IndexRow",
     "LiveIndex",
     "SideIndex",
-    "bm25_idf",
     "build_index",
     "dot_rows",
 ]
@@ -52,18 +51,10 @@ __all__ = [
 FORMAT_VERSION = 1
 _MAGIC = b"LMSIDX01"
 _ALIGN = 64
-# BM25 parameters (FTS5's).
-K1 = 1.2
-B = 0.75
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
-
-
-def bm25_idf(n: float, df: float) -> float:
-    """IDF in Lucene's form, positive even for terms in most rows (as ``_sqlite_keyword``)."""
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
 def _unit(v: F32) -> F32:
@@ -494,11 +485,11 @@ class LiveIndex:
             ]
         for r in extra:
             score = 0.0
-            row_norm = K1 * (1 - B + B * sum(r.terms.values()) / avgdl)
+            length = sum(r.terms.values())
             for term, w in zip(terms, idf, strict=True):
                 count = r.terms.get(term, 0)
                 if count and w > 0:
-                    score += w * count * (K1 + 1) / (count + row_norm)
+                    score += bm25_term(w, count, length, avgdl)
             if score > 0:
                 out.append(Candidate(r.pk, r.seq, score))
         out.sort(key=lambda c: (-c.score, c.pk))

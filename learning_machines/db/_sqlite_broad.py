@@ -42,11 +42,12 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import EmbedderMismatchError
+from ._bm25 import bm25_idf
 from ._decode import decode_rows
 from ._fusion import rank
 from ._ops import SearchLearnings
 from ._records import PRIVATE_NAMESPACE, LearningFilter, ScoredLearning
-from ._side_index import Candidate, IndexRow, LiveIndex, SideIndex, bm25_idf, build_index
+from ._side_index import Candidate, IndexRow, LiveIndex, SideIndex, build_index
 from ._sqlite_rows import fts_terms, marks, row_to_learning
 
 __all__ = [

@@ -23,10 +23,10 @@ A scope larger than :data:`SMALL_SCOPE` rows falls back to FTS5's ``bm25()`` ove
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from typing import Any
 
+from ._bm25 import bm25_idf, bm25_term
 from ._records import PRIVATE_NAMESPACE, LearningFilter
 from ._sqlite_rows import fts_terms, marks
 
@@ -34,9 +34,6 @@ __all__ = ["SMALL_SCOPE", "fts_scope_match", "keyword_candidates"]
 
 #: Scopes of at most this many rows are scored here; larger ones by FTS5's ``bm25()``.
 SMALL_SCOPE = 2000
-# FTS5's BM25 parameters.
-_K1 = 1.2
-_B = 0.75
 
 
 def _scope_token(prefix: str, value: str) -> str:
@@ -142,19 +139,18 @@ def _scoped_bm25(
     ).fetchall()
     if not rows:
         return {}
-    idf = [math.log(1 + (size - df + 0.5) / (df + 0.5)) for df in doc_freq]
+    idf = [bm25_idf(size, df) for df in doc_freq]
     texts = {int(pk): str(text).casefold() for pk, text in rows}
     # Words approximated as space-separated pieces.
     lengths = {pk: text.count(" ") + 1 for pk, text in texts.items()}
     mean_length = sum(lengths.values()) / len(lengths)
     scores: dict[int, float] = {}
     for pk, text in texts.items():
-        norm = _K1 * (1 - _B + _B * lengths[pk] / mean_length)
         score = 0.0
         for i in held[pk]:
             # Verbatim occurrences; the match itself proves at least one (maybe stemmed).
             tf = max(1, text.count(words[i]))
-            score += idf[i] * tf * (_K1 + 1) / (tf + norm)
+            score += bm25_term(idf[i], tf, lengths[pk], mean_length)
         scores[pk] = score
     best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
     return dict(best)
