@@ -248,13 +248,21 @@ def _boost_dated(
     periods = query_periods(query)
     if not periods:
         return fused
-    after = ranking.date_lag.days + 1
+    before, after = _margins(ranking)
     out = dict(fused)
     for i, s in by_id.items():
         said = _said_on(s)
-        if any(p.holds(said, before_days=1, after_days=after) for p in periods):
+        if any(p.holds(said, before_days=before, after_days=after) for p in periods):
             out[i] += ranking.date_boost
     return out
+
+
+def _margins(ranking: EpisodeRanking) -> tuple[int, int]:
+    """Days a named period is widened by, before and after it.
+
+    One on each side for time zones, and ``date_lag`` more after it.
+    """
+    return 1, ranking.date_lag.days + 1
 
 
 def asks_about_time(query: str) -> bool:
@@ -446,8 +454,10 @@ async def _within_named_periods(
     floor = min(s.score for s in found)
     extra: list[ScoredLearning] = []
     for period in periods[:_PERIOD_SEARCHES]:
-        start = datetime.combine(moved_day(period.start, -1), time(), UTC)
-        end = datetime.combine(moved_day(period.end, ranking.date_lag.days + 2), time(), UTC)
+        # the days :func:`_boost_dated` lifts, as [first midnight, midnight after the last)
+        before, after = _margins(ranking)
+        start = datetime.combine(moved_day(period.start, -before), time(), UTC)
+        end = datetime.combine(moved_day(period.end, after + 1), time(), UTC)
         dated = replace(filter, happened_between=(start, end))
         within = await _hybrid(store, query, dated, vector, ranking, _PERIOD_CANDIDATES)
         for s in within:
